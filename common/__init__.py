@@ -1,0 +1,1 @@
+"""Thin code shared by the torch-classics experiments."""

@@ -1,0 +1,63 @@
+"""Options dataclasses -> command lines that accept the Lua originals' `-flag` and `--flag`.
+
+    @options
+    class Opts:
+        rnn_size: int = flag(128, "size of LSTM internal state")
+
+    opt = parse(Opts)          # -rnn_size 512, --rnn_size 512 and -h all work
+"""
+import argparse
+import dataclasses
+import sys
+from types import MappingProxyType
+
+from argparse_dataclass import ArgumentParser
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit status 1, no traceback."""
+
+
+def flag(default, help, positional=False, **metadata):
+    """A dataclass field with a help string; `positional=True` makes it an argument like `model`."""
+    metadata["help"] = help if positional else f"{help} (default: {default!r})"
+    if positional:
+        metadata["nargs"] = "?" if default is not None else None
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def options(cls):
+    """Make `cls` a dataclass whose every field is spelled `-name` and `--name` on the command line."""
+    cls = dataclasses.dataclass(cls)
+    for f in dataclasses.fields(cls):
+        if "args" not in f.metadata:
+            positional = f.metadata.get("nargs", False) is not False
+            meta = dict(f.metadata)
+            meta["args"] = [f.name] if positional else [f"-{f.name}", f"--{f.name}"]
+            if meta.get("nargs") is None:
+                meta.pop("nargs", None)
+            f.metadata = MappingProxyType(meta)
+    return cls
+
+
+def parse(options_cls, argv=None, description=None):
+    parser = ArgumentParser(options_cls, description=description or (options_cls.__doc__ or "").strip(),
+                            allow_abbrev=False)
+    opt = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    # positional fields with nargs='?' come back as None when omitted: use the dataclass default
+    for f in dataclasses.fields(options_cls):
+        if getattr(opt, f.name) is None and f.default is not None:
+            setattr(opt, f.name, f.default)
+    return opt
+
+
+def run(main, *args):
+    """Call main(*args); a UserError or Ctrl-C becomes one line on stderr and a non-zero exit."""
+    try:
+        return main(*args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

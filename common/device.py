@@ -1,0 +1,50 @@
+"""The originals' device flags (-gpuid / -gpu: -1 means CPU) as a torch.device, and seeding."""
+import random
+import sys
+
+import numpy as np
+import torch
+
+
+def get_device(gpuid: int) -> torch.device:
+    """-1 -> CPU; N >= 0 -> CUDA device N, else Apple MPS, else CPU with one line saying so.
+
+    The originals default to GPU 0 and fall back to CPU when cunn is missing; we keep that so the
+    commands people know run on a laptop, but say it once.
+    """
+    if gpuid < 0:
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        if gpuid >= n:
+            print(f"warning: GPU {gpuid} asked for but only {n} CUDA device(s) exist; using cuda:0",
+                  file=sys.stderr)
+            gpuid = 0
+        return torch.device("cuda", gpuid)
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    print(f"note: no CUDA or MPS device found, running on CPU (pass -gpuid -1 to silence this)",
+          file=sys.stderr)
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """Torch CPU (and CUDA) RNG state, storable with weights_only checkpoints."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    if not state:
+        return
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
