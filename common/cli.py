@@ -6,7 +6,6 @@
 
     opt = parse(Opts)          # -rnn_size 512, --rnn_size 512 and -h all work
 """
-import argparse
 import dataclasses
 import sys
 from types import MappingProxyType

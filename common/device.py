@@ -23,7 +23,7 @@ def get_device(gpuid: int) -> torch.device:
         return torch.device("cuda", gpuid)
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
-    print(f"note: no CUDA or MPS device found, running on CPU (pass -gpuid -1 to silence this)",
+    print("note: no CUDA or MPS device found, running on CPU (pass -gpuid -1 to silence this)",
           file=sys.stderr)
     return torch.device("cpu")
 
