@@ -21,7 +21,7 @@ def flag(default, help, positional=False, **metadata):
     """A dataclass field with a help string; `positional=True` makes it an argument like `model`."""
     metadata["help"] = help if positional else f"{help} (default: {default!r})"
     if positional:
-        metadata["nargs"] = "?" if default is not None else None
+        metadata["nargs"] = "?"
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -33,15 +33,17 @@ def options(cls):
             positional = f.metadata.get("nargs", False) is not False
             meta = dict(f.metadata)
             meta["args"] = [f.name] if positional else [f"-{f.name}", f"--{f.name}"]
-            if meta.get("nargs") is None:
-                meta.pop("nargs", None)
+            if positional:
+                meta.setdefault("type", f.type)  # argparse-dataclass would read nargs as a list type
             f.metadata = MappingProxyType(meta)
     return cls
 
 
 def parse(options_cls, argv=None, description=None):
-    parser = ArgumentParser(options_cls, description=description or (options_cls.__doc__ or "").strip(),
-                            allow_abbrev=False)
+    doc = options_cls.__doc__ or ""
+    if doc.startswith(options_cls.__name__ + "("):  # dataclass's generated signature, not a description
+        doc = ""
+    parser = ArgumentParser(options_cls, description=description or doc.strip(), allow_abbrev=False)
     opt = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     # positional fields with nargs='?' come back as None when omitted: use the dataclass default
     for f in dataclasses.fields(options_cls):

@@ -1,0 +1,23 @@
+"""Write an English corpus every machine has offline: the text of Python's bundled documentation topics.
+
+    python -m charrnn.demo_corpus demo_out/charrnn/data/input.txt
+"""
+import os
+import sys
+
+
+def python_docs_text() -> str:
+    from pydoc_data.topics import topics  # the `help()` pages of the Python reference, ~0.9 MB of English
+    return "\n\n".join(topics[k].strip() for k in sorted(topics)) + "\n"
+
+
+def main(path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    text = python_docs_text()
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"wrote {len(text):,} characters of Python documentation to {path}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "data/pydocs/input.txt")

@@ -1,0 +1,27 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+DATA = SHARED / "data"
+T7_FIXTURES = SHARED / "fixtures" / "t7" / "charrnn"
+CHARRNN = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def shakespeare_dir(tmp_path):
+    """A data dir holding the first 12,000 characters of tinyshakespeare (small enough to train in seconds)."""
+    d = tmp_path / "shakespeare"
+    d.mkdir()
+    text = (DATA / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")[:12000]
+    (d / "input.txt").write_text(text, encoding="utf-8")
+    return d
+
+
+@pytest.fixture
+def wangfeng_dir(tmp_path):
+    d = tmp_path / "wangfeng"
+    d.mkdir()
+    shutil.copy(DATA / "wangfeng" / "input.txt", d / "input.txt")
+    return d
