@@ -1,0 +1,116 @@
+"""HTTP chatbot server (chatbot-zh-torch7 `eval-server.lua`).
+
+    python server.py --dataDir data/                  # http://127.0.0.1:8082
+    curl 'http://127.0.0.1:8082/?text=你好'            # -> {"text": "你好", "reply": "..."}
+    curl -d '{"text": "你好"}' http://127.0.0.1:8082/
+
+The model is loaded once; each request decodes with its own local state, so concurrent requests
+never see each other's. Bad requests get a 4xx JSON error.
+"""
+import json
+import os
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import torch
+
+from chatbot.eval import Chatbot
+from common.cli import UserError, flag, options, parse, run
+from common.device import get_device
+
+
+@options
+class ServerOpts:
+    """Answer GET /?text=... and POST {"text": ...} with the model's reply as JSON."""
+    dataDir: str = flag("data/", "folder that train.py wrote (model.pt)")
+    model: str = flag("", "model file (default: DATADIR/model.pt)")
+    host: str = flag("127.0.0.1", "address to listen on (0.0.0.0 = every interface)")
+    port: int = flag(8082, "port (0 = any free port), as eval-server.lua")
+    beam: int = flag(1, "beam size (1 = greedy)")
+    maxLength: int = flag(20, "at most this many tokens per reply")
+    maxInputLength: int = flag(200, "longest accepted question, in characters")
+    threads: int = flag(0, "CPU threads for torch (0 = torch's default)")
+    cuda: bool = flag(False, "use CUDA (same as -gpuid 0)")
+    gpuid: int = flag(-1, "GPU id, -1 = CPU")
+
+
+class ChatHandler(BaseHTTPRequestHandler):
+    bot = None  # set by make_server
+    max_input = 200
+    max_body = 64 * 1024
+
+    def _send(self, status, obj):
+        body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _answer(self, text):
+        if not isinstance(text, str) or not text.strip():
+            return self._send(400, {"error": "give the question as ?text=... or a JSON body {\"text\": ...}"})
+        if len(text) > self.max_input:
+            return self._send(413, {"error": f"text longer than {self.max_input} characters"})
+        self._send(200, {"text": text, "reply": self.bot.reply(text)})
+
+    def do_GET(self):
+        url = urlsplit(self.path)
+        if url.path not in ("/", ""):
+            return self._send(404, {"error": f"no such path {url.path}; use /?text=..."})
+        try:
+            query = parse_qs(url.query, strict_parsing=False, errors="strict")
+        except UnicodeDecodeError:
+            return self._send(400, {"error": "text is not UTF-8"})
+        self._answer(query.get("text", [""])[0])
+
+    def do_POST(self):
+        if urlsplit(self.path).path not in ("/", ""):
+            return self._send(404, {"error": "no such path; POST to /"})
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            return self._send(411, {"error": "Content-Length required"})
+        if length < 0 or length > self.max_body:
+            return self._send(413, {"error": f"body larger than {self.max_body} bytes"})
+        try:
+            obj = json.loads(self.rfile.read(length).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return self._send(400, {"error": "body is not UTF-8 JSON like {\"text\": \"你好\"}"})
+        self._answer(obj.get("text") if isinstance(obj, dict) else None)
+
+    def log_message(self, fmt, *args):  # one short line per request on stderr
+        sys.stderr.write(f"{self.address_string()} {fmt % args}\n")
+
+
+def make_server(bot, host="127.0.0.1", port=8082, max_input=200):
+    """A ThreadingHTTPServer answering with `bot` (call serve_forever(); server_address has the port)."""
+    handler = type("Handler", (ChatHandler,), {"bot": bot, "max_input": max_input})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def main(opt):
+    if opt.threads > 0:
+        torch.set_num_threads(opt.threads)
+    path = opt.model or os.path.join(opt.dataDir, "model.pt")
+    if not os.path.exists(path):
+        raise UserError(f"{path}: no model yet; train one first (python train.py --dataDir {opt.dataDir})")
+    bot = Chatbot(path, get_device(0 if opt.cuda and opt.gpuid < 0 else opt.gpuid), opt.beam, opt.maxLength)
+    bot.reply("你好")  # warm up (loads jieba's dictionary before the first request)
+    try:
+        server = make_server(bot, opt.host, opt.port, opt.maxInputLength)
+    except OSError as e:
+        raise UserError(f"cannot listen on {opt.host}:{opt.port} ({e.strerror}); try another --port") from None
+    host, port = server.server_address[:2]
+    print(f"listening on http://{host}:{port}/?text=...", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    run(main, parse(ServerOpts))

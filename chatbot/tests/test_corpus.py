@@ -1,0 +1,192 @@
+"""Corpus readers on real samples, tokenization, HDF5 preprocessing, streaming batches, bad input."""
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from chatbot.corpus import (
+    EOS,
+    GO,
+    UNK,
+    PairData,
+    builtin_corpus,
+    collate,
+    corpus_files,
+    detokenize,
+    encode,
+    prepare,
+    read_conv,
+    read_dialogs,
+    read_meta,
+    resolve_tokens,
+    tokenize,
+)
+from chatbot.tests.conftest import DGK
+from common.cli import UserError
+
+
+def test_conv_reader_on_real_files():
+    dialogs = list(read_conv(DGK / "lost.conv"))
+    # data/README.md: lost.conv has 13,511 dialogues and 61,007 utterances
+    assert len(dialogs) == 13511
+    assert sum(len(d) for d in dialogs) == 61007
+    assert dialogs[0][:2] == ["爸爸  你午饭时喝了多少酒", "你是在教训我么?"]
+    assert not any("\r" in t for d in dialogs for t in d)  # CRLF stripped
+    juemds = list(read_conv(DGK / "juemds.conv"))  # its `E` lines end in CRLF too
+    assert (len(juemds), sum(len(d) for d in juemds)) == (5726, 27994)
+
+
+def test_folder_of_conv_files_and_builtin_yaml():
+    fmt, files = corpus_files(DGK)
+    assert fmt == "conv" and [os.path.basename(f) for f in files] == [
+        "fanzxl.conv", "haosys.conv", "juemds.conv", "laoyj.conv", "lost.conv"]
+    fmt, files = corpus_files(builtin_corpus())
+    assert fmt == "yaml" and len(files) == 17
+    dialogs = list(read_dialogs(fmt, files))
+    # reference/chatbot.md: 467 conversations, 552 consecutive pairs, 1,019 utterances
+    assert len(dialogs) == 467
+    assert sum(len(d) - 1 for d in dialogs) == 552
+    assert sum(len(d) for d in dialogs) == 1019
+
+
+def test_cornell_reader(tmp_path):
+    sep = " +++$+++ "
+    (tmp_path / "movie_lines.txt").write_bytes("\n".join([
+        f"L1045{sep}u0{sep}m0{sep}BIANCA{sep}They do not!",
+        f"L1044{sep}u2{sep}m0{sep}CAMERON{sep}They do to!",
+        f"L985{sep}u0{sep}m0{sep}BIANCA{sep}I hope so.",
+        f"L984{sep}u2{sep}m0{sep}CAMERON{sep}Caf\xe9 she's okay?",
+    ]).encode("latin-1"))
+    (tmp_path / "movie_conversations.txt").write_text(
+        f"u0{sep}u2{sep}m0{sep}['L1044', 'L1045']\nu0{sep}u2{sep}m0{sep}['L984', 'L985']\n")
+    fmt, files = corpus_files(tmp_path)
+    assert fmt == "cornell"
+    assert list(read_dialogs(fmt, files)) == [["They do to!", "They do not!"], ["Café she's okay?", "I hope so."]]
+    assert tokenize("Café she's okay?", "word") == ["caf", "é", "she's", "okay", "?"]
+
+
+def test_tokenizers():
+    assert tokenize("我被叫来的时候", "word") == ["我", "被叫", "来", "的", "时候"]  # jieba
+    assert tokenize("我被叫来的时候 OK", "char") == ["我", "被", "叫", "来", "的", "时", "候", "ok"]
+    assert tokenize("畹/华/吾/侄/", "slash") == ["畹", "华", "吾", "侄"]
+    assert tokenize("I don't know, Sarah.", "word") == ["i", "don't", "know", ",", "sarah", "."]
+    assert detokenize(["我", "知道", "。"]) == "我知道。"
+    assert detokenize(["i", "don't", "know", "."]) == "i don't know."
+
+
+def test_token_mode_resolution(tmp_path):
+    assert resolve_tokens("conv", [str(DGK / "lost.conv")], "auto") == ("word", "word")
+    chars = tmp_path / "min.conv"  # dgk_shooter_min style: split by character
+    chars.write_text("E\nM 畹/华/吾/侄/\nM 你/接/到/这/封/信/的/时/候/\n", encoding="utf-8")
+    assert resolve_tokens("conv", [str(chars)], "auto") == ("slash", "char")
+    words = tmp_path / "z.conv"  # dgk_shooter_z style: split into words
+    words.write_text("E\nM 你/接到/这封信/的/时候/\nM 呵呵/\n", encoding="utf-8")
+    assert resolve_tokens("conv", [str(words)], "auto") == ("slash", "word")
+    assert resolve_tokens("conv", [str(words)], "char") == ("char", "char")
+
+
+def test_unknown_words_fall_back_to_characters():
+    vocab = {w: i for i, w in enumerate(["<pad>", "<go>", "<eos>", "<unknown>", "你", "好", "吗"])}
+    assert encode("你好吗", "word", vocab) == [4, 5, 6]  # jieba gives 你好/吗; 你好 is unknown -> 你 好
+    assert encode("你好 zebra", "word", vocab) == [4, 5, UNK]
+
+
+def _pairs_of(dialogs):
+    return sum(len(d) - 1 for d in dialogs)
+
+
+def test_prepare_slice_of_real_corpus(tmp_path):
+    conv = DGK / "juemds.conv"
+    first = []
+    for d in read_conv(conv):
+        first.append(d)
+        if len(first) == 300:
+            break
+    h5 = prepare(str(conv), tmp_path, dataset=300, max_len=25, val_size=0.1, quiet=True)
+    meta = read_meta(h5)
+    with h5py.File(h5) as f:
+        n_train, n_val = len(f["train/src/offsets"]) - 1, len(f["val/src/offsets"]) - 1
+        assert f.attrs["n_dialogs"] == 300
+        lengths = np.diff(f["train/tgt/offsets"][...])
+    assert n_train + n_val == _pairs_of(first)  # every consecutive pair of the first 300 dialogs
+    assert 0 < n_val < 0.25 * (n_train + n_val)
+    assert lengths.max() <= 23  # room for <go> and <eos>
+    words = meta["words"]
+    assert meta["words"][:4] == ["<pad>", "<go>", "<eos>", "<unknown>"] and meta["tokens"] == "word"
+    # every pair reads back as the tokenized turns (all words are in the vocabulary here)
+    expected = sorted((tuple(tokenize(q, "word")[:25]), tuple(tokenize(a, "word")[:23]))
+                      for d in first for q, a in zip(d, d[1:]))
+    got = []
+    for split in ("train", "val"):
+        data = PairData(h5, split)
+        got += [(tuple(words[i] for i in data.src[k]), tuple(words[i] for i in data.tgt[k])) for k in range(len(data))]
+        data.close()
+    assert sorted(got) == expected
+
+    # fresh: the second call reuses the file; new settings or a new corpus rebuild it
+    mtime = os.path.getmtime(h5)
+    assert prepare(str(conv), tmp_path, dataset=300, val_size=0.1, quiet=True) == h5
+    assert os.path.getmtime(h5) == mtime
+    prepare(str(conv), tmp_path, dataset=100, val_size=0.1, quiet=True)
+    with h5py.File(h5) as f:
+        assert f.attrs["n_dialogs"] == 100
+    prepare(str(DGK / "laoyj.conv"), tmp_path, dataset=100, val_size=0.1, quiet=True)
+    assert read_meta(h5)["source_sha1"] != meta["source_sha1"]
+
+
+def test_vocab_size_and_min_word_freq(tmp_path):
+    h5 = prepare(str(DGK / "juemds.conv"), tmp_path / "a", dataset=200, vocab_size=50, quiet=True)
+    words = read_meta(h5)["words"]
+    assert len(words) == 54
+    h5b = prepare(str(DGK / "juemds.conv"), tmp_path / "b", dataset=200, min_word_freq=3, quiet=True)
+    with h5py.File(h5b) as f:
+        ids = f["train/src/tokens"][...]
+    assert ids.max() < len(read_meta(h5b)["words"])  # ids renumbered (the original's minWordFreq bug)
+    assert (ids == UNK).sum() > 0
+
+
+def test_batches_stream_every_pair_once_in_a_seeded_order(tmp_path):
+    h5 = prepare(str(DGK / "juemds.conv"), tmp_path, dataset=400, quiet=True)
+    data = PairData(h5, "train", block_batches=4)
+    n = len(data)
+
+    def batches(epoch, skip=0):
+        return [[tuple(s) + (-1,) + tuple(t) for s, t in zip(src, tgt)]
+                for src, tgt in data.batches(8, epoch, seed=1, skip=skip)]
+
+    def seen(epoch):
+        return [p for b in batches(epoch) for p in b]
+    e1 = seen(1)
+    assert len(e1) == n and sorted(e1) == sorted(tuple(s) + (-1,) + tuple(t) for s, t in zip(
+        [data.src[i] for i in range(n)], [data.tgt[i] for i in range(n)]))
+    assert seen(1) == e1 and seen(2) != e1
+    assert batches(1, skip=5) == batches(1)[5:]  # resume mid-epoch: the same remaining batches
+    assert sum(1 for _ in data.batches(8, 1, 1)) == data.num_batches(8)
+    x, lengths, y_in, y_out = collate([np.array([5, 6, 7])], [np.array([8, 9])])
+    assert x.tolist() == [[7, 6, 5]] and lengths.tolist() == [3]  # reversed source
+    assert y_in.tolist() == [[GO, 8, 9]] and y_out.tolist() == [[8, 9, EOS]]
+    data.close()
+
+
+def test_bad_corpora_give_one_clear_error(tmp_path):
+    empty = tmp_path / "empty.conv"
+    empty.write_text("")
+    with pytest.raises(UserError, match="empty"):
+        prepare(str(empty), tmp_path / "d1", quiet=True)
+    single = tmp_path / "single.conv"  # dialogs of one turn each: no pairs
+    single.write_text("E\nM 你好\nE\nM 再见\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no dialog pairs"):
+        prepare(str(single), tmp_path / "d2", quiet=True)
+    gbk = tmp_path / "gbk.conv"
+    gbk.write_bytes("E\nM 你好\nM 再见\n".encode("gbk"))
+    with pytest.raises(UserError, match="gbk.conv: not UTF-8"):
+        prepare(str(gbk), tmp_path / "d3", quiet=True)
+    with pytest.raises(UserError, match="no such corpus"):
+        prepare(str(tmp_path / "missing.conv"), tmp_path / "d4", quiet=True)
+    bad_yaml = tmp_path / "bad.yml"
+    bad_yaml.write_text("categories: [x\n", encoding="utf-8")
+    with pytest.raises(UserError, match="not valid YAML"):
+        prepare(str(bad_yaml), tmp_path / "d5", quiet=True)
+    with pytest.raises(UserError, match="--tokens"):
+        prepare(str(single), tmp_path / "d6", tokens="bytes", quiet=True)

@@ -1,0 +1,102 @@
+"""eval.py: the you> loop driven through stdin, --input files, decoding options, metrics, bad input."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from chatbot.eval import ANSWER, PROMPT, Chatbot, EvalOpts, bleu2, distinct, score
+from chatbot.eval import main as eval_main
+from chatbot.tests.conftest import DGK
+from common.cli import UserError, parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _eval(data_dir, *args, stdin=""):
+    return subprocess.run([sys.executable, "-m", "chatbot.eval", "--dataDir", str(data_dir), "--threads", "1",
+                           *args], input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_you_prompt_loop_through_stdin(trained):
+    d, _ = trained
+    p = _eval(d, stdin="你好\n\n   \n你喜欢什么\nquit\n这一行不会被读到\n")
+    assert p.returncode == 0 and "Traceback" not in p.stderr
+    out = p.stdout
+    assert out.count(PROMPT) == 5  # 你好, empty, blank, 你喜欢什么, quit
+    replies = [line[len(ANSWER):] for line in out.split(PROMPT) if line.startswith(ANSWER)]
+    assert len(replies) == 2 and all(r.strip() for r in replies)
+    assert out.count("(type something to say, or quit)") == 2  # the empty lines
+    assert "<unknown>" not in out
+    bot = Chatbot(os.path.join(d, "model.pt"))
+    assert replies[0].strip() == bot.reply("你好")  # the same greedy reply as the library call
+    # end of input also ends the loop cleanly
+    p = _eval(d, stdin="你好")
+    assert p.returncode == 0 and p.stdout.count(PROMPT) == 2 and "Traceback" not in p.stderr
+
+
+def test_input_file_and_beam(trained, tmp_path):
+    d, _ = trained
+    q = tmp_path / "q.txt"
+    q.write_text("你好\n\n今天天气怎么样\nzxqv 完全 陌生的 詞\n", encoding="utf-8")
+    p = _eval(d, "--input", str(q), "--beam", "4", "--maxLength", "8")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert [line for line in lines if line.startswith(PROMPT)] == [
+        f"{PROMPT}你好", f"{PROMPT}今天天气怎么样", f"{PROMPT}zxqv 完全 陌生的 詞"]
+    replies = [line[len(ANSWER):] for line in lines if line.startswith(ANSWER)]
+    assert len(replies) == 3 and all(0 < len(r) <= 8 for r in replies)  # char model: <= 8 characters
+    assert "<unknown>" not in p.stdout
+    p = _eval(d, "--input", str(q), "--debug")
+    assert p.stdout.count("step 0:") == 3
+
+
+def test_bad_input_is_one_clear_line(trained, tmp_path):
+    d, _ = trained
+    gbk = tmp_path / "gbk.txt"
+    gbk.write_bytes("你好\n".encode("gbk"))
+    p = _eval(d, "--input", str(gbk))
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines() == [
+        f"error: {gbk}: not UTF-8 text; convert it first (e.g. iconv -f GBK -t UTF-8)"]
+    for args, message in ((["--input", str(tmp_path / "none.txt")], "none.txt: cannot read"),
+                          (["--beam", "0"], "--beam"),
+                          (["--model", str(gbk)], "not a torch-classics checkpoint"),
+                          (["--dataDir", str(tmp_path / "empty_dir")], "no model yet")):
+        with pytest.raises(UserError, match=message):
+            eval_main(parse(EvalOpts, ["--dataDir", str(d), *args]))
+
+
+def test_unknown_words_do_not_make_unknown_replies(trained):
+    d, _ = trained
+    bot = Chatbot(os.path.join(d, "model.pt"))
+    replies = [bot.reply(q) for q in ["你好", "量子色动力学", "qwerty", "我想吃饭", "？？？"]]
+    assert all(r and "<unknown>" not in r for r in replies)
+    assert len(set(replies)) >= 2  # not one fixed answer to everything
+
+
+def test_bleu2_and_distinct_numbers():
+    assert bleu2([[1, 2, 3, 4]], [[1, 2, 3, 4]]) == pytest.approx(1.0)
+    # unigram precision 3/4, bigram 1/3, no brevity penalty: sqrt(3/4 * 1/3) = 0.5
+    assert bleu2([[1, 2, 5, 3]], [[1, 2, 3, 4]]) == pytest.approx(0.5)
+    # shorter hypothesis: brevity penalty exp(1 - 4/2)
+    assert bleu2([[1, 2]], [[1, 2, 3, 4]]) == pytest.approx(0.36787944, rel=1e-6)
+    assert bleu2([[7, 8]], [[1, 2]]) == 0.0
+    assert distinct([[1, 1, 2], [1, 3]], 1) == pytest.approx(3 / 5)
+    assert distinct([[1, 1, 2], [1, 3]], 2) == pytest.approx(3 / 3)
+    assert distinct([[1, 2, 1, 2]], 2) == pytest.approx(2 / 3)
+
+
+def test_metrics_on_the_validation_split(trained, tmp_path):
+    d, state = trained
+    bot = Chatbot(os.path.join(d, "model.pt"))
+    m = score(bot, os.path.join(d, "corpus.h5"), 20)
+    assert m["unit"] == "character" and m["scored"] == 20
+    assert m["ppl"] == pytest.approx(min(h["val_ppl"] for h in state["history"]), rel=1e-4)
+    assert 0 <= m["bleu2"] <= 1 and 0 < m["distinct1"] <= 1 and 0 < m["distinct2"] <= 1
+    assert m["unknown_replies"] == 0
+    # a corpus.h5 rebuilt from another corpus next to this model is refused, not silently used
+    from chatbot.corpus import prepare
+    other = prepare(str(DGK / "juemds.conv"), tmp_path, dataset=50, quiet=True)
+    with pytest.raises(UserError, match="another corpus or vocabulary"):
+        score(bot, other, 5)
