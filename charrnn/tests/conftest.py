@@ -1,7 +1,13 @@
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
+
+# tiny models: one thread is faster than two, and keeps tests steady on a loaded 2-core machine
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 DATA = SHARED / "data"
