@@ -1,0 +1,166 @@
+"""chatbot benchmark: attention vs plain seq2seq on dgk_lost_conv, and memory on all of it vs a tenth.
+
+    python bench/chatbot_bench.py                 # the full run (`make bench`): 10 min per model
+    python bench/chatbot_bench.py --minutes 1 --rss-steps 20 --no-write   # a quick check
+
+1. Quality: the Luong-attention model and the plain encoder-decoder (the original's), same sizes and
+   settings, are trained for the same wall-clock time at the same time, one CPU thread each (so they
+   share the machine equally and the whole run takes half as long). Each is then scored on the held-out
+   dialogs: per-word perplexity, BLEU-2 and distinct-1/2 of greedy replies.
+2. Memory: peak RSS (ru_maxrss of each child process, from wait4) of preprocessing and of training
+   (a few hundred batches) on all of dgk_lost_conv vs on its first tenth of dialogs.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from bench.report import git_rev, machine, write_section  # noqa: E402
+
+CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "data", "dgk_lost_conv")
+DIALOGS = 47378  # data/README.md; --dataset N keeps the first N dialogs
+MODEL = ["--vocabSize", "8000", "--hiddenSize", "256", "--numLayers", "1", "--batchSize", "64",
+         "--dropout", "0.1", "--learningRate", "0.002", "--optim", "adam", "--threads", "1", "--seed", "123"]
+
+
+def start(args, log):
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
+def finish(p):
+    """Wait for a child; returns its peak RSS in MiB (this child only, unlike RUSAGE_CHILDREN)."""
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise SystemExit(f"command failed ({p.returncode}): {' '.join(p.args)}; see {p.stdout.name}")
+    return usage.ru_maxrss / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=10.0, help="training time per model (default 10)")
+    ap.add_argument("--rss-steps", type=int, default=300, help="training batches for the memory runs")
+    ap.add_argument("--score-pairs", type=int, default=1000, help="validation pairs given greedy replies")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "chatbot"), help="work folder")
+    ap.add_argument("--no-write", action="store_true", help="print the section instead of writing BENCHMARKS.md")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    tenth = DIALOGS // 10
+    data = {"full": os.path.join(a.out, "full"), "tenth": os.path.join(a.out, "tenth")}
+    for d in data.values():
+        shutil.rmtree(d, ignore_errors=True)
+    t_start = time.time()
+
+    # --- memory: preprocessing, then a few hundred training batches, each in its own process
+    rss = {}
+    for name, n in (("tenth", tenth), ("full", 0)):
+        prep = ["-m", "chatbot.corpus", "--corpus", CORPUS, "--dataDir", data[name], "--dataset", str(n),
+                "--vocabSize", "8000"]
+        t = time.time()
+        rss[name, "prep"] = finish(start(prep, os.path.join(a.out, f"prep_{name}.log")))
+        rss[name, "prep_s"] = time.time() - t
+        train = ["-m", "chatbot.train", "--corpus", CORPUS, "--dataDir", data[name], "--dataset", str(n), *MODEL,
+                 "--maxSteps", str(a.rss_steps), "--printEvery", "100"]
+        rss[name, "train"] = finish(start(train, os.path.join(a.out, f"rss_train_{name}.log")))
+        print(f"{name}: preprocessing {rss[name, 'prep']:.0f} MiB, training {rss[name, 'train']:.0f} MiB", flush=True)
+    prep_log = open(os.path.join(a.out, "prep_full.log"), encoding="utf-8").read()
+    stats = re.search(r"(\d+) dialogs, (\d+) training pairs, (\d+) validation pairs, vocabulary (\d+)", prep_log)
+
+    # --- quality: attention vs plain, trained side by side for the same time, one thread each
+    runs = {}
+    for att in ("general", "none"):
+        d = os.path.join(a.out, f"model_{att}")
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        shutil.copy(os.path.join(data["full"], "corpus.h5"), d)  # same preprocessed data, own model files
+        shutil.copy(os.path.join(data["full"], "vocab.json"), d)
+        args = ["-m", "chatbot.train", "--corpus", CORPUS, "--dataDir", d, *MODEL, "--attention", att,
+                "--maxTime", str(60 * a.minutes), "--maxEpoch", "100", "--patience", "0", "--printEvery", "200"]
+        runs[att] = (d, start(args, os.path.join(a.out, f"train_{att}.log")))
+    for att, (d, p) in runs.items():
+        finish(p)
+    scores = {}
+    procs = {att: start(["-m", "chatbot.eval", "--dataDir", d, "--metrics", str(a.score_pairs), "--threads", "1"],
+                        os.path.join(a.out, f"eval_{att}.log")) for att, (d, _) in runs.items()}
+    for att, p in procs.items():
+        finish(p)
+        log = open(p.stdout.name, encoding="utf-8").read()
+        m = re.search(r"validation: (\d+) pairs, perplexity ([\d.]+) per (\w+); greedy replies to (\d+): "
+                      r"BLEU-2 ([\d.]+), distinct-1 ([\d.]+), distinct-2 ([\d.]+)", log)
+        tlog = open(os.path.join(a.out, f"train_{att}.log"), encoding="utf-8").read()
+        params = re.search(r"([\d.]+)M parameters", tlog).group(1)
+        stop = re.search(r"stopped at epoch (\d+) batch (\d+)", tlog)
+        n_batches = int(re.search(r"\((\d+) batches of", tlog).group(1))
+        steps = (int(stop.group(1)) - 1) * n_batches + int(stop.group(2)) if stop else None
+        scores[att] = dict(pairs=int(m.group(1)), ppl=float(m.group(2)), unit=m.group(3), scored=int(m.group(4)),
+                           bleu2=float(m.group(5)), d1=float(m.group(6)), d2=float(m.group(7)), params=params,
+                           steps=steps)
+        print(att, scores[att], flush=True)
+
+    # --- the section
+    att, plain = scores["general"], scores["none"]
+    gain = 1 - att["ppl"] / plain["ppl"]
+    r_prep = rss["full", "prep"] / rss["tenth", "prep"]
+    r_train = rss["full", "train"] / rss["tenth", "train"]
+    cmd = "python bench/chatbot_bench.py" + ("" if a.minutes == 10 and a.rss_steps == 300 else
+                                              f" --minutes {a.minutes:g} --rss-steps {a.rss_steps}")
+    settings = " ".join(MODEL)
+
+    def row(label, r, bold=False):
+        ppl = f"**{r['ppl']:.2f}**" if bold else f"{r['ppl']:.2f}"
+        return (f"| {label} | {r['params']}M | {r['steps']} | {ppl} | {r['bleu2']:.2f} | {r['d1']:.3f} "
+                f"| {r['d2']:.3f} |")
+
+    def rss_row(label, key, ratio):
+        cells = [f"{rss[n, key]:.0f} MiB" + (f" ({rss[n, 'prep_s']:.0f} s)" if key == "prep" else "")
+                 for n in ("tenth", "full")]
+        return f"| {label} | {cells[0]} | {cells[1]} | {ratio:.2f}x |"
+    body = f"""## chatbot (seq2seq on dgk_lost_conv)
+
+Machine: {machine()}. Commit {git_rev()}. Command: `{cmd}` (run by `make bench`), {(time.time() - t_start) / 60:.0f} min.
+
+Corpus: `../shared/data/dgk_lost_conv` (5 files), {stats.group(1)} dialogs -> {stats.group(2)} training pairs and
+{stats.group(3)} validation pairs (consecutive turns; 5% of dialogs held out), jieba **word** tokens,
+vocabulary {stats.group(4)} (`--vocabSize 8000` + 4 specials). Model settings for both: `{settings}`.
+
+### Attention vs plain seq2seq, {a.minutes:g} minutes of CPU training each
+
+Both models trained at the same time, one CPU thread each (`--threads 1`), so each got the same share
+of the {os.cpu_count()}-core machine for the same wall-clock time (`--maxTime {60 * a.minutes:g}`). Perplexity is per
+word (jieba token, plus `<eos>`) over all {att['pairs']} validation pairs; BLEU-2 (corpus, x100) and distinct-1/2 are
+of greedy replies to the first {att['scored']} validation questions.
+
+| model | parameters | batches in {a.minutes:g} min | val perplexity (per word) | BLEU-2 | distinct-1 | distinct-2 |
+| --- | --- | --- | --- | --- | --- | --- |
+{row('Luong attention (`--attention general`, default)', att, bold=True)}
+{row('plain encoder-decoder (`--attention none`, the original)', plain)}
+
+Attention's validation perplexity is **{100 * gain:.1f}% lower** than the plain model's
+(target: at least 20% lower) -> **{"met" if gain >= 0.2 else "NOT met"}**.
+
+### Peak memory: all of dgk_lost_conv vs a tenth
+
+Peak RSS of each step in its own process (`ru_maxrss` from `wait4`). Training reads batches from
+`corpus.h5` block by block, so only the model, the optimizer and one block of pairs are in memory.
+
+| step | first tenth (`--dataset {tenth}`) | all ({stats.group(1)} dialogs) | ratio |
+| --- | --- | --- | --- |
+{rss_row('preprocessing (`python -m chatbot.corpus`)', 'prep', r_prep)}
+{rss_row(f'training, {a.rss_steps} batches + validation', 'train', r_train)}
+
+Target: training on all of it within 1.5x of a tenth -> **{"met" if max(r_prep, r_train) <= 1.5 else "NOT met"}**.
+"""
+    if a.no_write:
+        print(body)
+    else:
+        write_section("chatbot", body)
+        print("wrote the chatbot section of BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()
