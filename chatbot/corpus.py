@@ -361,13 +361,18 @@ class PairData:
         order = rng.permutation(len(blocks)) if shuffle else range(len(blocks))
         for k in order:
             a, b = blocks[k]
-            perm = rng.permutation(b - a) if shuffle else np.arange(b - a)
-            n = len(range(0, b - a, batch_size))
-            if skip >= n:
-                skip -= n
+            starts = np.arange(0, b - a, batch_size)
+            if shuffle:  # drawn before any skipping, so the random stream is the same on resume
+                perm, starts = rng.permutation(b - a), rng.permutation(starts)
+            if skip >= len(starts):
+                skip -= len(starts)
                 continue
             src, tgt = self._read(self.src, a, b), self._read(self.tgt, a, b)
-            for j in range(skip * batch_size, b - a, batch_size):
+            if shuffle:  # bucket by length inside the block (little padding), batches in random order
+                perm = perm[np.argsort([len(src[i]) * 64 + len(tgt[i]) for i in perm], kind="stable")]
+            else:
+                perm = np.arange(b - a)
+            for j in starts[skip:]:
                 idx = perm[j:j + batch_size]
                 yield [src[i] for i in idx], [tgt[i] for i in idx]
             skip = 0

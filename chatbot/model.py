@@ -22,6 +22,7 @@ class Seq2SeqConfig:
     num_layers: int = 1
     dropout: float = 0.2
     attention: str = "general"  # Luong score: "general", "dot", or "none" (the original's plain model)
+    residual: bool = False
 
     def to_dict(self):
         return asdict(self)
@@ -46,8 +47,9 @@ class Encoder(nn.Module):
 class LuongAttention(nn.Module):
     """score(h_t, h_s) = h_t . W h_s ("general") or h_t . h_s ("dot"); output tanh(W_c [c_t; h_t])."""
 
-    def __init__(self, hidden_size, score="general"):
+    def __init__(self, hidden_size, score="general", residual=False):
         super().__init__()
+        self.residual = residual
         self.W = nn.Linear(hidden_size, hidden_size, bias=False) if score == "general" else nn.Identity()
         self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)
 
@@ -56,7 +58,8 @@ class LuongAttention(nn.Module):
         scores = scores.masked_fill(~src_mask[:, None, :], float("-inf"))
         weights = F.softmax(scores, dim=-1)
         context = torch.bmm(weights, enc_out)
-        return torch.tanh(self.combine(torch.cat([context, dec_out], dim=-1))), weights
+        attentional = torch.tanh(self.combine(torch.cat([context, dec_out], dim=-1)))
+        return (dec_out + attentional if self.residual else attentional), weights
 
 
 class Decoder(nn.Module):
@@ -65,15 +68,20 @@ class Decoder(nn.Module):
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=PAD)
         self.rnn = nn.LSTM(cfg.hidden_size, cfg.hidden_size, cfg.num_layers, batch_first=True,
                            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
-        self.attention = LuongAttention(cfg.hidden_size, cfg.attention) if cfg.attention != "none" else None
+        self.attention = LuongAttention(cfg.hidden_size, cfg.attention, cfg.residual) if cfg.attention != "none" else None
         self.drop = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(cfg.hidden_size, cfg.vocab_size)
 
-    def forward(self, y, state, enc_out, src_mask):
+    def features(self, y, state, enc_out, src_mask):
+        """The vectors the output layer reads, (B, T, H), and the new LSTM state."""
         h, state = self.rnn(self.drop(self.embedding(y)), state)
         if self.attention is not None:
             h, _ = self.attention(h, enc_out, src_mask)
-        return self.out(self.drop(h)), state
+        return self.drop(h), state
+
+    def forward(self, y, state, enc_out, src_mask):
+        h, state = self.features(y, state, enc_out, src_mask)
+        return self.out(h), state
 
 
 class Seq2Seq(nn.Module):
@@ -85,12 +93,16 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
 
-    def forward(self, src, lengths, y_in):
-        """Teacher-forced logits (B, T, V) for decoder inputs y_in = `<go> w1 ... wn`."""
+    def forward(self, src, lengths, y_in, targets=None, reduction="mean"):
+        """Teacher-forced logits (B, T, V) for decoder inputs y_in = `<go> w1 ... wn`; with targets, the
+        cross-entropy over non-padding positions instead (the output layer then skips the padding,
+        which is most of a batch's positions: the vocabulary projection is the costly part)."""
         enc_out, state = self.encoder(src, lengths)
-        mask = src != PAD
-        logits, _ = self.decoder(y_in, state, enc_out, mask)
-        return logits
+        h, _ = self.decoder.features(y_in, state, enc_out, src != PAD)
+        if targets is None:
+            return self.decoder.out(h)
+        keep = targets != PAD
+        return F.cross_entropy(self.decoder.out(h[keep]), targets[keep], reduction=reduction)
 
     @torch.no_grad()
     def generate(self, src, lengths, max_len=20, beam=1, len_penalty=1.0, no_repeat_ngram=3, trace=None):

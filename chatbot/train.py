@@ -14,7 +14,6 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 from chatbot.corpus import PAD, PairData, collate, prepare, read_meta
 from chatbot.model import Seq2Seq, Seq2SeqConfig
@@ -69,9 +68,7 @@ def evaluate(model, data, batch_size, device):
     with torch.no_grad():
         for src, tgt in data.batches(batch_size, shuffle=False):
             x, lengths, y_in, y_out = collate(src, tgt, device)
-            logits = model(x, lengths, y_in)
-            total += F.cross_entropy(logits.flatten(0, 1), y_out.flatten(), ignore_index=PAD,
-                                     reduction="sum").item()
+            total += model(x, lengths, y_in, y_out, reduction="sum").item()
             count += (y_out != PAD).sum().item()
     model.train()
     return total / max(count, 1)
@@ -174,8 +171,7 @@ def main(opt):
                 state["loss_sum"], state["tok_sum"] = 0.0, 0
             for src, tgt in train_data.batches(opt.batchSize, epoch, opt.seed, skip=state["step"]):
                 x, lengths, y_in, y_out = collate(src, tgt, device)
-                logits = model(x, lengths, y_in)
-                loss = F.cross_entropy(logits.flatten(0, 1), y_out.flatten(), ignore_index=PAD)
+                loss = model(x, lengths, y_in, y_out)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if opt.gradientClipping > 0:
