@@ -210,3 +210,27 @@ def test_torchrun_two_processes_equal_one(shakespeare_dir, tmp_path):
     np.testing.assert_allclose(ddp["train_losses"], single["train_losses"], rtol=1e-5)
     for k, v in single["model"].items():
         torch.testing.assert_close(ddp["model"][k], v, rtol=1e-4, atol=1e-5)
+
+
+def test_init_from_lua_checkpoint_fine_tunes(tmp_path):
+    d = tmp_path / "ts"
+    d.mkdir()
+    os.symlink(DATA / "tinyshakespeare" / "input.txt", d / "input.txt")
+    from charrnn.tests.conftest import T7_FIXTURES
+    path = run_train(d, tmp_path / "cv", "-init_from", str(T7_FIXTURES / "lm_lstm_tiny_epoch0.47_2.9739.t7"),
+                     "-max_epochs", "0.0005", "-val_frac", "0.002", "-train_frac", "0.998")
+    ck = checkpoint.load(path, "charrnn")
+    # the checkpoint's architecture wins over the flags (1x32, as char-rnn's init_from); it starts trained
+    assert (ck["opt"]["rnn_size"], ck["opt"]["num_layers"]) == (32, 1)
+    assert ck["train_losses"][0] < 3.3 and ck["i"] == 5
+
+
+def test_download_data_fetches_and_fails_clearly_offline(tmp_path):
+    from charrnn.download_data import download
+    src = tmp_path / "remote.txt"
+    src.write_text("First Citizen:\n")
+    dest = download(src.as_uri(), str(tmp_path / "data" / "x" / "input.txt"))
+    assert open(dest).read() == "First Citizen:\n"
+    with pytest.raises(UserError, match="could not download .*offline"):
+        download("http://127.0.0.1:9/input.txt", str(tmp_path / "y" / "input.txt"), timeout=2)
+    assert not os.path.exists(tmp_path / "y" / "input.txt.part")
