@@ -27,7 +27,7 @@ demo-charrnn: $(STAMP)
 	@mkdir -p $(DEMO)/charrnn
 	$(PY) -m charrnn.demo_corpus $(DEMO)/charrnn/data/input.txt
 	cd charrnn && $(PY) train.py -data_dir $(DEMO)/charrnn/data -gpuid -1 -rnn_size 128 -num_layers 2 \
-	    -seq_length 100 -batch_size 50 -learning_rate 3e-3 -dropout 0 -max_time 60 -eval_val_every 200 \
+	    -seq_length 50 -batch_size 50 -learning_rate 3e-3 -max_time 60 -eval_val_every 400 -print_every 100 \
 	    -checkpoint_dir $(DEMO)/charrnn/cv -savefile demo
 	cd charrnn && $(PY) sample.py $$(ls -t $(DEMO)/charrnn/cv/lm_demo_*.pt | head -1) -gpuid -1 \
 	    -primetext "The " -length 600 -temperature 0.7 -verbose 0 | tee $(DEMO)/charrnn/sample.txt
