@@ -6,7 +6,7 @@
 1. Quality: the Luong-attention model and the plain encoder-decoder (the original's), same sizes and
    settings, are trained for the same wall-clock time at the same time, one CPU thread each (so they
    share the machine equally and the whole run takes half as long). Each is then scored on the held-out
-   dialogs: per-word perplexity, BLEU-2 and distinct-1/2 of greedy replies.
+   dialogs: per-token perplexity (words or characters, --tokens), BLEU-2 and distinct-1/2 of greedy replies.
 2. Memory: peak RSS (ru_maxrss of each child process, from wait4) of preprocessing and of training
    (a few hundred batches) on all of dgk_lost_conv vs on its first tenth of dialogs.
 """
@@ -24,12 +24,16 @@ from bench.report import git_rev, machine, write_section  # noqa: E402
 
 CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "data", "dgk_lost_conv")
 DIALOGS = 47378  # data/README.md; --dataset N keeps the first N dialogs
-MODEL = ["--vocabSize", "8000", "--hiddenSize", "256", "--numLayers", "1", "--batchSize", "64",
-         "--dropout", "0.1", "--learningRate", "0.002", "--optim", "adam", "--threads", "1", "--seed", "123"]
+MODEL = ["--hiddenSize", "256", "--numLayers", "1", "--batchSize", "64", "--dropout", "0.1", "--learningRate", "0.002",
+         "--optim", "adam", "--threads", "1", "--seed", "123"]
+VOCAB = {"word": "8000", "char": "4000"}
 
 
 def start(args, log):
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    with open(log, "w") as f:
+        p = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+    p.log = log
+    return p
 
 
 def finish(p):
@@ -37,7 +41,7 @@ def finish(p):
     _, status, usage = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
-        raise SystemExit(f"command failed ({p.returncode}): {' '.join(p.args)}; see {p.stdout.name}")
+        raise SystemExit(f"command failed ({p.returncode}): {' '.join(p.args)}; see {p.log}")
     return usage.ru_maxrss / 1024
 
 
@@ -47,8 +51,10 @@ def main():
     ap.add_argument("--rss-steps", type=int, default=300, help="training batches for the memory runs")
     ap.add_argument("--score-pairs", type=int, default=1000, help="validation pairs given greedy replies")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "chatbot"), help="work folder")
+    ap.add_argument("--tokens", default="word", choices=["word", "char"], help="jieba words or characters")
     ap.add_argument("--no-write", action="store_true", help="print the section instead of writing BENCHMARKS.md")
     a = ap.parse_args()
+    MODEL[:0] = ["--tokens", a.tokens, "--vocabSize", VOCAB[a.tokens]]
     os.makedirs(a.out, exist_ok=True)
     tenth = DIALOGS // 10
     data = {"full": os.path.join(a.out, "full"), "tenth": os.path.join(a.out, "tenth")}
@@ -60,7 +66,7 @@ def main():
     rss = {}
     for name, n in (("tenth", tenth), ("full", 0)):
         prep = ["-m", "chatbot.corpus", "--corpus", CORPUS, "--dataDir", data[name], "--dataset", str(n),
-                "--vocabSize", "8000"]
+                "--tokens", a.tokens, "--vocabSize", VOCAB[a.tokens]]
         t = time.time()
         rss[name, "prep"] = finish(start(prep, os.path.join(a.out, f"prep_{name}.log")))
         rss[name, "prep_s"] = time.time() - t
@@ -89,7 +95,7 @@ def main():
                         os.path.join(a.out, f"eval_{att}.log")) for att, (d, _) in runs.items()}
     for att, p in procs.items():
         finish(p)
-        log = open(p.stdout.name, encoding="utf-8").read()
+        log = open(p.log, encoding="utf-8").read()
         m = re.search(r"validation: (\d+) pairs, perplexity ([\d.]+) per (\w+); greedy replies to (\d+): "
                       r"BLEU-2 ([\d.]+), distinct-1 ([\d.]+), distinct-2 ([\d.]+)", log)
         tlog = open(os.path.join(a.out, f"train_{att}.log"), encoding="utf-8").read()
@@ -110,6 +116,9 @@ def main():
     cmd = "python bench/chatbot_bench.py" + ("" if a.minutes == 10 and a.rss_steps == 300 else
                                               f" --minutes {a.minutes:g} --rss-steps {a.rss_steps}")
     settings = " ".join(MODEL)
+    unit = att["unit"]
+    tok_text = "jieba **word** tokens" if a.tokens == "word" else "**character** tokens (`--tokens char`)"
+    unit_text = "jieba token" if a.tokens == "word" else "character"
 
     def row(label, r, bold=False):
         ppl = f"**{r['ppl']:.2f}**" if bold else f"{r['ppl']:.2f}"
@@ -125,17 +134,17 @@ def main():
 Machine: {machine()}. Commit {git_rev()}. Command: `{cmd}` (run by `make bench`), {(time.time() - t_start) / 60:.0f} min.
 
 Corpus: `../shared/data/dgk_lost_conv` (5 files), {stats.group(1)} dialogs -> {stats.group(2)} training pairs and
-{stats.group(3)} validation pairs (consecutive turns; 5% of dialogs held out), jieba **word** tokens,
-vocabulary {stats.group(4)} (`--vocabSize 8000` + 4 specials). Model settings for both: `{settings}`.
+{stats.group(3)} validation pairs (consecutive turns; 5% of dialogs held out), {tok_text},
+vocabulary {stats.group(4)} (`--vocabSize {VOCAB[a.tokens]}` + 4 specials). Model settings for both: `{settings}`.
 
 ### Attention vs plain seq2seq, {a.minutes:g} minutes of CPU training each
 
 Both models trained at the same time, one CPU thread each (`--threads 1`), so each got the same share
 of the {os.cpu_count()}-core machine for the same wall-clock time (`--maxTime {60 * a.minutes:g}`). Perplexity is per
-word (jieba token, plus `<eos>`) over all {att['pairs']} validation pairs; BLEU-2 (corpus, x100) and distinct-1/2 are
+{unit} ({unit_text}, plus `<eos>`) over all {att['pairs']} validation pairs; BLEU-2 (corpus, x100) and distinct-1/2 are
 of greedy replies to the first {att['scored']} validation questions.
 
-| model | parameters | batches in {a.minutes:g} min | val perplexity (per word) | BLEU-2 | distinct-1 | distinct-2 |
+| model | parameters | batches in {a.minutes:g} min | val perplexity (per {unit}) | BLEU-2 | distinct-1 | distinct-2 |
 | --- | --- | --- | --- | --- | --- | --- |
 {row('Luong attention (`--attention general`, default)', att, bold=True)}
 {row('plain encoder-decoder (`--attention none`, the original)', plain)}

@@ -194,8 +194,9 @@ def main(opt):
                 val_ppl = validate(train_ppl)
                 state["history"].append(dict(epoch=epoch, step=state["step"], train_ppl=train_ppl, val_ppl=val_ppl))
                 save_checkpoint()
+                val_text = f"val ppl {val_ppl:.2f}" if len(val_data) else "no validation set"
                 print(f"stopped at epoch {epoch} batch {state['step']}: train ppl {train_ppl:.2f}, "
-                      f"val ppl {val_ppl:.2f} per {unit} ({time.time() - t0:.0f}s); --resume continues")
+                      f"{val_text} per {unit} ({time.time() - t0:.0f}s); --resume continues")
                 break
             val_ppl = validate(train_ppl)
             state["history"].append(dict(epoch=epoch, step=state["step"], train_ppl=train_ppl, val_ppl=val_ppl))
@@ -204,7 +205,8 @@ def main(opt):
                 state["best_epoch_ppl"], state["bad_epochs"] = watched, 0
             else:
                 state["bad_epochs"] += 1
-            print(f"epoch {epoch}: train ppl {train_ppl:.2f}, val ppl {val_ppl:.2f} per {unit} "
+            val_text = f"val ppl {val_ppl:.2f}" if len(val_data) else "no validation set"
+            print(f"epoch {epoch}: train ppl {train_ppl:.2f}, {val_text} per {unit} "
                   f"(best {state['best_val']:.2f}), {time.time() - t0:.0f}s", flush=True)
             state["epoch"], state["step"] = epoch + 1, 0
             save_checkpoint()
@@ -219,7 +221,7 @@ def main(opt):
     finally:
         train_data.close()
         val_data.close()
-    print(f"best val ppl {state['best_val']:.2f} per {unit}; model: {model_path}")
+    print(f"best {'val' if len(val_data) else 'train'} ppl {state['best_val']:.2f} per {unit}; model: {model_path}")
     return state
 
 
