@@ -66,10 +66,17 @@ def prepare(data_dir: str, tokens: str = "char", verbose=True):
         line = raw[:e.start].count(b"\n") + 1
         raise UserError(f"{src}: not valid UTF-8 (byte {e.start}, line {line}); convert it, e.g. "
                         f"`iconv -f GBK -t UTF-8 in.txt > input.txt`") from None
-    toks, joiner = tokenize(text, tokens)
-    vocab = sorted(set(toks))
-    index = {t: i for i, t in enumerate(vocab)}
-    ids = np.fromiter((index[t] for t in toks), dtype=h5prep.id_dtype(len(vocab)), count=len(toks))
+    if tokens == "char":  # vectorised: 4 bytes per character, no Python list of the whole corpus
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        del text
+        uniq, inverse = np.unique(codes, return_inverse=True)
+        vocab, joiner = [chr(c) for c in uniq], ""
+        ids = inverse.astype(h5prep.id_dtype(len(vocab)))
+    else:
+        toks, joiner = tokenize(text, tokens)
+        vocab = sorted(set(toks))
+        index = {t: i for i, t in enumerate(vocab)}
+        ids = np.fromiter((index[t] for t in toks), dtype=h5prep.id_dtype(len(vocab)), count=len(toks))
     h5prep.write_ids(h5_path, ids, digest, tokens=tokens)
     h5prep.write_json(vocab_path, {"idx_to_token": vocab, "joiner": joiner, "tokens": tokens,
                                    "source_sha1": digest})

@@ -95,6 +95,8 @@ def main(opt: TrainOptions):
         device = get_device(opt.gpuid)
     master = rank == 0
     log = print if master else (lambda *a, **k: None)
+    if opt.opencl:
+        log("note: -opencl is not supported; using CUDA, MPS or the CPU as -gpuid says")
     seed_everything(opt.seed)
 
     # ---- data
