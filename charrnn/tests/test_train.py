@@ -234,3 +234,12 @@ def test_download_data_fetches_and_fails_clearly_offline(tmp_path):
     with pytest.raises(UserError, match="could not download .*offline"):
         download("http://127.0.0.1:9/input.txt", str(tmp_path / "y" / "input.txt"), timeout=2)
     assert not os.path.exists(tmp_path / "y" / "input.txt.part")
+
+
+def test_demo_corpus_is_offline_prose(tmp_path):
+    from charrnn.demo_corpus import main as write_corpus
+    write_corpus(str(tmp_path / "d" / "input.txt"))
+    text = (tmp_path / "d" / "input.txt").read_text(encoding="utf-8")
+    assert len(text) > 300_000 and "+---" not in text and "attribute" in text
+    ids, vocab, _ = loader.prepare(str(tmp_path / "d"))
+    assert len(ids) == len(text) and loader.BatchLoader(ids, 50, 50).ntrain >= 150
