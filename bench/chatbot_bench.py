@@ -149,7 +149,7 @@ of greedy replies to the first {att['scored']} validation questions.
 {row('Luong attention (`--attention general`, default)', att, bold=True)}
 {row('plain encoder-decoder (`--attention none`, the original)', plain)}
 
-Attention's validation perplexity is **{100 * gain:.1f}% lower** than the plain model's
+Attention's validation perplexity is **{abs(100 * gain):.1f}% {"lower" if gain >= 0 else "higher"}** than the plain model's
 (target: at least 20% lower) -> **{"met" if gain >= 0.2 else "NOT met"}**.
 
 ### Peak memory: all of dgk_lost_conv vs a tenth
