@@ -6,7 +6,9 @@
 import dataclasses
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 import torch
@@ -176,6 +178,17 @@ def main(opt: TrainOptions):
     t_start, i, last_path, loss0 = time.time(), start, None, None
     bar = tqdm(total=iterations, initial=start, disable=not master or not sys.stderr.isatty(), unit="batch",
                dynamic_ncols=True)
+    # Ctrl-C: finish the current iteration, save a consistent checkpoint, exit (a second Ctrl-C quits at once)
+    interrupt = []
+
+    def on_sigint(signum, frame):
+        if interrupt:
+            raise KeyboardInterrupt
+        interrupt.append(True)
+        log("\ninterrupt: finishing this iteration and saving a checkpoint (Ctrl-C again to quit now)")
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_handler = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     try:
         while i < iterations:
             i += 1
@@ -195,10 +208,12 @@ def main(opt: TrainOptions):
                 torch.cuda.synchronize()
             dt = time.time() - t0
             train_loss = loss.item()
-            if world > 1:
-                t = torch.tensor([train_loss], dtype=torch.float64, device=device)
+            out_of_time = opt.max_time > 0 and time.time() - t_start >= opt.max_time
+            interrupted = bool(interrupt)
+            if world > 1:  # one all_reduce: the mean loss, and whether any rank has to stop (all stop together)
+                t = torch.tensor([train_loss, out_of_time, interrupted], dtype=torch.float64, device=device)
                 dist.all_reduce(t)
-                train_loss = t.item() / world
+                train_loss, out_of_time, interrupted = t[0].item() / world, t[1].item() > 0, t[2].item() > 0
             train_losses.append(train_loss)
             epoch = i / loader.ntrain
             bar.update(1)
@@ -221,11 +236,11 @@ def main(opt: TrainOptions):
             if train_loss > loss0 * 3:
                 raise UserError("loss is exploding, aborting. Checkpoints written so far are kept; "
                                 "try a lower -learning_rate")
-            out_of_time = opt.max_time > 0 and time.time() - t_start >= opt.max_time
-            if out_of_time and world > 1:  # all ranks must agree to stop together
-                flag_t = torch.tensor([int(out_of_time)], device=device)
-                dist.all_reduce(flag_t, op=dist.ReduceOp.MAX)
-                out_of_time = bool(flag_t.item())
+            if interrupted:
+                bar.close()
+                save(i, float("nan"), f"lm_{opt.savefile}_epoch{epoch:.2f}_interrupted.pt")
+                log("interrupted; resume with -init_from and the checkpoint above")
+                raise KeyboardInterrupt
             if i % opt.eval_val_every == 0 or i == iterations or out_of_time:
                 val_loss = evaluate(model, loader, "val", device) if loader.nval else train_loss
                 val_losses[i] = val_loss
@@ -235,14 +250,10 @@ def main(opt: TrainOptions):
             if out_of_time:
                 log(f"stopping after -max_time {opt.max_time:g}s")
                 break
-    except KeyboardInterrupt:
-        bar.close()
-        if i > start:
-            save(i, float("nan"), f"lm_{opt.savefile}_epoch{i / loader.ntrain:.2f}_interrupted.pt")
-        log("interrupted; resume with -init_from and the checkpoint above")
-        raise
     finally:
         bar.close()
+        if main_thread:
+            signal.signal(signal.SIGINT, old_handler)
         if dist.is_initialized():
             dist.destroy_process_group()
     return last_path

@@ -173,7 +173,10 @@ def test_ctrl_c_writes_a_resumable_checkpoint(shakespeare_dir, tmp_path):
     (name,) = os.listdir(tmp_path / "cv")
     assert re.fullmatch(r"lm_lstm_epoch0\.\d\d_interrupted\.pt", name)
     ck = checkpoint.load(tmp_path / "cv" / name, "charrnn")
-    assert ck["i"] >= 30 and len(ck["train_losses"]) == ck["i"]
+    assert ck["i"] >= 30 and len(ck["train_losses"]) == ck["i"]  # a whole iteration, never half of one
+    resumed = run_train(shakespeare_dir, tmp_path / "cv", "-init_from", str(tmp_path / "cv" / name),
+                        "-max_epochs", str((ck["i"] + 2) / 114))
+    assert checkpoint.load(resumed, "charrnn")["i"] == ck["i"] + 2
 
 
 def test_word_level_model_trains_and_samples_chinese(wangfeng_dir, tmp_path):
