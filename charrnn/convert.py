@@ -128,6 +128,7 @@ def load_t7(path):
         raise UserError(f"{path}: its graph does not match char-rnn's {model_type} ({(missing + unexpected)[:3]})")
     model.eval()
     opt["unit"] = "byte"
+    opt["val_loss"] = float(t7.get(ck, "val_loss") or float("nan"))
     return model, vocab, opt
 
 
@@ -148,7 +149,7 @@ def main(opt: ConvertOptions):
     checkpoint.save(out, "charrnn", {
         "model": model.float().state_dict(), "opt": dict(keep, wordvec_size=0), "vocab": vocab, "joiner": "",
         "tokens": "char", "unit": "byte", "wordvec_size": 0, "converted_from": opt.input,
-        "val_loss": float(t7.get(t7.load(opt.input), "val_loss") or float("nan")),
+        "val_loss": t7_opt["val_loss"],
         "i": 0, "epoch": 0.0, "train_losses": [], "val_losses": {}})
     print(f"wrote {out} ({t7_opt['model']} {t7_opt['num_layers']}x{t7_opt['rnn_size']}, {len(vocab)} byte vocabulary)")
     return out

@@ -11,7 +11,7 @@ import torch
 from charrnn.loader import tokenize
 from charrnn.model import LanguageModel
 from common import checkpoint
-from common.cli import flag, options, parse, run
+from common.cli import UserError, flag, options, parse, run
 from common.device import get_device
 
 
@@ -70,11 +70,10 @@ class TextOut:
 
 def main(opt: SampleOptions, out=None):
     if not opt.model:
-        from common.cli import UserError
         raise UserError("usage: python sample.py CHECKPOINT [-primetext TEXT] [-length N] ...")
     err = sys.stderr
     say = (lambda *a: print(*a, file=err)) if opt.verbose else (lambda *a: None)
-    device = get_device(opt.gpuid) if opt.gpuid >= 0 else torch.device("cpu")
+    device = get_device(opt.gpuid)
     torch.manual_seed(opt.seed)
     model, vocab, joiner, unit, tokens = load_model(opt.model)
     model.to(device).eval()
