@@ -102,6 +102,7 @@ def score(bot, h5_path, n):
     if len(data) == 0:
         raise UserError(f"{h5_path}: no validation pairs to score (train with --valSetSize > 0)")
     ppl = math.exp(evaluate(bot.model, data, 64, bot.device))
+    ppl_mismatched = math.exp(evaluate(bot.model, data, 64, bot.device, mismatch=True))
     n = len(data) if n < 0 else min(n, len(data))
     hyps, refs = [], []
     for src, tgt in data.batches(64, shuffle=False):
@@ -110,7 +111,8 @@ def score(bot, h5_path, n):
                 hyps.append(bot.reply_ids(s.tolist()))
                 refs.append(t.tolist())
     data.close()
-    return dict(pairs=len(data), scored=n, unit=bot.unit, ppl=ppl, bleu2=bleu2(hyps, refs),
+    return dict(pairs=len(data), scored=n, unit=bot.unit, ppl=ppl, ppl_mismatched=ppl_mismatched,
+                bleu2=bleu2(hyps, refs),
                 distinct1=distinct(hyps, 1), distinct2=distinct(hyps, 2),
                 unknown_replies=sum(all(i == UNK for i in h) for h in hyps))
 
@@ -143,6 +145,8 @@ def main(opt):
         print(f"validation: {m['pairs']} pairs, perplexity {m['ppl']:.2f} per {m['unit']}; greedy replies to "
               f"{m['scored']}: BLEU-2 {100 * m['bleu2']:.2f}, distinct-1 {m['distinct1']:.3f}, "
               f"distinct-2 {m['distinct2']:.3f}")
+        print(f"with each reply after another dialog's question: perplexity {m['ppl_mismatched']:.2f} "
+              f"(the question lowers perplexity by {100 * (1 - m['ppl'] / m['ppl_mismatched']):.1f}%)")
         return m
 
     if opt.input:

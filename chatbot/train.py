@@ -61,16 +61,24 @@ class TrainOpts:
     gpuid: int = flag(-1, "GPU id, -1 = CPU")
 
 
-def evaluate(model, data, batch_size, device):
-    """Mean NLL per target token (words or characters, plus <eos>) over a whole split."""
+def evaluate(model, data, batch_size, device, mismatch=False):
+    """Mean NLL per target token (words or characters, plus <eos>) over a whole split.
+
+    With `mismatch`, each reply is scored after the question of the pair half a batch away (pairs are
+    in file order, so almost always from another dialog): how much worse that is tells how much the
+    model's replies depend on the question at all."""
+    was_training = model.training
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for src, tgt in data.batches(batch_size, shuffle=False):
+            if mismatch:
+                half = len(src) // 2
+                src = src[half:] + src[:half]
             x, lengths, y_in, y_out = collate(src, tgt, device)
             total += model(x, lengths, y_in, y_out, reduction="sum").item()
             count += (y_out != PAD).sum().item()
-    model.train()
+    model.train(was_training)
     return total / max(count, 1)
 
 

@@ -91,12 +91,47 @@ def test_metrics_on_the_validation_split(trained, tmp_path):
     d, state = trained
     bot = Chatbot(os.path.join(d, "model.pt"))
     m = score(bot, os.path.join(d, "corpus.h5"), 20)
+    assert not bot.model.training  # scoring leaves dropout off: replies stay deterministic
     assert m["unit"] == "character" and m["scored"] == 20
     assert m["ppl"] == pytest.approx(min(h["val_ppl"] for h in state["history"]), rel=1e-4)
     assert 0 <= m["bleu2"] <= 1 and 0 < m["distinct1"] <= 1 and 0 < m["distinct2"] <= 1
     assert m["unknown_replies"] == 0
+    # the same replies after other dialogs' questions: a different, finite perplexity
+    assert m["ppl_mismatched"] != pytest.approx(m["ppl"], rel=1e-4) and m["ppl_mismatched"] < 1e4
     # a corpus.h5 rebuilt from another corpus next to this model is refused, not silently used
     from chatbot.corpus import prepare
     other = prepare(str(DGK / "juemds.conv"), tmp_path, dataset=50, quiet=True)
     with pytest.raises(UserError, match="another corpus or vocabulary"):
         score(bot, other, 5)
+
+
+class _Pairs:
+    """A stand-in for PairData: fixed batches of (sources, targets)."""
+
+    def __init__(self, src, tgt):
+        self.src, self.tgt = src, tgt
+
+    def batches(self, batch_size, shuffle=False):
+        for i in range(0, len(self.src), batch_size):
+            yield self.src[i:i + batch_size], self.tgt[i:i + batch_size]
+
+
+def test_mismatched_questions_pair_each_reply_with_another_question(trained):
+    import numpy as np
+
+    from chatbot.train import evaluate
+    d, _ = trained
+    model = Chatbot(os.path.join(d, "model.pt")).model
+    rng = np.random.default_rng(0)
+    tgt = [rng.integers(4, 40, size=rng.integers(1, 6)) for _ in range(10)]
+    src = [rng.integers(4, 40, size=rng.integers(1, 6)) for _ in range(10)]
+    # one question for every reply: mismatching changes nothing
+    same = [src[0]] * 10
+    assert evaluate(model, _Pairs(same, tgt), 4, "cpu", mismatch=True) == \
+        pytest.approx(evaluate(model, _Pairs(same, tgt), 4, "cpu"), rel=1e-6)
+    # otherwise each reply is scored after the question half a batch away (batches of 4: 2 apart)
+    rolled = [src[(i // 4) * 4 + (i % 4 + 2) % 4] if i < 8 else src[8 + (i + 1) % 2] for i in range(10)]
+    assert evaluate(model, _Pairs(src, tgt), 4, "cpu", mismatch=True) == \
+        pytest.approx(evaluate(model, _Pairs(rolled, tgt), 4, "cpu"), rel=1e-6)
+    assert evaluate(model, _Pairs(src, tgt), 4, "cpu", mismatch=True) != \
+        pytest.approx(evaluate(model, _Pairs(src, tgt), 4, "cpu"), rel=1e-6)
