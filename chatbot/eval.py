@@ -31,8 +31,9 @@ class EvalOpts:
     input: str = flag("", "answer each line of this UTF-8 file instead of reading the prompt")
     beam: int = flag(1, "beam size (1 = greedy, as the original)")
     maxLength: int = flag(20, "at most this many tokens per reply (the original's MAX_OUTPUT_SIZE)")
-    metrics: int = flag(0, "score N validation pairs of DATADIR/corpus.h5 (perplexity, BLEU-2, "
-                           "distinct-1/2) instead of chatting (-1 = all)")
+    metrics: int = flag(0, "score the model on DATADIR/corpus.h5's validation pairs instead of chatting: "
+                           "perplexity, also with mismatched questions, and BLEU-2 and distinct-1/2 of "
+                           "greedy replies to the first N (-1 = all)")
     debug: bool = flag(False, "print the top-4 next tokens and probabilities of each greedy step")
     threads: int = flag(0, "CPU threads for torch (0 = torch's default)")
     cuda: bool = flag(False, "use CUDA (same as -gpuid 0)")
@@ -94,7 +95,11 @@ def distinct(hyps, n):
 def score(bot, h5_path, n):
     """Perplexity (teacher-forced, all pairs) and BLEU-2 / distinct-1/2 of greedy replies (first n pairs)."""
     from chatbot.train import evaluate
-    meta = read_meta(h5_path)
+    try:
+        meta = read_meta(h5_path)
+    except (OSError, KeyError):
+        raise UserError(f"{h5_path}: missing or not a corpus.h5 written by train.py; point --dataDir at the "
+                        "folder the model was trained in") from None
     if meta["source_sha1"] != bot.source_sha1 or meta["words"] != bot.words:
         raise UserError(f"{h5_path} was built from another corpus or vocabulary than the model; retrain, "
                         "or point --dataDir at the folder the model was trained in")

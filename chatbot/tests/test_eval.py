@@ -105,6 +105,19 @@ def test_metrics_on_the_validation_split(trained, tmp_path):
         score(bot, other, 5)
 
 
+def test_metrics_command_line(trained, tmp_path):
+    d, _ = trained
+    p = _eval(d, "--metrics", "5")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("validation: ") and "perplexity" in lines[0] and "BLEU-2" in lines[0]
+    assert lines[1].startswith("with each reply after another dialog's question: perplexity ")
+    # a model without its corpus.h5 next to it: one line naming the file, no traceback
+    p = _eval(tmp_path, "--metrics", "5", "--model", os.path.join(d, "model.pt"))
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert f"{tmp_path}/corpus.h5: missing or not a corpus.h5" in p.stderr
+
+
 class _Pairs:
     """A stand-in for PairData: fixed batches of (sources, targets)."""
 
