@@ -1,0 +1,138 @@
+"""The synthetic shapes world: coloured circles, squares and triangles on a plain background.
+
+Small enough for a tiny CNN to learn on a CPU in a minute, rich enough to need both the colour and
+the shape (and, for captions, where the shapes are): a stand-in for Flickr8k (captions) and Visual
+Genome (one box + phrase per shape) in tests and demos.
+
+    scene, captions, regions = make_scene(np.random.default_rng(0))
+    paths = write_dataset("data/shapes", 200)   # images/*.png + Karpathy json + VG json + splits
+"""
+import json
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+COLORS = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220),
+          "yellow": (235, 200, 20), "purple": (140, 40, 170)}
+KINDS = ("circle", "square", "triangle")
+BACKGROUND = (235, 235, 235)
+
+
+def _draw(draw, kind, color, x, y, s):
+    box = [x, y, x + s - 1, y + s - 1]
+    if kind == "circle":
+        draw.ellipse(box, fill=color)
+    elif kind == "square":
+        draw.rectangle(box, fill=color)
+    else:
+        draw.polygon([(x + (s - 1) / 2, y), (x, y + s - 1), (x + s - 1, y + s - 1)], fill=color)
+
+
+def _overlaps(a, b, margin):
+    ax, ay, asz = a
+    bx, by, bsz = b
+    return not (ax + asz + margin <= bx or bx + bsz + margin <= ax or
+                ay + asz + margin <= by or by + bsz + margin <= ay)
+
+
+def _place(rng, size, max_shapes):
+    """1..max_shapes non-overlapping (x, y, side, kind, colour, small) placements."""
+    n = int(rng.integers(1, max_shapes + 1))
+    placed = []
+    for _ in range(n):
+        for _attempt in range(50):
+            small = bool(rng.random() < 0.5)
+            lo, hi = (0.16, 0.24) if small else (0.30, 0.40)
+            s = int(round(size * rng.uniform(lo, hi)))
+            x = int(rng.integers(0, size - s + 1))
+            y = int(rng.integers(0, size - s + 1))
+            if all(not _overlaps((x, y, s), (p[0], p[1], p[2]), 2) for p in placed):
+                kind = KINDS[int(rng.integers(len(KINDS)))]
+                color = list(COLORS)[int(rng.integers(len(COLORS)))]
+                placed.append((x, y, s, kind, color, small))
+                break
+    return placed
+
+
+def _captions(placed, size):
+    """Five paraphrases of the scene: what the shapes are and, for two or more, where."""
+    names = [f"{c} {k}" for (_, _, _, k, c, _) in placed]
+    if len(placed) == 1:
+        x, y, s = placed[0][:3]
+        cx, cy = x + s / 2, y + s / 2
+        where = ("top" if cy < size / 2 else "bottom") + " " + ("left" if cx < size / 2 else "right")
+        n = names[0]
+        return [f"a {n}", f"a {n} on a plain background", f"there is a {n}",
+                f"a {n} in the {where}", f"a picture of a single {n}"]
+    order = sorted(range(len(placed)), key=lambda i: placed[i][0] + placed[i][2] / 2)
+    left, right = names[order[0]], names[order[-1]]
+    all_names = " and ".join(f"a {names[i]}" for i in order)
+    count = {2: "two", 3: "three"}.get(len(placed), str(len(placed)))
+    return [f"a {left} left of a {right}", f"a {right} right of a {left}", all_names,
+            f"{count} shapes with a {left} on the left", f"a {right} to the right of a {left}"]
+
+
+def make_scene(rng: np.random.Generator, size=128, max_shapes=3):
+    """One scene: (PIL RGB image, 5 captions, regions [{x, y, w, h, phrase}] with boxes in pixels)."""
+    placed = _place(rng, size, max_shapes)
+    img = Image.new("RGB", (size, size), BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    regions = []
+    for x, y, s, kind, color, small in placed:
+        _draw(draw, kind, COLORS[color], x, y, s)
+        regions.append({"x": x, "y": y, "w": s, "h": s,
+                        "phrase": f"a {'small' if small else 'large'} {color} {kind}"})
+    return img, _captions(placed, size), regions
+
+
+def _tokens(text):
+    return text.lower().split()
+
+
+def write_dataset(out_dir, n_images, seed=0, size=128, val_frac=0.1, test_frac=0.1):
+    """Write n_images scenes and their annotations in the Karpathy and Visual Genome formats.
+
+    Returns {"images", "karpathy_json", "region_descriptions", "image_data", "splits_json"}.
+    Image ids run 1..n_images (file `images/<id>.png`); the last val_frac/test_frac of them are val/test.
+    """
+    rng = np.random.default_rng(seed)
+    img_dir = os.path.join(out_dir, "images")
+    os.makedirs(img_dir, exist_ok=True)
+    n_val = int(round(n_images * val_frac))
+    n_test = int(round(n_images * test_frac))
+    n_train = n_images - n_val - n_test
+    karpathy, vg_regions, vg_images = [], [], []
+    splits = {"train": [], "val": [], "test": []}
+    region_id = 0
+    for i in range(n_images):
+        image_id = i + 1
+        split = "train" if i < n_train else ("val" if i < n_train + n_val else "test")
+        img, captions, regions = make_scene(rng, size=size)
+        filename = f"{image_id}.png"
+        img.save(os.path.join(img_dir, filename))
+        splits[split].append(image_id)
+        karpathy.append({
+            "filepath": "images", "filename": filename, "imgid": i, "split": split,
+            "sentids": [i * 5 + k for k in range(5)],
+            "sentences": [{"raw": c, "tokens": _tokens(c), "imgid": i, "sentid": i * 5 + k}
+                          for k, c in enumerate(captions)]})
+        vg_entry = []
+        for r in regions:
+            region_id += 1
+            vg_entry.append({"region_id": region_id, "image_id": image_id, "x": r["x"], "y": r["y"],
+                             "width": r["w"], "height": r["h"], "phrase": r["phrase"]})
+        vg_regions.append({"id": image_id, "regions": vg_entry})
+        vg_images.append({"image_id": image_id, "width": size, "height": size,
+                          "url": f"images/{filename}", "coco_id": None, "flickr_id": None})
+    paths = {"images": img_dir,
+             "karpathy_json": os.path.join(out_dir, "dataset_shapes.json"),
+             "region_descriptions": os.path.join(out_dir, "region_descriptions.json"),
+             "image_data": os.path.join(out_dir, "image_data.json"),
+             "splits_json": os.path.join(out_dir, "densecap_splits.json")}
+    for key, obj in (("karpathy_json", {"dataset": "shapes", "images": karpathy}),
+                     ("region_descriptions", vg_regions), ("image_data", vg_images),
+                     ("splits_json", splits)):
+        with open(paths[key], "w") as f:
+            json.dump(obj, f)
+    return paths

@@ -1,0 +1,71 @@
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from common.shapes import BACKGROUND, COLORS, make_scene, write_dataset
+
+
+def test_make_scene_regions_match_pixels():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        img, captions, regions = make_scene(rng, size=128, max_shapes=3)
+        assert img.mode == "RGB" and img.size == (128, 128)
+        assert len(captions) == 5 and len(set(captions)) == 5
+        assert 1 <= len(regions) <= 3
+        a = np.asarray(img)
+        for r in regions:
+            size, color, kind = r["phrase"].split()[1:]
+            assert size in ("small", "large") and kind in ("circle", "square", "triangle")
+            x, y, w, h = r["x"], r["y"], r["w"], r["h"]
+            assert 0 <= x and 0 <= y and x + w <= 128 and y + h <= 128
+            crop = a[y:y + h, x:x + w]
+            hit = np.all(crop == COLORS[color], axis=-1)
+            # a square fills its box, a circle pi/4 of it, a triangle about half
+            want = {"square": 1.0, "circle": np.pi / 4, "triangle": 0.5}[kind]
+            assert abs(hit.mean() - want) < 0.12, (kind, hit.mean())
+            # the shape touches all four sides of its box (the box is tight)
+            assert hit[0].any() and hit[-1].any() and hit[:, 0].any() and hit[:, -1].any()
+        # nothing outside the boxes is painted
+        outside = np.ones(a.shape[:2], bool)
+        for r in regions:
+            outside[r["y"]:r["y"] + r["h"], r["x"]:r["x"] + r["w"]] = False
+        assert np.all(a[outside] == BACKGROUND)
+
+
+def test_captions_name_the_shapes_and_relation():
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        _, captions, regions = make_scene(rng)
+        for r in regions:
+            name = " ".join(r["phrase"].split()[2:])  # "red circle"
+            assert any(name in c for c in captions) or len(regions) == 3
+        if len(regions) == 2:
+            left, right = sorted(regions, key=lambda r: r["x"] + r["w"] / 2)
+            ln, rn = (" ".join(r["phrase"].split()[2:]) for r in (left, right))
+            assert captions[0] == f"a {ln} left of a {rn}"
+
+
+def test_write_dataset_formats(tmp_path):
+    paths = write_dataset(tmp_path, 20, seed=1, size=96)
+    assert sorted(os.listdir(paths["images"])) == sorted(f"{i}.png" for i in range(1, 21))
+    kp = json.load(open(paths["karpathy_json"]))
+    assert [im["split"] for im in kp["images"]].count("val") == 2
+    im0 = kp["images"][0]
+    assert im0["filepath"] == "images" and len(im0["sentences"]) == 5
+    assert im0["sentences"][0]["tokens"] == im0["sentences"][0]["raw"].split()
+    vg = json.load(open(paths["region_descriptions"]))
+    meta = json.load(open(paths["image_data"]))
+    splits = json.load(open(paths["splits_json"]))
+    assert sorted(splits["train"] + splits["val"] + splits["test"]) == list(range(1, 21))
+    assert len(splits["test"]) == 2
+    assert meta[0] == {"image_id": 1, "width": 96, "height": 96, "url": "images/1.png",
+                       "coco_id": None, "flickr_id": None}
+    r = vg[0]["regions"][0]
+    assert set(r) == {"region_id", "image_id", "x", "y", "width", "height", "phrase"}
+    assert vg[0]["id"] == r["image_id"] == 1
+    assert Image.open(os.path.join(paths["images"], "1.png")).size == (96, 96)
+    # deterministic for a seed
+    again = write_dataset(tmp_path / "b", 20, seed=1, size=96)
+    assert json.load(open(again["region_descriptions"])) == vg
