@@ -17,27 +17,22 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@rm -f $(V)/.installed-*; touch $@
 
-test: $(STAMP)
-	$(PY) -m pytest common charrnn chatbot
+EXPERIMENTS := charrnn chatbot colorize dcgan neuraltalk densecap
+PRESENT := $(foreach e,$(EXPERIMENTS),$(if $(wildcard $(e)/tests),$(e)))
 
-demo: $(STAMP) demo-charrnn demo-chatbot
+test: $(STAMP)
+	$(PY) -m pytest common $(PRESENT)
+
+demo: $(STAMP) demo-charrnn demo-chatbot demo-colorize demo-dcgan demo-neuraltalk demo-densecap
 	@echo "demo outputs are in demo_out/"
 
-demo-charrnn: $(STAMP)
-	@mkdir -p $(DEMO)/charrnn
-	$(PY) -m charrnn.demo_corpus $(DEMO)/charrnn/data/input.txt
-	cd charrnn && $(PY) train.py -data_dir $(DEMO)/charrnn/data -gpuid -1 -rnn_size 128 -num_layers 2 \
-	    -seq_length 50 -batch_size 50 -learning_rate 3e-3 -max_time 60 -eval_val_every 400 -print_every 100 \
-	    -checkpoint_dir $(DEMO)/charrnn/cv -savefile demo
-	cd charrnn && $(PY) sample.py $$(ls -t $(DEMO)/charrnn/cv/lm_demo_*.pt | head -1) -gpuid -1 \
-	    -primetext "The " -length 600 -temperature 0.7 -verbose 0 | tee $(DEMO)/charrnn/sample.txt
-
-demo-chatbot: $(STAMP)
-	@if [ -f chatbot/demo.sh ]; then PY=$(PY) DEMO=$(DEMO) bash chatbot/demo.sh; fi
+# each experiment's demo is its own demo.sh (PY = the venv's python, DEMO = demo_out/)
+demo-charrnn demo-chatbot demo-colorize demo-dcgan demo-neuraltalk demo-densecap: demo-%: $(STAMP)
+	@if [ -f $*/demo.sh ]; then PY=$(PY) DEMO=$(DEMO) bash $*/demo.sh; fi
 
 bench: $(STAMP)
-	$(PY) bench/charrnn_bench.py
-	@if [ -f bench/chatbot_bench.py ]; then $(PY) bench/chatbot_bench.py; fi
+	@for e in $(EXPERIMENTS); do [ -f bench/$${e}_bench.py ] || continue; \
+	    echo "== bench/$${e}_bench.py"; $(PY) bench/$${e}_bench.py || exit 1; done
 
 download-data: $(STAMP)
 	$(PY) -m charrnn.download_data charrnn/data

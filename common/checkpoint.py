@@ -23,6 +23,7 @@ def save(path, kind: str, payload: dict) -> str:
     obj = dict(payload, kind=kind, format=FORMAT_VERSION)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -35,6 +36,21 @@ def save(path, kind: str, payload: dict) -> str:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _first_line(e: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, cut at a word boundary when long."""
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    if len(line) > limit:
+        line = line[:limit].rsplit(" ", 1)[0] + " ..."
+    return line
+
+
 def load(path, kind: str, map_location="cpu") -> dict:
     """Load a checkpoint written by `save(kind=...)`; any problem is one UserError line."""
     path = os.fspath(path)
@@ -42,9 +58,12 @@ def load(path, kind: str, map_location="cpu") -> dict:
         raise UserError(f"{path}: no such checkpoint file")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: not a torch-classics checkpoint ({first[:120]})") from None
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, KeyError,
+            AttributeError, TypeError, IndexError, UnicodeDecodeError) as e:
+        # a text file or other non-checkpoint surfaces as almost any of these (e.g. KeyError: 544502645)
+        why = _first_line(e) if isinstance(e, (pickle.UnpicklingError, RuntimeError, ValueError)) else \
+            "not a file written by torch.save"
+        raise UserError(f"{path}: not a torch-classics checkpoint ({why})") from None
     if not isinstance(obj, dict) or "kind" not in obj:
         raise UserError(f"{path}: not a torch-classics checkpoint (no 'kind' field)")
     if obj["kind"] != kind:
