@@ -16,8 +16,7 @@ import torch
 
 from common import h5prep
 from common.cli import UserError
-
-CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+from common.text import CJK, jieba_cut
 
 
 def tokenize(text: str, tokens: str):
@@ -25,9 +24,7 @@ def tokenize(text: str, tokens: str):
     if tokens == "char":
         return list(text), ""
     if len(CJK.findall(text[:100000])) > 0.1 * min(len(text), 100000):
-        import jieba
-        jieba.setLogLevel(60)
-        return [w for w in jieba.lcut(text) if w], ""
+        return [w for w in jieba_cut(text) if w], ""
     return re.findall(r"\S+|\n", text), " "
 
 

@@ -1,7 +1,7 @@
 """The char-rnn language model: one-hot (or embedded) tokens -> LSTM / GRU / RNN stack -> logits.
 
 Parameters follow char-rnn (model/LSTM.lua, GRU.lua, RNN.lua) so original checkpoints map onto them
-one to one (see convert.py): the LSTM is common.lstm.LSTM (fused nn.LSTM), the vanilla RNN is
+one to one (see lua_checkpoint.py): the LSTM is common.lstm.LSTM (fused nn.LSTM), the vanilla RNN is
 nn.RNN(tanh), and the GRU is char-rnn's own variant, which is not nn.GRU (reset gate applied before
 the h2h map; h' = z * candidate + (1 - z) * h).
 """
@@ -27,12 +27,9 @@ class CharRNNGRU(nn.Module):
                 "i2h_r": nn.Linear(n_in, hidden_size), "h2h_r": nn.Linear(hidden_size, hidden_size),
                 "p2": nn.Linear(hidden_size, hidden_size), "p1": nn.Linear(n_in, hidden_size)}))
 
-    def zero_state(self, batch_size, device=None, dtype=None):
-        return torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device, dtype=dtype)
-
     def forward(self, x, h0=None):
         if h0 is None:
-            h0 = self.zero_state(x.size(0), x.device, x.dtype)
+            h0 = x.new_zeros(self.num_layers, x.size(0), self.hidden_size)
         next_h = []
         for L, m in enumerate(self.layers):
             if L > 0 and self.dropout > 0:
@@ -58,9 +55,6 @@ class VanillaRNN(nn.Module):
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.rnn = nn.RNN(input_size, hidden_size, num_layers, nonlinearity="tanh", batch_first=True,
                           dropout=dropout if num_layers > 1 else 0.0)
-
-    def zero_state(self, batch_size, device=None, dtype=None):
-        return torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device, dtype=dtype)
 
     def forward(self, x, h0=None):
         return self.rnn(x, h0)
@@ -89,9 +83,6 @@ class LanguageModel(nn.Module):
         if isinstance(self.rnn, LSTM):
             self.rnn.reset_parameters()
 
-    def zero_state(self, batch_size, device=None, dtype=None):
-        return self.rnn.zero_state(batch_size, device, dtype)
-
     def forward(self, idx, state=None):
         """idx: (B, T) token ids -> logits (B, T, V), next state (to carry to the next chunk)."""
         if self.embed is not None:
@@ -105,6 +96,3 @@ class LanguageModel(nn.Module):
 def detach_state(state):
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
-
-def state_rows(state, rows: slice):
-    return tuple(s[:, rows] for s in state) if isinstance(state, tuple) else state[:, rows]

@@ -1,18 +1,20 @@
-"""Sample text from a trained model, as char-rnn's sample.lua; the text streams as it is generated.
+"""Sample text from a trained model, as char-rnn's sample.lua; on a terminal the text streams as it is generated.
 
     python sample.py cv/lm_lstm_epoch30.00_1.3950.pt -primetext "ROMEO:" -temperature 0.8 -length 500
     python sample.py lm_lstm_epoch17.33_1.5834.t7 -gpuid -1     # an original char-rnn checkpoint, no conversion
+    python sample.py cv/lm_lstm_epoch30.00_1.3950.pt -num_samples 8 -length 1000 > samples.txt
 """
-import codecs
 import sys
+import time
 
 import torch
 
 from charrnn.loader import tokenize
-from charrnn.model import LanguageModel
-from common import checkpoint
+from charrnn.sampler import Draws, TextOut, load_model, stepper
 from common.cli import UserError, flag, options, parse, run
 from common.device import get_device
+
+SEPARATOR = "--------------------------"
 
 
 @options
@@ -24,95 +26,108 @@ class SampleOptions:
     primetext: str = flag("", "used as a prompt to \"seed\" the state of the LSTM using a given sequence, "
                               "before we sample")
     length: int = flag(2000, "number of characters (tokens) to sample after the primetext")
-    temperature: float = flag(1.0, "temperature of sampling")
+    temperature: float = flag(1.0, "temperature of sampling (> 0; 0 means argmax, as -sample 0)")
     gpuid: int = flag(0, "which gpu to use. -1 = use CPU")
     opencl: int = flag(0, "accepted for compatibility; OpenCL is not supported")
     verbose: int = flag(1, "set to 0 to ONLY print the sampled text, no diagnostics")
+    num_samples: int = flag(1, "new: this many independent samples in one batched run, printed one after "
+                               f"another with a {SEPARATOR} line between them")
+    threads: int = flag(1, "new: torch CPU threads (one is fastest for one character at a time; more can help "
+                           "big models or many -num_samples)")
 
 
-def load_model(path):
-    """-> (model, vocab, joiner, unit, tokens) from our .pt or an original char-rnn .t7."""
-    if path.endswith(".t7"):
-        from charrnn.convert import load_t7
-        model, vocab, _ = load_t7(path)  # float64, as the original evaluates CPU checkpoints
-        return model, vocab, "", "byte", "char"
-    ck = checkpoint.load(path, "charrnn")
-    o = ck["opt"]
-    model = LanguageModel(len(ck["vocab"]), o["rnn_size"], o["num_layers"], o["model"], 0.0, ck.get("wordvec_size", 0))
-    model.load_state_dict(ck["model"])
-    return model, ck["vocab"], ck.get("joiner", ""), ck.get("unit", "char"), ck.get("tokens", "char")
+def check(opt: SampleOptions, err):
+    if not opt.model:
+        raise UserError("usage: python sample.py CHECKPOINT [-primetext TEXT] [-length N] ...")
+    if opt.length < 0:
+        raise UserError(f"-length {opt.length}: must be 0 or more")
+    if opt.num_samples < 1 or opt.threads < 1:
+        raise UserError("-num_samples and -threads must be 1 or more")
+    if opt.temperature < 0 or opt.temperature != opt.temperature:
+        raise UserError(f"-temperature {opt.temperature:g}: must be > 0 (or 0 for argmax)")
+    if opt.temperature == 0 and opt.sample:
+        print("note: -temperature 0 picks the most likely token each step (as -sample 0)", file=err)
+        opt.sample = 0
 
 
-class TextOut:
-    """Writes tokens to stdout as they come; byte vocabularies are decoded incrementally as UTF-8."""
+def prime_tokens(text, vocab, unit, tokens, err):
+    """The primetext as vocabulary tokens; unknown ones are skipped with one warning."""
+    if unit == "byte":
+        prime = list(text.encode("utf-8").decode("latin-1"))
+    else:
+        prime = tokenize(text, tokens)[0] if text else []
+    missing = sorted({t for t in prime if t not in vocab})
+    if missing:
+        shown = "".join(missing) if unit != "byte" else repr(bytes(ord(c) for c in missing))
+        print(f"warning: primetext has {len(missing)} symbol(s) not in the model's vocabulary, skipped: {shown}",
+              file=err)
+    return [t for t in prime if t in vocab]
 
-    def __init__(self, unit, joiner, stream=None):
-        self.stream = stream or sys.stdout
-        self.decoder = codecs.getincrementaldecoder("utf-8")("replace") if unit == "byte" else None
-        self.joiner, self.prev = joiner, None
 
-    def write(self, token):
-        if self.decoder is not None:
-            text = self.decoder.decode(token.encode("latin-1"))
-        else:
-            sep = self.joiner if self.joiner and self.prev not in (None, "\n") and token != "\n" else ""
-            text = sep + token
-        self.prev = token
-        self.stream.write(text)
-        self.stream.flush()
+def generate_one(step, draw, logits, prime, index, vocab, length, writer):
+    """One sample, written token by token (primetext echoed first, as sample.lua); `logits` before any."""
+    for t in prime:
+        writer.write(t)
+        logits = step(index[t])
+    nxt = int(draw(logits))
+    for k in range(length):
+        writer.write(vocab[nxt])
+        if k + 1 < length:
+            nxt = int(draw(step(nxt)))
 
-    def close(self):
-        if self.decoder is not None:
-            self.stream.write(self.decoder.decode(b"", final=True))
-        self.stream.write("\n")
-        self.stream.flush()
+
+def generate_batch(step, draw, logits, prime, index, length, n, device):
+    """n samples side by side (one matmul per layer per step for all of them) -> n lists of token ids."""
+    logits = logits.expand(n, -1)
+    for t in prime:
+        logits = step(torch.full((n,), index[t], dtype=torch.long, device=device))
+    ids = torch.empty(length, n, dtype=torch.long, device=device)
+    for k in range(length):
+        ids[k] = draw(logits)
+        if k + 1 < length:
+            logits = step(ids[k])
+    return ids.t().tolist()
 
 
 def main(opt: SampleOptions, out=None):
-    if not opt.model:
-        raise UserError("usage: python sample.py CHECKPOINT [-primetext TEXT] [-length N] ...")
     err = sys.stderr
+    check(opt, err)
     say = (lambda *a: print(*a, file=err)) if opt.verbose else (lambda *a: None)
+    torch.set_num_threads(opt.threads)
     device = get_device(opt.gpuid)
     torch.manual_seed(opt.seed)
     model, vocab, joiner, unit, tokens = load_model(opt.model)
     model.to(device).eval()
     index = {t: i for i, t in enumerate(vocab)}
-    writer = TextOut(unit, joiner, out)
-
-    if unit == "byte":
-        prime = list(opt.primetext.encode("utf-8").decode("latin-1"))
+    prime = prime_tokens(opt.primetext, index, unit, tokens, err)
+    if prime:
+        say(f"seeding with {opt.primetext}\n{SEPARATOR}")
     else:
-        prime = tokenize(opt.primetext, tokens)[0] if opt.primetext else []
-    missing = sorted({t for t in prime if t not in index})
-    if missing:
-        shown = "".join(missing) if unit != "byte" else repr(bytes(ord(c) for c in missing))
-        print(f"warning: primetext has {len(missing)} symbol(s) not in the model's vocabulary, skipped: {shown}",
-              file=err)
-    prime = [t for t in prime if t in index]
+        say(f"missing seed text, using uniform probability over first character\n{SEPARATOR}")
 
-    state, logprobs = None, None
+    n, dtype = opt.num_samples, model.decoder.weight.dtype
+    t0 = time.perf_counter()
     with torch.no_grad():
-        if prime:
-            say(f"seeding with {opt.primetext}\n--------------------------")
-            for t in prime:  # one token at a time, echoing it, as sample.lua does
-                writer.write(t)
-                logits, state = model(torch.tensor([[index[t]]], device=device), state)
-                logprobs = torch.log_softmax(logits[0, -1].double(), -1)
+        step = stepper(model, n)
+        uniform = torch.zeros(1, len(vocab), dtype=dtype, device=device)  # no primetext: a uniform first draw
+        draw = Draws(n, len(vocab), opt.temperature or 1.0, bool(opt.sample), dtype=dtype, device=device)
+        if n == 1:
+            writer = TextOut(unit, joiner, out)
+            generate_one(step, draw, uniform, prime, index, vocab, opt.length, writer)
+            writer.close()
         else:
-            say("missing seed text, using uniform probability over first character\n--------------------------")
-            logprobs = torch.full((len(vocab),), -torch.log(torch.tensor(float(len(vocab)))).item(),
-                                  dtype=torch.float64, device=device)
-        for _ in range(opt.length):
-            if opt.sample == 0:
-                nxt = int(torch.argmax(logprobs))
-            else:
-                probs = torch.softmax(logprobs / opt.temperature, -1)
-                nxt = int(torch.multinomial(probs.float(), 1))
-            writer.write(vocab[nxt])
-            logits, state = model(torch.tensor([[nxt]], device=device), state)
-            logprobs = torch.log_softmax(logits[0, -1].double(), -1)
-    writer.close()
+            samples = generate_batch(step, draw, uniform, prime, index, opt.length, n, device)
+            for j, ids in enumerate(samples):
+                writer = TextOut(unit, joiner, out, live=False)
+                if j:
+                    writer.stream.write(SEPARATOR + "\n")
+                for t in prime + [vocab[i] for i in ids]:
+                    writer.write(t)
+                writer.close()
+    dt = time.perf_counter() - t0
+    what = "chars" if tokens == "char" else "tokens"
+    say(f"{SEPARATOR}\nsampled {n} x {opt.length} {what} in {dt:.2f} s "
+        f"({n * opt.length / max(dt, 1e-9):,.0f} {what}/s)")
 
 
 if __name__ == "__main__":

@@ -17,10 +17,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from charrnn.loader import BatchLoader, prepare
+from charrnn.lua_checkpoint import load_t7
 from charrnn.model import LanguageModel, detach_state
 from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
-from common.device import get_device, rng_state, seed_everything, set_rng_state
+from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
 
 
 @options
@@ -62,7 +63,120 @@ class TrainOptions:
     accurate_gpu_timing: int = flag(0, "set to 1 to synchronize the GPU after each step for exact timings")
     # GPU/CPU
     gpuid: int = flag(0, "which gpu to use. -1 = use CPU")
+    threads: int = flag(0, "new: torch CPU threads; 0 = torch's default (all cores, shared out under torchrun). "
+                           "On a busy machine 1 is often faster")
     opencl: int = flag(0, "accepted for compatibility; OpenCL is not supported (CUDA/MPS/CPU are)")
+
+
+@dataclasses.dataclass
+class Progress:
+    """Where a run stands: what a checkpoint carries besides the weights and the optimizer."""
+    i: int = 0
+    lr: float = 0.0
+    train_losses: list = dataclasses.field(default_factory=list)
+    val_losses: dict = dataclasses.field(default_factory=dict)
+    state: object = None  # the RNN state carried from batch to batch, as char-rnn
+
+
+def load_data(opt, rank, world, log):
+    """input.txt -> (BatchLoader for this rank's streams, vocab, joiner); rank 0 preprocesses first."""
+    if rank == 0:
+        ids, vocab, joiner = prepare(opt.data_dir, opt.tokens)
+    if world > 1:
+        dist.barrier()
+        if rank != 0:
+            ids, vocab, joiner = prepare(opt.data_dir, opt.tokens, verbose=False)
+    src = os.path.join(opt.data_dir, "input.txt")
+    loader = BatchLoader(ids, opt.batch_size, opt.seq_length, opt.train_frac, opt.val_frac, rank, world, src)
+    log(f"vocab size: {len(vocab)}; data split: {loader.ntrain} train, {loader.nval} val, {loader.ntest} test "
+        f"batches of {opt.batch_size}x{opt.seq_length}")
+    if loader.n_batches < 50:
+        log("WARNING: less than 50 batches in the data in total? Looks like very small dataset. "
+            "You probably want to use smaller batch_size and/or seq_length.")
+    return loader, vocab, joiner
+
+
+def load_init(opt, vocab, log):
+    """-init_from: our .pt (resumable) or a Lua .t7 (weights only); its architecture overrides the flags."""
+    if not opt.init_from:
+        return None
+    if opt.init_from.endswith(".t7"):
+        t7_model, t7_vocab, t7_opt = load_t7(opt.init_from)
+        ckpt = {"model": t7_model.float().state_dict(), "vocab": t7_vocab, "opt": t7_opt}
+    else:
+        ckpt = checkpoint.load(opt.init_from, "charrnn")
+    if ckpt["vocab"] != vocab:
+        diff = sorted(set(vocab) ^ set(ckpt["vocab"]))[:10]
+        raise UserError(f"{opt.init_from}: vocabulary differs from {os.path.join(opt.data_dir, 'input.txt')} "
+                        f"({len(ckpt['vocab'])} vs {len(vocab)} tokens, e.g. {''.join(diff)!r}); train from "
+                        f"scratch or use the same text")
+    for k in ("rnn_size", "num_layers", "model", "wordvec_size"):  # as char-rnn: the checkpoint decides
+        setattr(opt, k, ckpt["opt"].get(k, getattr(opt, k)))
+    log(f"loaded {opt.init_from}: {opt.model} {opt.num_layers}x{opt.rnn_size}")
+    return ckpt
+
+
+def resume(ckpt, optimizer, loader, opt, device, world, log) -> Progress:
+    """A fresh Progress, or the checkpoint's (optimizer, RNG, data pointer and carried state restored)."""
+    if ckpt is None or "optimizer" not in ckpt or opt.reset_iterations:
+        return Progress(lr=opt.learning_rate)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    for g in optimizer.param_groups:
+        g["lr"] = ckpt["lr"]
+    progress = Progress(ckpt["i"], ckpt["lr"], list(ckpt["train_losses"]), dict(ckpt["val_losses"]))
+    loader.pointer["train"] = progress.i % loader.ntrain
+    set_rng_state(ckpt.get("rng"))
+    if ckpt.get("state") is not None and world == 1:
+        s = ckpt["state"]
+        progress.state = tuple(t.to(device) for t in s) if isinstance(s, (tuple, list)) else s.to(device)
+    log(f"resuming at iteration {progress.i}, learning rate {progress.lr:.3g}")
+    return progress
+
+
+def train_step(net, model, optimizer, x, y, progress, opt):
+    """Forward, backward (summed over timesteps, as char-rnn), element-wise clamp, RMSprop -> loss tensor."""
+    logits, state = net(x, progress.state)
+    progress.state = detach_state(state)
+    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    optimizer.zero_grad(set_to_none=True)
+    (loss * opt.seq_length).backward()
+    if opt.grad_clip > 0:
+        torch.nn.utils.clip_grad_value_(model.parameters(), opt.grad_clip)
+    optimizer.step()
+    return loss
+
+
+def agree(loss, *flags, world, device):
+    """Under DDP: the mean loss over ranks, and each flag true if any rank set it (all stop together)."""
+    if world == 1:
+        return (loss, *flags)
+    t = torch.tensor([loss, *flags], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return (t[0].item() / world, *(v > 0 for v in t[1:].tolist()))
+
+
+def decay_lr(optimizer, progress, opt, ntrain, log):
+    """At each epoch end from -learning_rate_decay_after on: lr *= -learning_rate_decay."""
+    if progress.i % ntrain == 0 and progress.i / ntrain >= opt.learning_rate_decay_after and opt.learning_rate_decay < 1:
+        progress.lr *= opt.learning_rate_decay
+        for g in optimizer.param_groups:
+            g["lr"] = progress.lr
+        log(f"decayed learning rate by a factor {opt.learning_rate_decay} to {progress.lr}")
+
+
+def progress_line(model, progress, iterations, epoch, dt):
+    gn = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in model.parameters()))
+    pn = torch.sqrt(sum((p.detach().float() ** 2).sum() for p in model.parameters()))
+    return (f"{progress.i}/{iterations} (epoch {epoch:.3f}), train_loss = {progress.train_losses[-1]:6.8f}, "
+            f"grad/param norm = {(gn / pn).item():6.4e}, time/batch = {dt:.4f}s")
+
+
+def check_loss(loss, first):
+    if not math.isfinite(loss):
+        raise UserError("loss is NaN.  This usually indicates a bug. Checkpoints written so far are kept; "
+                        "try a lower -learning_rate or -grad_clip")
+    if loss > first * 3:
+        raise UserError("loss is exploding, aborting. Checkpoints written so far are kept; try a lower -learning_rate")
 
 
 def evaluate(model, loader, split, device):
@@ -83,180 +197,113 @@ def evaluate(model, loader, split, device):
     return loss
 
 
+def save(path, model, optimizer, progress, opt, vocab, joiner, epoch, val_loss):
+    st = progress.state
+    st = None if st is None else tuple(s.cpu() for s in st) if isinstance(st, tuple) else st.cpu()
+    checkpoint.save(path, "charrnn", {
+        "model": {k: v.cpu() for k, v in model.state_dict().items()},
+        "opt": dataclasses.asdict(opt), "vocab": vocab, "joiner": joiner, "tokens": opt.tokens,
+        "wordvec_size": model.wordvec_size, "train_losses": progress.train_losses, "val_losses": progress.val_losses,
+        "val_loss": val_loss, "i": progress.i, "epoch": epoch, "lr": progress.lr, "optimizer": optimizer.state_dict(),
+        "rng": rng_state(), "state": st})
+    return path
+
+
+class CtrlC:
+    """Ctrl-C sets `.requested` so the loop can finish the iteration and save; a second one quits at once."""
+
+    def __init__(self, log):
+        self.log, self.requested, self.old = log, False, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.log("\ninterrupt: finishing this iteration and saving a checkpoint (Ctrl-C again to quit now)")
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+
+
 def main(opt: TrainOptions):
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if world > 1:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        use_cuda = opt.gpuid >= 0 and torch.cuda.is_available()
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-        device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
-        if not use_cuda:
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    else:
-        device = get_device(opt.gpuid)
+    device, rank, world = init_distributed(opt.gpuid)
+    if opt.threads > 0:
+        torch.set_num_threads(opt.threads)
     master = rank == 0
     log = print if master else (lambda *a, **k: None)
     if opt.opencl:
         log("note: -opencl is not supported; using CUDA, MPS or the CPU as -gpuid says")
     seed_everything(opt.seed)
-
-    # ---- data
-    if master:
-        ids, vocab, joiner = prepare(opt.data_dir, opt.tokens)
-    if world > 1:
-        dist.barrier()
-        if not master:
-            ids, vocab, joiner = prepare(opt.data_dir, opt.tokens, verbose=False)
-    src = os.path.join(opt.data_dir, "input.txt")
-    loader = BatchLoader(ids, opt.batch_size, opt.seq_length, opt.train_frac, opt.val_frac, rank, world, src)
-    log(f"vocab size: {len(vocab)}; data split: {loader.ntrain} train, {loader.nval} val, {loader.ntest} test "
-        f"batches of {opt.batch_size}x{opt.seq_length}")
-    if loader.n_batches < 50:
-        log("WARNING: less than 50 batches in the data in total? Looks like very small dataset. "
-            "You probably want to use smaller batch_size and/or seq_length.")
-
-    # ---- model (fresh, or from a checkpoint)
-    ckpt = None
-    if opt.init_from:
-        if opt.init_from.endswith(".t7"):
-            from charrnn.convert import load_t7
-            t7_model, t7_vocab, t7_opt = load_t7(opt.init_from)
-            ckpt = {"model": t7_model.float().state_dict(), "vocab": t7_vocab, "opt": t7_opt}
-        else:
-            ckpt = checkpoint.load(opt.init_from, "charrnn")
-        if ckpt["vocab"] != vocab:
-            diff = sorted(set(vocab) ^ set(ckpt["vocab"]))[:10]
-            raise UserError(f"{opt.init_from}: vocabulary differs from {src} ({len(ckpt['vocab'])} vs "
-                            f"{len(vocab)} tokens, e.g. {''.join(diff)!r}); train from scratch or use the "
-                            f"same text")
-        for k in ("rnn_size", "num_layers", "model", "wordvec_size"):  # as char-rnn: the checkpoint decides
-            setattr(opt, k, ckpt["opt"].get(k, getattr(opt, k)))
-        log(f"loaded {opt.init_from}: {opt.model} {opt.num_layers}x{opt.rnn_size}")
-    wordvec = opt.wordvec_size or (256 if opt.tokens == "word" else 0)
-    model = LanguageModel(len(vocab), opt.rnn_size, opt.num_layers, opt.model, opt.dropout, wordvec)
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-    model.to(device)
-    log(f"number of parameters in the model: {sum(p.numel() for p in model.parameters())}")
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=opt.learning_rate, alpha=opt.decay_rate, eps=1e-8)
-
-    iterations = max(1, math.floor(opt.max_epochs * loader.ntrain))
-    start, train_losses, val_losses, state = 0, [], {}, None
-    resume = ckpt is not None and "optimizer" in ckpt and not opt.reset_iterations
-    if resume:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        for g in optimizer.param_groups:
-            g["lr"] = ckpt["lr"]
-        start, train_losses, val_losses = ckpt["i"], list(ckpt["train_losses"]), dict(ckpt["val_losses"])
-        loader.pointer["train"] = start % loader.ntrain
-        set_rng_state(ckpt.get("rng"))
-        if ckpt.get("state") is not None and world == 1:
-            s = ckpt["state"]
-            state = tuple(t.to(device) for t in s) if isinstance(s, (tuple, list)) else s.to(device)
-        log(f"resuming at iteration {start}/{iterations}, learning rate {ckpt['lr']:.3g}")
-    lr = optimizer.param_groups[0]["lr"]
-
-    def save(i, val_loss, name=None):
-        if not master:
-            return None
-        epoch = i / loader.ntrain
-        name = name or f"lm_{opt.savefile}_epoch{epoch:.2f}_{val_loss:.4f}.pt"
-        path = os.path.join(opt.checkpoint_dir, name)
-        st = None if state is None else tuple(s.cpu() for s in state) if isinstance(state, tuple) else state.cpu()
-        checkpoint.save(path, "charrnn", {
-            "model": {k: v.cpu() for k, v in model.state_dict().items()},
-            "opt": dataclasses.asdict(opt), "vocab": vocab, "joiner": joiner, "tokens": opt.tokens,
-            "wordvec_size": wordvec, "train_losses": train_losses, "val_losses": val_losses,
-            "val_loss": val_loss, "i": i, "epoch": epoch, "lr": lr, "optimizer": optimizer.state_dict(),
-            "rng": rng_state(), "state": st})
-        log(f"saving checkpoint to {path}")
-        return path
-
-    # ---- the loop: truncated BPTT, state carried across batches (and epochs), as char-rnn
-    t_start, i, last_path, loss0 = time.time(), start, None, None
-    bar = tqdm(total=iterations, initial=start, disable=not master or not sys.stderr.isatty(), unit="batch",
-               dynamic_ncols=True)
-    # Ctrl-C: finish the current iteration, save a consistent checkpoint, exit (a second Ctrl-C quits at once)
-    interrupt = []
-
-    def on_sigint(signum, frame):
-        if interrupt:
-            raise KeyboardInterrupt
-        interrupt.append(True)
-        log("\ninterrupt: finishing this iteration and saving a checkpoint (Ctrl-C again to quit now)")
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    old_handler = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     try:
-        while i < iterations:
-            i += 1
-            t0 = time.time()
-            x, y = (t.to(device, non_blocking=True) for t in loader.next_batch("train"))
-            logits, state = net(x, state)
-            state = detach_state(state)
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-            optimizer.zero_grad(set_to_none=True)
-            # char-rnn sums the per-timestep gradients (it does not divide by seq_length)
-            (loss * opt.seq_length).backward()
-            if opt.grad_clip > 0:
-                for p in model.parameters():
-                    p.grad.clamp_(-opt.grad_clip, opt.grad_clip)
-            optimizer.step()
-            if opt.accurate_gpu_timing and device.type == "cuda":
-                torch.cuda.synchronize()
-            dt = time.time() - t0
-            train_loss = loss.item()
-            out_of_time = opt.max_time > 0 and time.time() - t_start >= opt.max_time
-            interrupted = bool(interrupt)
-            if world > 1:  # one all_reduce: the mean loss, and whether any rank has to stop (all stop together)
-                t = torch.tensor([train_loss, out_of_time, interrupted], dtype=torch.float64, device=device)
-                dist.all_reduce(t)
-                train_loss, out_of_time, interrupted = t[0].item() / world, t[1].item() > 0, t[2].item() > 0
-            train_losses.append(train_loss)
-            epoch = i / loader.ntrain
-            bar.update(1)
-            bar.set_postfix(loss=f"{train_loss:.4f}", epoch=f"{epoch:.2f}")
-            if i % loader.ntrain == 0 and epoch >= opt.learning_rate_decay_after and opt.learning_rate_decay < 1:
-                lr *= opt.learning_rate_decay
-                for g in optimizer.param_groups:
-                    g["lr"] = lr
-                log(f"decayed learning rate by a factor {opt.learning_rate_decay} to {lr}")
-            if master and opt.print_every > 0 and i % opt.print_every == 0:
-                gn = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in model.parameters()))
-                pn = torch.sqrt(sum((p.detach().float() ** 2).sum() for p in model.parameters()))
-                msg = (f"{i}/{iterations} (epoch {epoch:.3f}), train_loss = {train_loss:6.8f}, "
-                       f"grad/param norm = {(gn / pn).item():6.4e}, time/batch = {dt:.4f}s")
-                bar.write(msg) if not bar.disable else print(msg)
-            if not math.isfinite(train_loss):
-                raise UserError("loss is NaN.  This usually indicates a bug. Checkpoints written so far are kept; "
-                                "try a lower -learning_rate or -grad_clip")
-            loss0 = loss0 if loss0 is not None else train_loss
-            if train_loss > loss0 * 3:
-                raise UserError("loss is exploding, aborting. Checkpoints written so far are kept; "
-                                "try a lower -learning_rate")
-            if interrupted:
-                bar.close()
-                save(i, float("nan"), f"lm_{opt.savefile}_epoch{epoch:.2f}_interrupted.pt")
-                log("interrupted; resume with -init_from and the checkpoint above")
-                raise KeyboardInterrupt
-            if i % opt.eval_val_every == 0 or i == iterations or out_of_time:
-                val_loss = evaluate(model, loader, "val", device) if loader.nval else train_loss
-                val_losses[i] = val_loss
-                log(f"validation loss {val_loss:.4f} at iteration {i} (epoch {epoch:.2f}, "
-                    f"{time.time() - t_start:.0f}s)")
-                last_path = save(i, val_loss) or last_path
-            if out_of_time:
-                log(f"stopping after -max_time {opt.max_time:g}s")
-                break
+        # data, model (fresh or from -init_from), optimizer, and where the run stands
+        loader, vocab, joiner = load_data(opt, rank, world, log)
+        ckpt = load_init(opt, vocab, log)
+        wordvec = opt.wordvec_size or (256 if opt.tokens == "word" else 0)
+        model = LanguageModel(len(vocab), opt.rnn_size, opt.num_layers, opt.model, opt.dropout, wordvec)
+        if ckpt is not None:
+            model.load_state_dict(ckpt["model"])
+        model.to(device)
+        log(f"number of parameters in the model: {sum(p.numel() for p in model.parameters())}")
+        net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+        optimizer = torch.optim.RMSprop(model.parameters(), lr=opt.learning_rate, alpha=opt.decay_rate, eps=1e-8)
+        progress = resume(ckpt, optimizer, loader, opt, device, world, log)
+        iterations = max(1, math.floor(opt.max_epochs * loader.ntrain))
+
+        def save_as(name, val_loss):
+            path = os.path.join(opt.checkpoint_dir, name)
+            if master:
+                save(path, model, optimizer, progress, opt, vocab, joiner, progress.i / loader.ntrain, val_loss)
+                log(f"saving checkpoint to {path}")
+            return path
+
+        # the loop: truncated BPTT, the state carried across batches (and epochs), as char-rnn
+        t_start, last_path, first_loss = time.time(), None, None
+        bar = tqdm(total=iterations, initial=progress.i, disable=not master or not sys.stderr.isatty(), unit="batch",
+                   dynamic_ncols=True)
+        with bar, CtrlC(log) as ctrl_c:
+            while progress.i < iterations:
+                progress.i += 1
+                t0 = time.time()
+                x, y = (t.to(device, non_blocking=True) for t in loader.next_batch("train"))
+                loss = train_step(net, model, optimizer, x, y, progress, opt).item()
+                if opt.accurate_gpu_timing and device.type == "cuda":
+                    torch.cuda.synchronize()
+                dt = time.time() - t0
+                out_of_time = opt.max_time > 0 and time.time() - t_start >= opt.max_time
+                loss, out_of_time, interrupted = agree(loss, out_of_time, ctrl_c.requested, world=world,
+                                                       device=device)
+                progress.train_losses.append(loss)
+                epoch = progress.i / loader.ntrain
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", epoch=f"{epoch:.2f}")
+                decay_lr(optimizer, progress, opt, loader.ntrain, log)
+                if master and opt.print_every > 0 and progress.i % opt.print_every == 0:
+                    msg = progress_line(model, progress, iterations, epoch, dt)
+                    bar.write(msg) if not bar.disable else print(msg)
+                first_loss = loss if first_loss is None else first_loss
+                check_loss(loss, first_loss)
+                if interrupted:
+                    save_as(f"lm_{opt.savefile}_epoch{epoch:.2f}_interrupted.pt", float("nan"))
+                    log("interrupted; resume with -init_from and the checkpoint above")
+                    raise KeyboardInterrupt
+                if progress.i % opt.eval_val_every == 0 or progress.i == iterations or out_of_time:
+                    val_loss = evaluate(model, loader, "val", device) if loader.nval else loss
+                    progress.val_losses[progress.i] = val_loss
+                    log(f"validation loss {val_loss:.4f} at iteration {progress.i} (epoch {epoch:.2f}, "
+                        f"{time.time() - t_start:.0f}s)")
+                    last_path = save_as(f"lm_{opt.savefile}_epoch{epoch:.2f}_{val_loss:.4f}.pt", val_loss)
+                if out_of_time:
+                    log(f"stopping after -max_time {opt.max_time:g}s")
+                    break
+        return last_path if master else None
     finally:
-        bar.close()
-        if main_thread:
-            signal.signal(signal.SIGINT, old_handler)
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    return last_path
+        close_distributed()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """The originals' device flags (-gpuid / -gpu: -1 means CPU) as a torch.device, and seeding."""
+import os
 import random
 import sys
 
@@ -48,3 +49,28 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def init_distributed(gpuid: int) -> tuple[torch.device, int, int]:
+    """-> (device, rank, world_size). Under torchrun (WORLD_SIZE > 1) join the process group first:
+    NCCL with one GPU per process (LOCAL_RANK) when -gpuid asks for a GPU and CUDA exists, else gloo on
+    the CPU with the cores shared out between the processes. Alone: get_device(gpuid), 0, 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return get_device(gpuid), 0, 1
+    import torch.distributed as dist
+    use_cuda = gpuid >= 0 and torch.cuda.is_available()
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    return device, dist.get_rank(), world
+
+
+def close_distributed() -> None:
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -44,10 +44,6 @@ class LSTM(nn.Module):
             for layer in range(self.num_layers):
                 getattr(self.rnn, f"bias_ih_l{layer}")[H:2 * H].fill_(forget_bias)
 
-    def zero_state(self, batch_size, device=None, dtype=None):
-        z = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device, dtype=dtype)
-        return (z, z.clone())
-
     def forward(self, x, state=None):
         return self.rnn(x, state)
 

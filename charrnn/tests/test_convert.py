@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn import convert, sample
+from charrnn import convert, lua_checkpoint, sample
 from charrnn.tests.conftest import CHARRNN, T7_FIXTURES
 from charrnn.tests.t7_graphs import make_checkpoint, reference_logprobs
 from common import checkpoint, t7
@@ -33,7 +33,7 @@ def read_reference(name):
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 def test_real_checkpoint_logprobs_match_lua(kind):
-    model, vocab, opt = convert.load_t7(T7_FIXTURES / f"lm_{REAL[kind]}.t7")
+    model, vocab, opt = lua_checkpoint.load_t7(T7_FIXTURES / f"lm_{REAL[kind]}.t7")
     assert opt["model"] == kind and len(vocab) == 65 and vocab[0] == "\n"
     ids, argmax, ref = read_reference(REAL[kind])
     assert "".join(vocab[i] for i in ids) == "First Citizen"
@@ -71,7 +71,7 @@ def test_written_checkpoints_other_sizes_and_gpu_storages(tmp_path, kind, H, L, 
     ck, W, byte_vocab = make_checkpoint(kind, text, H, L, seed=H * 10 + L)
     path = tmp_path / f"{kind}.t7"
     t7.save(path, ck, tensor_type=tensor_type)
-    model, vocab, _ = convert.load_t7(path)
+    model, vocab, _ = lua_checkpoint.load_t7(path)
     assert [ord(v) for v in vocab] == byte_vocab
     ids = [vocab.index(chr(c)) for c in "wörld 你".encode()]
     dtype = np.float64 if tensor_type == "torch.DoubleTensor" else np.float32
@@ -87,7 +87,7 @@ def test_written_checkpoints_other_sizes_and_gpu_storages(tmp_path, kind, H, L, 
 def test_not_a_charrnn_checkpoint(tmp_path):
     t7.save(tmp_path / "x.t7", {"weights": np.ones(3)})
     with pytest.raises(UserError, match="not a char-rnn checkpoint"):
-        convert.load_t7(tmp_path / "x.t7")
+        lua_checkpoint.load_t7(tmp_path / "x.t7")
     (tmp_path / "y.t7").write_text("hello")
     with pytest.raises(UserError, match="not a readable Torch7"):
-        convert.load_t7(tmp_path / "y.t7")
+        lua_checkpoint.load_t7(tmp_path / "y.t7")
