@@ -1,0 +1,42 @@
+"""Save and load densecap models: our atomic .pt checkpoints, or the original's .t7 through convert.py."""
+import dataclasses
+
+import torch
+
+from common import checkpoint
+from densecap.model import DenseCapModel, ModelConfig
+
+KIND = "densecap"
+
+
+def save_model(path, model, idx_to_token, **extra):
+    payload = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "config": dataclasses.asdict(model.cfg), "idx_to_token": dict(idx_to_token)}
+    payload.update(extra)
+    return checkpoint.save(path, KIND, payload)
+
+
+def load_model(path, device="cpu"):
+    """-> (model in eval mode, idx_to_token {"1": word}, the whole checkpoint dict)."""
+    if str(path).endswith(".t7"):
+        from densecap.convert import load_t7_model
+        model, idx_to_token, ckpt = load_t7_model(path)
+    else:
+        ckpt = checkpoint.load(path, KIND)
+        model = DenseCapModel(ModelConfig(**ckpt["config"]))
+        model.load_state_dict(ckpt["model"])
+        idx_to_token = ckpt["idx_to_token"]
+    return model.to(device).eval(), idx_to_token, ckpt
+
+
+def captions_of(seqs, idx_to_token):
+    """(N, L) word ids, 0 = end -> list of strings."""
+    out = []
+    for row in seqs.tolist() if isinstance(seqs, torch.Tensor) else seqs:
+        words = []
+        for ix in row:
+            if ix == 0 or str(ix) not in idx_to_token:
+                break
+            words.append(idx_to_token[str(ix)])
+        out.append(" ".join(words))
+    return out

@@ -1,0 +1,185 @@
+"""DenseCap's fully convolutional localization network (FCLN), as DenseCapModel.lua builds it.
+
+    image -> conv_net1 (VGG conv1_1..pool2, never trained) -> conv_net2 (conv3_1..relu5_3, fine-tuned
+    after -finetune_cnn_after; pool5 dropped, stride 16) -> LocalizationLayer (RPN, sampler / NMS,
+    bilinear 7x7 RoI features) -> recog_base (fc6, fc7) -> objectness, final box regression, and the
+    region LanguageModel (region code -> Linear + ReLU -> LSTM).
+
+`cnn="tiny"` swaps VGG for four conv+pool blocks of the same stride and field centres, so tests and
+the shapes demo train in seconds on a CPU; everything after the trunk is the same code.
+"""
+import dataclasses
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchvision.ops import nms
+
+from common.caption_lm import LanguageModel
+from densecap import box_utils
+from densecap.localization import LocalizationLayer
+
+VGG_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    vocab_size: int
+    seq_length: int = 15
+    cnn: str = "vgg16"              # vgg16 | tiny
+    tiny_channels: int = 64         # width of the tiny trunk's last conv
+    fc_dim: int = 4096              # fc6/fc7 width (VGG: 4096)
+    rpn_num_filters: int = 256
+    anchor_scale: float = 1.0
+    input_encoding_size: int = 512
+    rnn_size: int = 512
+    drop_prob: float = 0.5
+    sampler_batch_size: int = 256
+    sampler_high_thresh: float = 0.7
+    sampler_low_thresh: float = 0.3
+    train_remove_outbounds_boxes: int = 1
+    mid_box_reg_weight: float = 0.05
+    mid_objectness_weight: float = 0.1
+    end_box_reg_weight: float = 0.1
+    end_objectness_weight: float = 0.1
+    captioning_weight: float = 1.0
+    box_reg_decay: float = 5e-5
+    std: float = 0.01
+
+
+def build_trunk(cfg: ModelConfig):
+    """(conv_net1, conv_net2, channels): the frozen and the fine-tunable halves of the conv trunk."""
+    if cfg.cnn == "vgg16":
+        from torchvision.models import vgg16
+        features = vgg16(weights=None).features
+        return features[:10], features[10:30], 512  # conv1_1..pool2 | conv3_1..relu5_3 (pool5 dropped)
+    if cfg.cnn == "tiny":
+        c = cfg.tiny_channels
+        widths = [3, c // 4, c // 2, c, c]
+        layers = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(a, b, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2)]
+        return nn.Sequential(), nn.Sequential(*layers), c
+    raise ValueError(f"unknown cnn {cfg.cnn!r} (vgg16 or tiny)")
+
+
+def build_recog_base(in_dim, fc_dim, drop_prob=0.5):
+    """VGG's fc6/fc7: Linear + ReLU + Dropout, twice (dropout 0.5 as in VGG's own classifier)."""
+    return nn.Sequential(nn.Linear(in_dim, fc_dim), nn.ReLU(inplace=True), nn.Dropout(drop_prob),
+                         nn.Linear(fc_dim, fc_dim), nn.ReLU(inplace=True), nn.Dropout(drop_prob))
+
+
+def load_torchvision_vgg16(model, state_dict):
+    """Copy a torchvision vgg16 state_dict (conv trunk, fc6, fc7) into `model`, folding torchvision's
+    RGB [0,1] mean/std input normalisation into conv1_1 so the model keeps Caffe's BGR 0-255 input."""
+    sd = dict(state_dict)
+    w, b = sd["features.0.weight"].clone(), sd["features.0.bias"].clone()
+    mean = torch.tensor([0.485, 0.456, 0.406])
+    std = torch.tensor([0.229, 0.224, 0.225])
+    caffe_mean_rgb = torch.tensor(VGG_MEAN_BGR[::-1])
+    # x_tv[c] = ((x_caffe_rgb[c] + caffe_mean[c]) / 255 - mean[c]) / std[c]; our input is BGR
+    scale = 1.0 / (255.0 * std)
+    shift = (caffe_mean_rgb / 255.0 - mean) / std
+    b = b + (w * shift.view(1, 3, 1, 1)).sum((1, 2, 3))
+    w = (w * scale.view(1, 3, 1, 1)).flip(1)
+    sd["features.0.weight"], sd["features.0.bias"] = w, b
+    trunk = {}
+    for k, v in sd.items():
+        if k.startswith("features."):
+            i = int(k.split(".")[1])
+            rest = k.split(".", 2)[2]
+            if i < 10:
+                trunk[f"conv_net1.{i}.{rest}"] = v
+            elif i < 30:
+                trunk[f"conv_net2.{i - 10}.{rest}"] = v
+    trunk["recog_base.0.weight"], trunk["recog_base.0.bias"] = sd["classifier.0.weight"], sd["classifier.0.bias"]
+    trunk["recog_base.3.weight"], trunk["recog_base.3.bias"] = sd["classifier.3.weight"], sd["classifier.3.bias"]
+    missing = model.load_state_dict(trunk, strict=False)
+    assert not missing.unexpected_keys, missing.unexpected_keys
+    return model
+
+
+class DenseCapModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.conv_net1, self.conv_net2, channels = build_trunk(cfg)
+        self.localization = LocalizationLayer(
+            channels, cfg.rpn_num_filters, cfg.anchor_scale, cfg.sampler_batch_size, cfg.sampler_high_thresh,
+            cfg.sampler_low_thresh, cfg.train_remove_outbounds_boxes, cfg.mid_box_reg_weight,
+            cfg.mid_objectness_weight, cfg.box_reg_decay)
+        self.recog_base = build_recog_base(channels * 7 * 7, cfg.fc_dim, cfg.drop_prob)
+        self.objectness = nn.Linear(cfg.fc_dim, 1)
+        self.box_reg = nn.Linear(cfg.fc_dim, 4)
+        nn.init.normal_(self.objectness.weight, 0, cfg.std)
+        nn.init.zeros_(self.objectness.bias)
+        nn.init.zeros_(self.box_reg.weight)
+        nn.init.zeros_(self.box_reg.bias)
+        # LanguageModel.lua's image encoder: region code -> input_encoding_size, ReLU
+        self.lm_encoder = nn.Sequential(nn.Linear(cfg.fc_dim, cfg.input_encoding_size), nn.ReLU(inplace=True))
+        self.lm = LanguageModel(cfg.vocab_size, cfg.input_encoding_size, cfg.rnn_size, 1, cfg.drop_prob,
+                                cfg.seq_length)
+        for p in self.conv_net1.parameters():
+            p.requires_grad_(False)
+
+    def extract_features(self, image):
+        with torch.no_grad():
+            x = self.conv_net1(image)
+        return self.conv_net2(x)
+
+    # ------------------------------------------------------------------ training
+    def forward_train(self, image, gt_boxes, gt_labels, finetune_cnn=False, generator=None):
+        """One image (1, 3, H, W), its GT boxes (B, 4) xcycwh and labels (B, L) -> dict of weighted losses."""
+        cfg = self.cfg
+        H, W = image.shape[-2:]
+        if finetune_cnn:
+            feats = self.extract_features(image)
+        else:
+            with torch.no_grad():
+                feats = self.extract_features(image)
+        roi_feats, roi_boxes, num_pos, pos_gt_idx, losses = self.localization.forward_train(
+            feats, (H, W), gt_boxes, generator)
+        codes = self.recog_base(roi_feats.flatten(1))
+        scores = self.objectness(codes).squeeze(1)
+        target = torch.zeros_like(scores)
+        target[:num_pos] = 1
+        losses["end_objectness_loss"] = cfg.end_objectness_weight * F.binary_cross_entropy_with_logits(scores, target)
+        if num_pos:
+            pos_codes, pos_boxes = codes[:num_pos], roi_boxes[:num_pos]
+            trans = self.box_reg(pos_codes)
+            target_trans = box_utils.invert_box_transform(pos_boxes, gt_boxes[pos_gt_idx].float())
+            # BoxRegressionCriterion ignores boxes whose target offsets exceed 10 in any coordinate
+            ok = target_trans.abs().max(1).values <= 10
+            if ok.any():
+                losses["end_box_reg_loss"] = cfg.end_box_reg_weight * F.smooth_l1_loss(trans[ok], target_trans[ok])
+            labels = gt_labels[pos_gt_idx]
+            logits = self.lm(self.lm_encoder(pos_codes), labels)
+            losses["captioning_loss"] = cfg.captioning_weight * self.lm.loss(logits, labels)
+        return losses
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def forward_test(self, image, rpn_nms_thresh=0.7, final_nms_thresh=0.3, num_proposals=1000,
+                     clip_final_boxes=True, captions=True):
+        """-> (boxes (N, 4) xcycwh, scores (N,) raw final objectness, seqs (N, seq_length) or None),
+        sorted by score after the final NMS. Captions are sampled only for the boxes NMS keeps: the
+        original sampled all proposals then dropped most; greedy decoding is per region, so the kept
+        captions are the same."""
+        H, W = image.shape[-2:]
+        feats = self.extract_features(image)
+        roi_feats, boxes, _ = self.localization.forward_test(feats, (H, W), rpn_nms_thresh, num_proposals)
+        if boxes.shape[0] == 0:
+            return boxes, boxes.new_zeros(0), (boxes.new_zeros(0, self.cfg.seq_length, dtype=torch.long)
+                                                if captions else None)
+        codes = self.recog_base(roi_feats.flatten(1))
+        scores = self.objectness(codes).squeeze(1)
+        final = box_utils.apply_box_transform(boxes, self.box_reg(codes))
+        if clip_final_boxes:
+            final, _ = box_utils.clip_boxes(final, H, W)
+        if final_nms_thresh > 0:
+            keep = nms(box_utils.xcycwh_to_x1y1x2y2(final), scores, final_nms_thresh)
+        else:
+            keep = scores.argsort(descending=True)
+        final, scores, codes = final[keep], scores[keep], codes[keep]
+        seqs = self.lm.sample(self.lm_encoder(codes))[0] if captions else None
+        return final, scores, seqs

@@ -1,0 +1,160 @@
+"""Run a trained DenseCap model on images, as run_model.lua: results.json + resized images for the viewer.
+
+    python run_model.py -checkpoint checkpoint.pt -input_image imgs/elephant.jpg -gpu -1
+    python run_model.py -checkpoint densecap-pretrained-vgg16.t7 -input_dir photos/ -output_dir drawn/
+    cd vis && python -m http.server 8181      # then open http://localhost:8181/view_results.html
+"""
+import json
+import os
+import shutil
+import sys
+import time
+
+import torch
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from common.cli import UserError, flag, options, parse, run
+from common.device import get_device
+from densecap import box_utils
+from densecap.checkpoints import captions_of, load_model
+from densecap.loader import load_image
+
+VIEWER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vis", "view_results.html")
+COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+          "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39"]
+
+
+@options
+class RunOptions:
+    """Run a DenseCap model on images; write results.json and the images for vis/view_results.html."""
+    checkpoint: str = flag("data/models/densecap/densecap-pretrained-vgg16.t7",
+                           "a train.py checkpoint (.pt) or the original model (.t7)")
+    image_size: int = flag(720, "resize the longest side of each image to this many pixels")
+    rpn_nms_thresh: float = flag(0.7, "NMS threshold on the RPN proposals")
+    final_nms_thresh: float = flag(0.3, "NMS threshold on the final boxes")
+    num_proposals: int = flag(1000, "how many RPN proposals (after NMS) go to the recognition network")
+    input_image: str = flag("", "a single image to run")
+    input_dir: str = flag("", "a folder of images (files starting with '.' are ignored; non-images are "
+                              "skipped with a warning)")
+    input_split: str = flag("", "train, val or test: run the images of this split of -splits_json")
+    splits_json: str = flag("info/densecap_splits.json", "the split file used with -input_split")
+    vg_img_root_dir: str = flag("", "folder of Visual Genome images <id>.jpg, for -input_split")
+    max_images: int = flag(100, "stop after this many images (-1 = all)")
+    output_dir: str = flag("", "if set, draw the top boxes and captions onto copies of the images here")
+    num_to_draw: int = flag(10, "how many boxes to draw with -output_dir")
+    text_size: int = flag(2, "caption text size with -output_dir")
+    box_width: int = flag(2, "box line width with -output_dir")
+    output_vis: int = flag(1, "1: write results.json and the resized images to -output_vis_dir")
+    output_vis_dir: str = flag("vis/data", "folder for results.json and the resized images")
+    gpu: int = flag(0, "GPU to use; -1 = CPU")
+    use_cudnn: int = flag(1, "accepted for compatibility (PyTorch picks cuDNN itself)")
+    threads: int = flag(0, "new: CPU threads for torch (0 = torch's default)")
+
+
+def image_paths(opt):
+    """The first of -input_image / -input_dir / -input_split that is set, as in run_model.lua."""
+    if opt.input_image:
+        if not os.path.isfile(opt.input_image):
+            raise UserError(f"{opt.input_image}: no such image (-input_image)")
+        paths = [opt.input_image]
+    elif opt.input_dir:
+        if not os.path.isdir(opt.input_dir):
+            raise UserError(f"{opt.input_dir}: no such folder (-input_dir)")
+        paths = [os.path.join(opt.input_dir, f) for f in sorted(os.listdir(opt.input_dir))
+                 if not f.startswith(".") and os.path.isfile(os.path.join(opt.input_dir, f))]
+    elif opt.input_split:
+        if not os.path.isfile(opt.splits_json):
+            raise UserError(f"{opt.splits_json}: no such split file (-splits_json)")
+        with open(opt.splits_json) as f:
+            splits = json.load(f)
+        if opt.input_split not in splits:
+            raise UserError(f"-input_split {opt.input_split}: {opt.splits_json} has {sorted(splits)}")
+        paths = [os.path.join(opt.vg_img_root_dir, f"{i}.jpg") for i in splits[opt.input_split]]
+    else:
+        raise UserError("give one of -input_image, -input_dir or -input_split")
+    return paths if opt.max_images < 0 else paths[:opt.max_images]
+
+
+def draw_results(img, boxes_xywh, captions, opt):
+    """A copy of `img` with the top -num_to_draw boxes and their captions."""
+    img = img.copy()
+    draw = ImageDraw.Draw(img)
+    for k, ((x, y, w, h), cap) in enumerate(list(zip(boxes_xywh, captions))[:opt.num_to_draw]):
+        color = COLORS[k % len(COLORS)]
+        draw.rectangle([x, y, x + w, y + h], outline=color, width=opt.box_width)
+        draw.text((x + 3, y + 3), cap, fill=color, font_size=6 * opt.text_size + 2)
+    return img
+
+
+def run_image(model, path, opt, device, idx_to_token):
+    """One image -> (resized PIL image, result dict in the original's schema)."""
+    img, x = load_image(path, opt.image_size)
+    boxes, scores, seqs = model.forward_test(x.to(device), opt.rpn_nms_thresh, opt.final_nms_thresh,
+                                             opt.num_proposals)
+    xywh = box_utils.xcycwh_to_xywh(boxes.float().cpu())
+    name = os.path.basename(path)
+    if os.path.splitext(name)[1].lower() not in Image.registered_extensions():
+        name += ".png"  # -input_dir takes any file name; the saved copy needs a format
+    result = {"img_name": name,
+              "boxes": [[round(v, 2) for v in b] for b in xywh.tolist()],
+              "scores": [round(s, 4) for s in scores.float().cpu().tolist()],
+              "captions": captions_of(seqs.cpu(), idx_to_token)}
+    return img, result
+
+
+def write_results(results, opt, err):
+    if not opt.output_vis:
+        return None
+    path = os.path.join(opt.output_vis_dir, "results.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"results": results, "opt": vars(opt)}, f)
+    os.replace(tmp, path)
+    # put the viewer one level up from the data folder (vis/view_results.html reads vis/data/)
+    viewer = os.path.join(os.path.dirname(os.path.abspath(opt.output_vis_dir)), "view_results.html")
+    if not os.path.exists(viewer):
+        shutil.copyfile(VIEWER, viewer)
+    print(f"wrote {len(results)} results to {path}; viewer: {viewer}", file=err)
+    return path
+
+
+def main(opt: RunOptions, err=None):
+    err = err or sys.stderr
+    if opt.threads > 0:
+        torch.set_num_threads(opt.threads)
+    paths = image_paths(opt)
+    device = get_device(opt.gpu)
+    model, idx_to_token, _ = load_model(opt.checkpoint, device)
+    for d in (opt.output_vis_dir if opt.output_vis else "", opt.output_dir):
+        if d:
+            os.makedirs(d, exist_ok=True)
+    results, skipped, t0 = [], 0, time.process_time()
+    try:
+        for path in tqdm(paths, unit="img", disable=len(paths) < 2 or not err.isatty(), file=err):
+            try:
+                img, result = run_image(model, path, opt, device, idx_to_token)
+            except UserError as e:
+                if len(paths) == 1:
+                    raise
+                print(f"warning: skipping {e}", file=err)
+                skipped += 1
+                continue
+            if not result["boxes"]:
+                print(f"warning: {path}: no boxes left after NMS", file=err)
+            results.append(result)
+            if opt.output_vis:
+                img.save(os.path.join(opt.output_vis_dir, result["img_name"]))
+            if opt.output_dir:
+                draw_results(img, result["boxes"], result["captions"], opt).save(
+                    os.path.join(opt.output_dir, result["img_name"]))
+    finally:  # Ctrl-C or an error keeps the results so far
+        write_results(results, opt, err)
+    n = len(results)
+    print(f"{n} image(s), {skipped} skipped, {(time.process_time() - t0) / max(n, 1):.2f} CPU s per image",
+          file=err)
+    return results
+
+
+if __name__ == "__main__":
+    run(main, parse(RunOptions))

@@ -1,0 +1,92 @@
+import json
+
+import pytest
+from PIL import Image
+
+from common import checkpoint
+from common.browser import headless_chromium, require_chromium, serve_folder
+from common.cli import UserError, parse
+from densecap import run_model
+
+
+def run(args):
+    return run_model.main(parse(run_model.RunOptions, args + ["-gpu", "-1"]))
+
+
+def test_input_dir_skips_bad_files_writes_original_schema(tiny_checkpoint, shapes_dir, tmp_path, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    for f in shapes_dir.iterdir():
+        (d / f.name).write_bytes(f.read_bytes())
+    (d / "notes.txt").write_text("not an image")
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (d / ".hidden.png").write_bytes(b"")
+    vis = tmp_path / "vis" / "data"
+    results = run(["-checkpoint", str(tiny_checkpoint), "-input_dir", str(d), "-image_size", "200",
+                   "-output_vis_dir", str(vis), "-output_dir", str(tmp_path / "drawn"), "-num_proposals", "50"])
+    err = capsys.readouterr().err
+    assert "skipping" in err and "notes.txt" in err and "broken.jpg" in err and ".hidden" not in err
+    data = json.load(open(vis / "results.json"))
+    assert [r["img_name"] for r in data["results"]] == ["scene0.png", "scene1.png", "scene2.png"]
+    assert data["results"] == results and data["opt"]["num_proposals"] == 50
+    for r in data["results"]:
+        assert set(r) == {"img_name", "boxes", "scores", "captions"}
+        assert len(r["boxes"]) == len(r["scores"]) == len(r["captions"]) > 0
+        assert r["scores"] == sorted(r["scores"], reverse=True)   # the final NMS order
+        for x, y, w, h in r["boxes"]:   # xywh inside the resized (200 x 200) image
+            assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= 200.5 and y + h <= 200.5
+        assert Image.open(vis / r["img_name"]).size == (200, 200)
+        assert Image.open(tmp_path / "drawn" / r["img_name"]).size == (200, 200)
+    assert (tmp_path / "vis" / "view_results.html").exists()
+
+
+def test_bad_inputs_are_one_line_errors(tiny_checkpoint, tmp_path):
+    with pytest.raises(UserError, match="no such image"):
+        run(["-checkpoint", str(tiny_checkpoint), "-input_image", str(tmp_path / "nope.jpg")])
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("hello")
+    with pytest.raises(UserError, match="not a readable image"):
+        run(["-checkpoint", str(tiny_checkpoint), "-input_image", str(bad), "-output_vis_dir", str(tmp_path / "v")])
+    other = checkpoint.save(tmp_path / "other.pt", "charrnn", {"model": {}})
+    with pytest.raises(UserError, match="charrnn checkpoint, expected a densecap"):
+        run(["-checkpoint", other, "-input_image", str(bad)])
+    with pytest.raises(UserError, match="give one of"):
+        run(["-checkpoint", str(tiny_checkpoint)])
+
+
+def test_viewer_shows_boxes_and_captions_in_a_browser(tmp_path):
+    require_chromium()
+    data = tmp_path / "vis" / "data"
+    data.mkdir(parents=True)
+    Image.new("RGB", (200, 100), "white").save(data / "a.png")
+    Image.new("RGB", (100, 200), "gray").save(data / "b.png")
+    results = [{"img_name": "a.png", "boxes": [[10, 10, 50, 40], [100, 20, 60, 60], [5, 5, 20, 20]],
+                "scores": [3.0, 2.0, 1.0], "captions": ["a red circle", "a blue square", "a tiny dot"]},
+               {"img_name": "b.png", "boxes": [[0, 0, 100, 100]], "scores": [0.5], "captions": ["a gray wall"]}]
+    (data / "results.json").write_text(json.dumps({"results": results, "opt": {}}))
+    run_model.write_results(results, parse(run_model.RunOptions, ["-output_vis_dir", str(data)]), open("/dev/null", "w"))
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with serve_folder(tmp_path / "vis") as url, headless_chromium() as driver:
+        driver.get(url + "/view_results.html")
+        boxes = lambda: driver.find_elements(By.CSS_SELECTOR, "#stage .box")
+        caps = lambda: [e.text.split(" (")[0] for e in driver.find_elements(By.CSS_SELECTOR, "#captions li")]
+        WebDriverWait(driver, 10).until(lambda d: len(boxes()) == 3)
+        assert caps() == ["a red circle", "a blue square", "a tiny dot"]
+        first = boxes()[0]
+        assert first.get_attribute("data-caption") == "a red circle"
+        assert (first.size["width"], first.size["height"]) == (50, 40)   # image shown at natural size
+        body = driver.find_element(By.TAG_NAME, "body")
+        body.send_keys("s")                       # fewer boxes
+        WebDriverWait(driver, 5).until(lambda d: len(boxes()) == 2)
+        body.send_keys("t")                       # captions drawn on the image
+        WebDriverWait(driver, 5).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".box-label")) == 2)
+        assert driver.find_elements(By.CSS_SELECTOR, ".box-label")[1].text == "a blue square"
+        body.send_keys("d")                       # next image
+        WebDriverWait(driver, 5).until(lambda d: caps() == ["a gray wall"])
+        assert "image 2 / 2" in driver.find_element(By.ID, "counter").text
+        body.send_keys("a")
+        WebDriverWait(driver, 5).until(lambda d: len(caps()) == 2)
+        driver.save_screenshot(str(tmp_path / "shot.png"))
+    assert Image.open(tmp_path / "shot.png").size[0] > 0
