@@ -1,0 +1,143 @@
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from common.captions import tokenize
+from common.cli import UserError, parse
+from common.shapes import write_dataset
+from densecap import preprocess
+from densecap.loader import DataLoader
+from densecap.tests.conftest import COCO_MINI, SHARED, VG_SAMPLE
+
+SPLITS = SHARED / "data/densecap_demo/densecap_splits.json"
+
+
+def prep(args):
+    return preprocess.main(parse(preprocess.PreprocessOptions, [str(a) for a in args]))
+
+
+def test_visual_genome_sample(tmp_path):
+    # the real VG annotations of images 1-100; the images are blank ones of the stated sizes
+    meta = json.load(open(VG_SAMPLE / "image_data.json_samples.json"))
+    img_dir = tmp_path / "images"
+    img_dir.mkdir()
+    for m in meta:
+        Image.new("RGB", (m["width"], m["height"]), (10, 20, 30)).save(img_dir / f"{m['image_id']}.jpg")
+    h5, js = tmp_path / "vg.h5", tmp_path / "vg.json"
+    info = prep(["--region_data", VG_SAMPLE / "region_descriptions.json_samples.json", "--image_dir", img_dir,
+                 "--split_json", SPLITS, "--h5_output", h5, "--json_output", js, "--image_size", 96,
+                 "--num_workers", 2])
+    splits = json.load(open(SPLITS))
+    regions = {e["id"]: e["regions"] for e in json.load(open(VG_SAMPLE / "region_descriptions.json_samples.json"))}
+    with h5py.File(h5) as f:
+        split = f["split"][:]
+        # images 1-100 that are in the official splits: 28 train, 3 val, 2 test
+        assert [int((split == k).sum()) for k in range(3)] == [28, 3, 2]
+        assert f["images"].shape == (33, 3, 96, 96) and f["images"].dtype == np.uint8
+        assert f["labels"].shape[1] == 15
+        vid = min(i for i in splits["train"] if i <= 100)
+        m = next(m for m in meta if m["image_id"] == vid)
+        i = info["filename_to_idx"][f"{vid}.jpg"]
+        W, H = m["width"], m["height"]
+        assert split[i] == 0 and (f["original_widths"][i], f["original_heights"][i]) == (W, H)
+        s = 96 / max(W, H)
+        assert (f["image_widths"][i], f["image_heights"][i]) == (round(W * s), round(H * s))
+        h = round(H * s)
+        img = f["images"][i]
+        assert np.all(np.abs(img[:, :h, :].astype(int) - np.array([10, 20, 30]).reshape(3, 1, 1)) <= 2)
+        assert np.all(img[:, h:] == 0)
+        first, last = f["img_to_first_box"][i], f["img_to_last_box"][i]
+        kept = [r for r in regions[vid] if 0 < len(tokenize(r["phrase"])) <= 15]
+        assert last - first + 1 == len(kept)
+        assert np.all(f["box_to_img"][first - 1:last] == i + 1)
+        # the first region of image 1, scaled by 96/800, as (xc, yc, w, h) 1-indexed
+        r = kept[0]
+        x1, w = round(r["x"] * s) + 1, max(1, round(r["width"] * s))
+        assert f["boxes"][first - 1][[0, 2]].tolist() == [x1 + w // 2, w]
+        words = [info["idx_to_token"][str(t)] for t in f["labels"][first - 1] if t]
+        toks = tokenize(r["phrase"])
+        assert words == [t if t in info["token_to_idx"] else "<UNK>" for t in toks]
+        assert f["lengths"][first - 1] == len(toks)
+        assert np.all(f["boxes"][:, 2:] >= 1) and np.all(f["boxes"][:, :2] >= 1)
+    # only words seen >= 15 times are in the vocabulary
+    counts = {}
+    for k in info["filename_to_idx"]:
+        for r in regions[int(k.split(".")[0])]:
+            t = tokenize(r["phrase"])
+            if 0 < len(t) <= 15:
+                for w in t:
+                    counts[w] = counts.get(w, 0) + 1
+    assert set(info["token_to_idx"]) == {w for w, c in counts.items() if c >= 15} | {"<UNK>"}
+    loader = DataLoader(str(h5), str(js))
+    (x, boxes, labels, meta_i), _ = loader.next("train")
+    assert x.shape[0] == 1 and boxes.shape[1] == 4 and labels.shape == (boxes.shape[0], 15)
+
+
+def test_shapes_and_coco(tmp_path):
+    paths = write_dataset(tmp_path / "shapes", 10, seed=0, size=64)
+    prep(["--region_data", paths["region_descriptions"], "--image_dir", paths["images"], "--split_json",
+          paths["splits_json"], "--h5_output", tmp_path / "s.h5", "--json_output", tmp_path / "s.json",
+          "--image_size", 64, "--min_token_instances", 1])
+    with h5py.File(tmp_path / "s.h5") as f:
+        vg = json.load(open(paths["region_descriptions"]))
+        r = vg[0]["regions"][0]
+        # 64 px images stay 64 px: the box is the shape's, 1-indexed centre
+        assert f["boxes"][0].tolist() == [r["x"] + 1 + r["width"] // 2, r["y"] + 1 + r["height"] // 2,
+                                          r["width"], r["height"]]
+    info = prep(["--coco_instances", COCO_MINI / "annotations/instances_train2017.json", "--coco_images",
+                 COCO_MINI / "train2017", "--h5_output", tmp_path / "c.h5", "--json_output", tmp_path / "c.json",
+                 "--image_size", 64, "--min_token_instances", 2, "--max_images", 20])
+    with h5py.File(tmp_path / "c.h5") as f:
+        assert f["images"].shape[0] == 20 and sorted(set(f["split"][:].tolist())) == [0, 1, 2]
+    assert "person" in info["token_to_idx"]
+    prep(["--coco_instances", COCO_MINI / "annotations/instances_train2017.json", "--coco_images",
+          COCO_MINI / "train2017", "--coco_captions", COCO_MINI / "annotations/captions_train2017.json",
+          "--h5_output", tmp_path / "cc.h5", "--json_output", tmp_path / "cc.json", "--image_size", 32,
+          "--max_images", 3])
+    with h5py.File(tmp_path / "cc.h5") as f:
+        # each caption is a whole-image region: boxes as big as the resized image
+        widths = f["image_widths"][:]
+        assert (f["boxes"][:, 2] == widths[f["box_to_img"][:] - 1]).sum() >= 15
+
+
+def test_bad_inputs(tmp_path):
+    (tmp_path / "empty.json").write_text("[]")
+    with pytest.raises(UserError, match="no images in it"):
+        prep(["--region_data", tmp_path / "empty.json"])
+    (tmp_path / "bad.json").write_text("{oops")
+    with pytest.raises(UserError, match="not valid JSON"):
+        prep(["--region_data", tmp_path / "bad.json"])
+    regions = [{"id": 1, "regions": [{"region_id": 1, "image_id": 1, "x": 0, "y": 0, "width": 5, "height": 5,
+                                       "phrase": "a thing"}]},
+               {"id": 2, "regions": [{"region_id": 2, "image_id": 2, "x": 0, "y": 0, "width": 5, "height": 5,
+                                       "phrase": "a thing"}]}]
+    (tmp_path / "r.json").write_text(json.dumps(regions))
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "1.jpg").write_text("not a jpeg")
+    with pytest.raises(UserError, match="no usable images"):
+        prep(["--region_data", tmp_path / "r.json", "--image_dir", tmp_path / "img", "--split_json", ""])
+
+
+def _peak_rss_mb(tmp_path, n):
+    d = tmp_path / f"n{n}"
+    paths = write_dataset(d, n, seed=0, size=32)
+    code = ("import resource, sys; from common.cli import parse; from densecap import preprocess;"
+            "preprocess.main(parse(preprocess.PreprocessOptions, sys.argv[1:]));"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, "--region_data", paths["region_descriptions"], "--image_dir",
+                          paths["images"], "--split_json", paths["splits_json"], "--h5_output", d / "o.h5",
+                          "--json_output", d / "o.json", "--image_size", "400", "--num_workers", "1"],
+                         capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def test_memory_does_not_grow_with_images(tmp_path):
+    # 400 x 400 x 3 = 0.5 MB per stored image: holding 200 of them would add ~90 MB
+    small, big = _peak_rss_mb(tmp_path, 20), _peak_rss_mb(tmp_path, 200)
+    assert big - small < 25, (small, big)
