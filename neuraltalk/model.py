@@ -1,0 +1,148 @@
+"""Caption models: show-tell (neuraltalk2) and top-down attention (Anderson et al. 2018, the modern repos' updown).
+
+Both read CNN features (`fc` (B, D), `att` (B, N, C)) and share one interface:
+    logits = model(fc, att, labels, ss_prob)                  # (B, T+2, V+1), loss by common.caption_lm
+    seq, logprobs = model(fc, att, mode="sample", beam_size=3)  # or model.sample(...)
+Tokens follow common.caption_lm: word k is row/column k-1, row/column V is START/END, 0 pads labels.
+Decoding (greedy, sampling, batched beam search) is common.caption_lm's, written once for both.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from common.caption_lm import LanguageModel, beam_search, caption_loss, sample_sequences
+
+MODELS = ("show_tell", "topdown")
+ALIASES = {"updown": "topdown", "showtell": "show_tell", "fc": "show_tell"}
+
+
+class ShowTell(nn.Module):
+    """neuraltalk2: the CNN's fc feature -> Linear + ReLU (the tail of its protos.cnn) -> LanguageModel."""
+
+    uses_att = False
+
+    def __init__(self, vocab_size, fc_dim, att_dim=0, input_encoding_size=512, rnn_size=512, num_layers=1,
+                 drop_prob_lm=0.5, seq_length=16):
+        super().__init__()
+        self.vocab_size, self.seq_length = vocab_size, seq_length
+        self.img_embed = nn.Sequential(nn.Linear(fc_dim, input_encoding_size), nn.ReLU())
+        self.lm = LanguageModel(vocab_size, input_encoding_size, rnn_size, num_layers, drop_prob_lm, seq_length)
+
+    def forward(self, fc, att=None, labels=None, ss_prob=0.0, mode="xe", **sample_kw):
+        if mode == "sample":
+            return self.sample(fc, att, **sample_kw)
+        return self.lm(self.img_embed(fc), labels, ss_prob)
+
+    def sample(self, fc, att=None, beam_size=1, sample_max=True, temperature=1.0):
+        return self.lm.sample(self.img_embed(fc), beam_size, sample_max, temperature)
+
+    def loss(self, logits, labels):
+        return caption_loss(logits, labels, self.vocab_size)
+
+
+class TopDown(nn.Module):
+    """Bottom-up/top-down captioner: an attention LSTM reads [h_lang, mean image, word] and attends over the
+    regions; a language LSTM reads [attended image, h_att] and predicts the next word."""
+
+    uses_att = True
+
+    def __init__(self, vocab_size, fc_dim, att_dim, input_encoding_size=512, rnn_size=512, num_layers=1,
+                 drop_prob_lm=0.5, seq_length=16, att_hid_size=512):
+        super().__init__()
+        E, H, A = input_encoding_size, rnn_size, att_hid_size
+        self.vocab_size, self.seq_length, self.end_ix = vocab_size, seq_length, vocab_size
+        self.embed = nn.Sequential(nn.Embedding(vocab_size + 1, E), nn.ReLU(), nn.Dropout(drop_prob_lm))
+        self.fc_embed = nn.Sequential(nn.Linear(fc_dim, H), nn.ReLU(), nn.Dropout(drop_prob_lm))
+        self.att_embed = nn.Sequential(nn.Linear(att_dim, H), nn.ReLU(), nn.Dropout(drop_prob_lm))
+        self.ctx2att = nn.Linear(H, A)
+        self.h2att = nn.Linear(H, A)
+        self.alpha_net = nn.Linear(A, 1)
+        self.att_lstm = nn.LSTMCell(E + 2 * H, H)
+        self.lang_lstm = nn.LSTMCell(2 * H, H)
+        self.drop = nn.Dropout(drop_prob_lm)
+        self.logit = nn.Linear(H, vocab_size + 1)
+
+    def prepare(self, fc, att):
+        """Per-image constants: embedded fc (B, H), embedded regions (B, N, H), their attention keys (B, N, A)."""
+        att_emb = self.att_embed(att)
+        return self.fc_embed(fc), att_emb, self.ctx2att(att_emb)
+
+    def core(self, it, state, consts):
+        """One step: token rows `it` (B,) -> (logits (B, V+1), state); state = (h_att, c_att, h_lang, c_lang)."""
+        fc_emb, att_emb, p_att = consts
+        h_att, c_att, h_lang, c_lang = state
+        xt = self.embed(it)
+        h_att, c_att = self.att_lstm(torch.cat([h_lang, fc_emb, xt], 1), (h_att, c_att))
+        scores = self.alpha_net(torch.tanh(p_att + self.h2att(h_att).unsqueeze(1))).squeeze(2)
+        weights = F.softmax(scores, 1)
+        att_res = torch.bmm(weights.unsqueeze(1), att_emb).squeeze(1)
+        h_lang, c_lang = self.lang_lstm(torch.cat([att_res, h_att], 1), (h_lang, c_lang))
+        return self.logit(self.drop(h_lang)), (h_att, c_att, h_lang, c_lang)
+
+    def zero_state(self, fc):
+        z = fc.new_zeros(fc.size(0), self.lang_lstm.hidden_size)
+        return (z, z, z, z)
+
+    def forward(self, fc, att=None, labels=None, ss_prob=0.0, mode="xe", **sample_kw):
+        if mode == "sample":
+            return self.sample(fc, att, **sample_kw)
+        B, T = labels.shape
+        consts = self.prepare(fc, att)
+        state = self.zero_state(fc)
+        tokens = torch.cat([labels.new_full((B, 1), self.end_ix), (labels - 1).clamp(min=0)], 1)
+        logits = [fc.new_zeros(B, self.vocab_size + 1)]  # no image step: a placeholder keeps neuraltalk2's layout
+        for t in range(T + 1):
+            it = tokens[:, t]
+            if t >= 1 and ss_prob > 0 and self.training:
+                swap = torch.rand(B, device=it.device) < ss_prob
+                if swap.any():
+                    guess = torch.multinomial(F.softmax(logits[-1].detach(), -1), 1).squeeze(1)
+                    it = torch.where(swap, guess, it)
+            out, state = self.core(it, state, consts)
+            logits.append(out)
+        return torch.stack(logits, 1)
+
+    def sample(self, fc, att=None, beam_size=1, sample_max=True, temperature=1.0):
+        if beam_size > 1:
+            fc, att = fc.repeat_interleave(beam_size, 0), att.repeat_interleave(beam_size, 0)
+        consts = self.prepare(fc, att)
+
+        def step(it, state):
+            logits, state = self.core(it, state, consts)
+            return F.log_softmax(logits, -1), state
+
+        start = torch.full((fc.size(0),), self.end_ix, dtype=torch.long, device=fc.device)
+        logprobs, state = step(start, self.zero_state(fc))
+        if beam_size > 1:
+            return beam_search(step, state, logprobs, beam_size, self.seq_length, self.end_ix)
+        return sample_sequences(step, state, logprobs, self.seq_length, self.end_ix, sample_max, temperature)
+
+    def loss(self, logits, labels):
+        return caption_loss(logits, labels, self.vocab_size)
+
+
+def canonical(name):
+    name = ALIASES.get(name, name)
+    return name
+
+
+def build_model(caption_model, vocab_size, fc_dim, att_dim, input_encoding_size=512, rnn_size=512, num_layers=1,
+                drop_prob_lm=0.5, seq_length=16):
+    cls = {"show_tell": ShowTell, "topdown": TopDown}[canonical(caption_model)]
+    return cls(vocab_size, fc_dim, att_dim, input_encoding_size, rnn_size, num_layers, drop_prob_lm, seq_length)
+
+
+class CaptionModel(nn.Module):
+    """What a checkpoint holds: an optional CNN (raw images in, or fine-tuning) plus the caption model."""
+
+    def __init__(self, decoder: nn.Module, cnn: nn.Module = None):
+        super().__init__()
+        self.decoder, self.cnn = decoder, cnn
+
+    def features(self, images, finetune=False):
+        """uint8 images (B, 3, H, W) -> (fc, att) through the CNN (no gradient unless fine-tuning)."""
+        with torch.set_grad_enabled(finetune and torch.is_grad_enabled()):
+            return self.cnn(images)
+
+    def forward(self, fc, att=None, labels=None, ss_prob=0.0, mode="xe", **kw):
+        return self.decoder(fc, att, labels, ss_prob, mode, **kw)
