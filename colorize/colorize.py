@@ -1,0 +1,110 @@
+"""Colorize a photo or a folder of photos, as colorize.lua (`th colorize.lua in.png out.png`).
+
+    python colorize/colorize.py in.png out.png                 # the converted original model
+    python colorize/colorize.py old_photos/ colour_photos/     # a whole folder, model loaded once
+    python colorize/colorize.py in.jpg out.jpg -model cv/colornet_iter2000.pt -style_image sunset.jpg
+"""
+import os
+import sys
+
+if os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]  # run as a script: this folder's colorize.py must not hide the colorize package
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from colorize import pipeline
+from common.cli import UserError, flag, options, parse, run
+
+
+@options
+class ColorizeOptions:
+    """Colorize grayscale photos with the joint global/local network (Iizuka et al., SIGGRAPH 2016)."""
+    input: str = flag(None, "an image (any size; PNG/JPEG/TIFF/BMP, gray, RGB, alpha, 16-bit) or a folder of them",
+                      positional=True)
+    output: str = flag("out.png", "the output image, or the output folder when input is a folder", positional=True)
+    model: str = flag(str(pipeline.DEFAULT_MODEL), "weights: a .pt from convert.py or train.py (or an original "
+                                                   ".t7)")
+    gpu: int = flag(-1, "GPU id; -1 = CPU (the original ran on the CPU)")
+    recombine: str = flag("", "yuv: colorize.lua's recombination (keeps the input Y, quirky L); lab: corrected "
+                              "Lab recombination; empty = the model's own default", choices=["", "yuv", "lab"])
+    max_side: int = flag(1600, "colorize at most at this long side and upsample the chroma onto the "
+                               "full-resolution luminance (huge scans); 0 = the full resolution, as the original")
+    keep_size: int = flag(1, "1 = output at the input's size; 0 = the original's size (rounded to multiples of 8)")
+    save_ab: int = flag(0, "1 = also save the predicted chroma as OUTPUT_ab.npy (2 x H x W float32, Lab a and b)")
+    style_image: str = flag("", "take the global (scene) features from this photo instead (colorize.lua's "
+                                "stylize pull request)")
+
+
+class Colorizer:
+    """The model and options, loaded once; `__call__(in, out)` does one file."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.device = pipeline.get_device(opt.gpu)
+        self.net, ck = pipeline.load_model(opt.model, self.device)
+        self.mean = float(ck["mean"])
+        self.recombine = opt.recombine or ck.get("recombine", "yuv")
+        self.style = None
+        if opt.style_image:
+            y_style, _, _ = pipeline.read_image(opt.style_image)
+            self.style = pipeline.style_features(self.net, y_style, self.mean, self.device)
+
+    def __call__(self, src, dst):
+        y, alpha, _ = pipeline.read_image(src)
+        pipeline.check_writable(dst)
+        rgb, ab = pipeline.colorize_luminance(self.net, self.mean, y, self.device, self.recombine, self.opt.max_side,
+                                              bool(self.opt.keep_size), self.style, want_ab=bool(self.opt.save_ab))
+        if alpha is not None and rgb.shape[:2] != alpha.shape:
+            alpha = None  # -keep_size 0 changed the size; the original had no alpha either
+        pipeline.write_image(dst, rgb, alpha)
+        if ab is not None:
+            np.save(Path(dst).with_name(Path(dst).stem + "_ab.npy"), ab)
+
+
+def colorize_folder(colorizer, src_dir, dst_dir):
+    files = sorted(p for p in Path(src_dir).iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise UserError(f"{src_dir}: no images in this folder")
+    try:
+        os.makedirs(dst_dir, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{dst_dir}: cannot create the output folder ({e.strerror})") from None
+    if not os.access(dst_dir, os.W_OK):
+        raise UserError(f"{dst_dir}: cannot write there (permission denied)")
+    done, skipped = 0, 0
+    for p in tqdm(files, unit="img", disable=not sys.stderr.isatty()):
+        dst = Path(dst_dir) / (p.name if p.suffix.lower() in pipeline.IMAGE_EXTS else p.stem + ".png")
+        try:
+            colorizer(p, dst)
+            done += 1
+        except UserError as e:
+            tqdm.write(f"warning: skipping {e}", file=sys.stderr)
+            skipped += 1
+    print(f"colorized {done} image(s) into {dst_dir}" + (f"; skipped {skipped} bad file(s)" if skipped else ""))
+    if done == 0:
+        raise UserError(f"{src_dir}: none of its {len(files)} file(s) is a readable image")
+    return done, skipped
+
+
+def main(opt: ColorizeOptions):
+    if not opt.input:
+        raise UserError("usage: python colorize/colorize.py in.png out.png  (or in_dir/ out_dir/)")
+    if not os.path.exists(opt.input):
+        raise UserError(f"{opt.input}: no such file or folder")
+    if os.path.isfile(opt.input):  # fail on a bad image or output path before loading a 600 MB model
+        pipeline.read_image(opt.input)
+        if os.path.isdir(opt.output):
+            opt.output = os.path.join(opt.output, Path(opt.input).name)
+        pipeline.check_writable(opt.output)
+    colorizer = Colorizer(opt)
+    if os.path.isdir(opt.input):
+        return colorize_folder(colorizer, opt.input, opt.output)
+    colorizer(opt.input, opt.output)
+    print(f"wrote {opt.output}")
+
+
+if __name__ == "__main__":
+    run(main, parse(ColorizeOptions, sys.argv[1:]))

@@ -1,0 +1,120 @@
+"""Torch7 `image` package arithmetic the original pipeline depends on, in numpy.
+
+`scale` is image.scale's default 'bilinear' mode (generic/image.c Main_scaleLinear_rowcol): upsampling
+interpolates align-corners style, (src-1)/(dst-1); downsampling averages fractional boxes. PyTorch's
+interpolate matches neither, and the network saw the original's resampling, so we reproduce it. Written
+as two small matrices (rows, then columns), so it is vectorised and a 20-megapixel image costs a few
+matrix products. The colour conversions are the package's formulas (sRGB/D65, unclamped Lab, its YUV).
+"""
+import numpy as np
+
+# image.rgb2yuv / image.yuv2rgb coefficients
+RGB2YUV = np.array([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
+YUV2RGB = np.array([[1.0, 0.0, 1.13983], [1.0, -0.39465, -0.58060], [1.0, 2.03211, 0.0]])
+RGB2XYZ = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
+XYZ2RGB = np.array([[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560],
+                    [0.0556434, -0.2040259, 1.0572252]])
+WHITE = np.array([0.950456, 1.0, 1.088754])
+EPS, KAPPA = 216.0 / 24389.0, 24389.0 / 27.0
+
+
+def resample_matrix(src_len: int, dst_len: int) -> np.ndarray:
+    """dst_len x src_len matrix M with dst = M @ src, as image.scale's linear row/column pass."""
+    M = np.zeros((dst_len, src_len), np.float64)
+    if dst_len == src_len:
+        np.fill_diagonal(M, 1.0)
+    elif dst_len > src_len:
+        if src_len == 1:
+            M[:, 0] = 1.0
+        else:
+            scale = np.float32(src_len - 1) / np.float32(dst_len - 1)
+            pos = np.arange(dst_len - 1, dtype=np.float32) * np.float32(scale)
+            i = np.minimum(pos.astype(np.int64), src_len - 2)
+            f = (pos - i).astype(np.float64)
+            rows = np.arange(dst_len - 1)
+            M[rows, i] = 1 - f
+            M[rows, i + 1] += f
+            M[dst_len - 1, src_len - 1] = 1.0
+    else:
+        scale = np.float32(src_len) / np.float32(dst_len)
+        s0_i, s0_f = 0, 0.0
+        for d in range(dst_len):
+            s1 = np.float32(d + 1) * scale
+            s1_i = int(s1)
+            s1_f = float(s1 - np.float32(s1_i))
+            M[d, s0_i] += 1 - s0_f
+            M[d, s0_i + 1:s1_i] += 1.0
+            if s1_i < src_len:
+                M[d, s1_i] += s1_f
+            M[d] /= M[d].sum()
+            s0_i, s0_f = s1_i, s1_f
+    return M
+
+
+def scale(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """image.scale(img, width, height) for H x W or C x H x W float arrays (float32 out)."""
+    h, w = img.shape[-2:]
+    mw = resample_matrix(w, width).astype(np.float32).T
+    mh = resample_matrix(h, height).astype(np.float32)
+    out = np.asarray(img, np.float32) @ mw            # rows first, as the C code
+    return np.matmul(mh, out)
+
+
+def _gamma_expand(c):
+    return np.where(c <= 0.04045, c / 12.92, np.power((np.maximum(c, 0.04045) + 0.055) / 1.055, 2.4))
+
+
+def _gamma_compress(c):
+    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(np.maximum(c, 0.0031308), 1 / 2.4) - 0.055)
+
+
+def _f(t):
+    return np.where(t > EPS, np.cbrt(t), (KAPPA * t + 16) / 116)
+
+
+def rgb2lab(rgb):
+    """3 x ... sRGB (unclamped) -> Lab, image.rgb2lab."""
+    xyz = np.tensordot(RGB2XYZ, _gamma_expand(rgb), 1) / WHITE.reshape((3,) + (1,) * (rgb.ndim - 1))
+    fx, fy, fz = _f(xyz[0]), _f(xyz[1]), _f(xyz[2])
+    return np.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)])
+
+
+def lab2rgb(lab):
+    """3 x ... Lab -> sRGB, image.lab2rgb (not clamped)."""
+    L, a, b = lab[0], lab[1], lab[2]
+    fy = (L + 16) / 116
+    fx, fz = a / 500 + fy, fy - b / 200
+    X = np.where(fx ** 3 > EPS, fx ** 3, (116 * fx - 16) / KAPPA)
+    Y = np.where(L > KAPPA * EPS, fy ** 3, L / KAPPA)
+    Z = np.where(fz ** 3 > EPS, fz ** 3, (116 * fz - 16) / KAPPA)
+    xyz = np.stack([X * WHITE[0], Y, Z * WHITE[2]])
+    return _gamma_compress(np.tensordot(XYZ2RGB, xyz, 1))
+
+
+def gray_lightness(y):
+    """Lab L of the gray (y, y, y): the corrected luminance for recombination."""
+    return 116 * _f(_gamma_expand(y)) - 16
+
+
+def quirk_lightness(y):
+    """Lab L of yuv2rgb(y, y, y), which is what colorize.lua feeds lab2rgb (it treats gray as YUV)."""
+    rgb = YUV2RGB.sum(1).reshape((3,) + (1,) * np.ndim(y)) * y
+    return rgb2lab(rgb)[0]
+
+
+def recombine(y, ab, mode):
+    """Luminance y (H x W in [0, 1]) + ab (2 x H x W, Lab units) -> RGB (3 x H x W float, clamped to [0, 1]).
+
+    'yuv': colorize.lua's pred2rgb: Lab(quirk L, ab) -> RGB -> YUV, keep U, V and put back the input Y.
+    'lab': Lab(L of the gray, ab) -> RGB, the textbook recombination.
+    """
+    y = y.astype(np.float64)
+    if mode == "yuv":
+        rgb = lab2rgb(np.concatenate([quirk_lightness(y)[None], ab], 0))
+        uv = np.tensordot(RGB2YUV[1:], rgb, 1)
+        rgb = np.tensordot(YUV2RGB, np.concatenate([y[None], uv], 0), 1)
+    elif mode == "lab":
+        rgb = lab2rgb(np.concatenate([gray_lightness(y)[None], ab], 0))
+    else:
+        raise ValueError(f"unknown recombination {mode!r}")
+    return np.clip(rgb, 0, 1)

@@ -1,0 +1,217 @@
+"""Train the colorization network on a folder of photos (the original released no training code).
+
+    python colorize/train.py -data_dir photos/ -checkpoint_dir cv/                  # flat folder: colour loss
+    python colorize/train.py -data_dir places/ -gpu 0 -batch_size 128               # class subfolders: + 1/300 CE
+    torchrun --nproc_per_node 2 colorize/train.py -data_dir photos/ ...              # DistributedDataParallel
+
+The paper's recipe: ADADELTA, 224x224 crops of 256x256 photos with flips, loss = colour MSE (Frobenius,
+per image) + 1/300 x classification cross-entropy. Validation PSNR is measured each epoch on held-out
+photos through the same pipeline colorize.py uses.
+"""
+import dataclasses
+import math
+import os
+import sys
+
+if os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]  # run as a script: this folder's colorize.py must not hide the colorize package
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from colorize import data, pipeline
+from colorize.model import ColorNet, ColorNetConfig
+from common import checkpoint
+from common.cli import UserError, flag, options, parse, run
+from common.device import seed_everything
+
+MEAN = 0.45  # luminance mean subtracted from the input (the original stores its own in colornet.t7)
+
+
+@options
+class TrainOptions:
+    """Train the joint global/local colorization network (Iizuka et al. 2016) on your photos."""
+    data_dir: str = flag("", "folder of colour photos, flat or one subfolder per class (Places-style)")
+    checkpoint_dir: str = flag("cv", "where checkpoints are written")
+    max_iters: int = flag(200000, "training iterations (the paper: about 200k at batch 128)")
+    batch_size: int = flag(128, "photos per iteration (split across processes under torchrun)")
+    image_size: int = flag(224, "training crop side (a multiple of 32); photos are scaled to 256/224 of it")
+    learning_rate: float = flag(1.0, "learning rate (ADADELTA's is a multiplier, 1.0 as the paper)")
+    optimizer: str = flag("adadelta", "adadelta (the paper) or adam", choices=["adadelta", "adam"])
+    loss: str = flag("l2", "l2: the paper's MSE on ab; weighted: MSE weighted by 1 + 3 x true chroma / 100, "
+                           "which pushes against greyish averages", choices=["l2", "weighted"])
+    width: int = flag(1, "divide every channel count by this (1 = the paper's 42M-parameter network)")
+    global_size: int = flag(0, "global path input side; 0 = image_size (the paper trains at 224 only)")
+    batch_norm: int = flag(1, "1 = BatchNorm after each convolution, as the paper trains")
+    val_frac: float = flag(0.05, "fraction of photos held out for the validation PSNR")
+    val_dir: str = flag("", "a separate validation folder (overrides -val_frac)")
+    eval_every: int = flag(0, "iterations between validations; 0 = once per epoch")
+    save_every: int = flag(1000, "iterations between checkpoints (and one at the end)")
+    max_cpu_time: float = flag(0, "stop after this many CPU seconds of this process; 0 = no limit")
+    init_from: str = flag("", "a .pt checkpoint: resume exactly (or a converted colornet .pt to fine-tune)")
+    gpu: int = flag(-1, "GPU id; -1 = CPU")
+    amp: int = flag(1, "mixed precision (bfloat16 autocast) on a GPU")
+    seed: int = flag(123, "random seed")
+    print_every: int = flag(10, "iterations between loss lines")
+
+
+def split_files(opt):
+    files, labels, classes = data.scan(opt.data_dir)
+    if opt.val_dir:
+        vfiles, vlabels, _ = data.scan(opt.val_dir)
+        return (files, labels), (vfiles, vlabels), classes
+    order = np.random.default_rng(opt.seed).permutation(len(files))
+    n_val = int(round(len(files) * opt.val_frac)) if len(files) > 1 else 0
+    val, train = sorted(order[:n_val]), sorted(order[n_val:])
+    pick = lambda idx: ([files[i] for i in idx], [labels[i] for i in idx] if labels else None)  # noqa: E731
+    return pick(train), pick(val), classes
+
+
+def color_loss(pred, target, kind):
+    err = (pred.float() - target) ** 2
+    if kind == "weighted":
+        chroma = ((target - 0.5) * 200).norm(dim=1, keepdim=True)
+        err = err * (1 + 3 * chroma / 100)
+    return err.flatten(1).sum(1).mean()  # the paper's Frobenius norm per image
+
+
+@torch.no_grad()
+def validate(model, files, device, mean, recombine="lab", max_side=512):
+    """Mean PSNR (dB) of colorized val photos (gray input) against the originals, as colorize.py makes them."""
+    model.eval()
+    scores = []
+    for f in files:
+        rgb = data.load_rgb(f)
+        if rgb is None:
+            continue
+        y = (rgb.astype(np.float32) / 255) @ data.Y_WEIGHTS
+        out, _ = pipeline.colorize_luminance(model, mean, y, device, recombine, max_side)
+        mse = np.mean((out.astype(np.float64) - rgb) ** 2)
+        scores.append(10 * math.log10(255 ** 2 / max(mse, 1e-10)))
+    model.train()
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def main(opt: TrainOptions):
+    # ---- processes and device
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if world > 1:
+        use_cuda = opt.gpu >= 0 and torch.cuda.is_available()
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if use_cuda else torch.device("cpu")
+    else:
+        device = pipeline.get_device(opt.gpu)
+    master = rank == 0
+    log = print if master else (lambda *a, **k: None)
+    if opt.image_size % 32:
+        raise UserError(f"-image_size {opt.image_size}: use a multiple of 32 (e.g. 224)")
+    if opt.batch_size % world:
+        raise UserError(f"-batch_size {opt.batch_size} does not split over {world} processes")
+    seed_everything(opt.seed)
+
+    # ---- data
+    if not opt.data_dir:
+        raise UserError("give -data_dir, a folder of colour photos")
+    (train_files, train_labels), (val_files, _), classes = split_files(opt)
+    train_set = data.PhotoCrops(train_files, train_labels, opt.image_size, MEAN, opt.seed)
+    per_epoch = max(1, len(train_files) // opt.batch_size)
+    log(f"{len(train_files)} training photos, {len(val_files)} validation; "
+        f"{len(classes) or 'no'} classes{' (colour + 1/300 classification loss)' if classes else ''}")
+
+    # ---- model, optimizer (fresh or from a checkpoint)
+    config = ColorNetConfig(width=opt.width, global_size=opt.global_size or opt.image_size,
+                            n_classes=len(classes), batch_norm=bool(opt.batch_norm))
+    ck, start = None, 0
+    if opt.init_from:
+        ck = checkpoint.load(opt.init_from, "colorize")
+        config = ColorNetConfig(**ck["config"])
+        if config.n_classes != len(classes):
+            config = dataclasses.replace(config, n_classes=len(classes))
+    model = ColorNet(config)
+    if ck is not None:
+        state = {k: v for k, v in ck["model"].items() if not k.startswith("classifier.")
+                 or ck["config"].get("n_classes") == len(classes)}
+        model.load_state_dict(state, strict=False)
+    model.to(device)
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    if opt.optimizer == "adadelta":
+        optimizer = torch.optim.Adadelta(model.parameters(), lr=opt.learning_rate)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=opt.learning_rate)
+    history = {"train_loss": [], "val_psnr": []}
+    if ck is not None and "optimizer" in ck and ck.get("opt", {}).get("optimizer") == opt.optimizer:
+        optimizer.load_state_dict(ck["optimizer"])
+        start, history = ck["iter"], ck["history"]
+        log(f"resuming {opt.init_from} at iteration {start}")
+    mean = float(ck["mean"]) if ck is not None else MEAN
+    log(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {device}")
+
+    def save(it):
+        if not master:
+            return
+        path = os.path.join(opt.checkpoint_dir, f"colornet_iter{it}.pt")
+        checkpoint.save(path, "colorize", {
+            "model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": dataclasses.asdict(config),
+            "mean": mean, "recombine": "lab", "classes": classes, "opt": dataclasses.asdict(opt),
+            "optimizer": optimizer.state_dict(), "iter": it, "history": history, "source": "trained"})
+        log(f"saved {path}")
+
+    # ---- the loop
+    amp = device.type == "cuda" and bool(opt.amp)
+    cpu0, it = time.process_time(), start
+    bar = tqdm(total=opt.max_iters, initial=start, disable=not master or not sys.stderr.isatty(), unit="it")
+    try:
+        while it < opt.max_iters:
+            epoch, pos = divmod(it, per_epoch)
+            train_set.epoch = epoch
+            order = torch.randperm(len(train_files), generator=torch.Generator().manual_seed(opt.seed + epoch))
+            idx = order[pos * opt.batch_size:(pos + 1) * opt.batch_size].tolist()
+            idx = idx[rank::world]
+            xs, ts, ls = zip(*(train_set[i] for i in idx))
+            x, target, labels = torch.stack(xs).to(device), torch.stack(ts).to(device), torch.tensor(ls).to(device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                pred, logits = net(x)
+                loss = color_loss(pred, target, opt.loss)
+                if logits is not None:
+                    loss = loss + F.cross_entropy(logits.float(), labels) / 300
+            if not torch.isfinite(loss):
+                raise UserError(f"loss became {loss.item()} at iteration {it + 1}; lower -learning_rate "
+                                f"(no checkpoint written for this iteration)")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            it += 1
+            history["train_loss"].append(round(loss.item(), 5))
+            bar.update(1)
+            if it % opt.print_every == 0:
+                log(f"{it}/{opt.max_iters} (epoch {it / per_epoch:.2f}), train loss {loss.item():.4f}")
+            out_of_time = opt.max_cpu_time and time.process_time() - cpu0 >= opt.max_cpu_time
+            if world > 1:  # every rank stops together
+                flag_t = torch.tensor([float(bool(out_of_time))], device=device)
+                dist.all_reduce(flag_t)
+                out_of_time = flag_t.item() > 0
+            if val_files and master and (it % (opt.eval_every or per_epoch) == 0 or it == opt.max_iters
+                                         or out_of_time):
+                psnr = validate(model, val_files, device, mean)
+                history["val_psnr"].append((it, round(psnr, 3)))
+                log(f"iteration {it}: validation PSNR {psnr:.2f} dB")
+            if it % opt.save_every == 0 and it < opt.max_iters and not out_of_time:
+                save(it)
+            if out_of_time:
+                log(f"stopping: {opt.max_cpu_time:g} CPU seconds used")
+                break
+    except KeyboardInterrupt:
+        log(f"\ninterrupted at iteration {it}; saving")
+    bar.close()
+    save(it)
+    if world > 1:
+        dist.destroy_process_group()
+    return os.path.join(opt.checkpoint_dir, f"colornet_iter{it}.pt")
+
+
+if __name__ == "__main__":
+    run(main, parse(TrainOptions, sys.argv[1:]))
