@@ -5,23 +5,10 @@ import h5py
 import numpy as np
 import pytest
 
-from chatbot.corpus import (
-    EOS,
-    GO,
-    UNK,
-    PairData,
-    builtin_corpus,
-    collate,
-    corpus_files,
-    detokenize,
-    encode,
-    prepare,
-    read_conv,
-    read_dialogs,
-    read_meta,
-    resolve_tokens,
-    tokenize,
-)
+from chatbot.batches import PairData, collate
+from chatbot.prep import CorpusOpts, prepare, read_meta
+from chatbot.readers import builtin_corpus, corpus_files, read_conv, read_dialogs
+from chatbot.tokens import EOS, GO, SEP, UNK, detokenize, encode, resolve_tokens, tokenize
 from chatbot.tests.conftest import DGK
 from common.cli import UserError
 
@@ -92,6 +79,11 @@ def test_unknown_words_fall_back_to_characters():
     assert encode("你好 zebra", "word", vocab) == [4, 5, UNK]
 
 
+def prep(corpus, data_dir, **settings):
+    """prepare() with CorpusOpts' defaults, as `corpus.py --corpus ... --dataDir ...` would run it."""
+    return prepare(CorpusOpts(corpus=str(corpus), dataDir=str(data_dir), **settings))
+
+
 def _pairs_of(dialogs):
     return sum(len(d) - 1 for d in dialogs)
 
@@ -103,7 +95,7 @@ def test_prepare_slice_of_real_corpus(tmp_path):
         first.append(d)
         if len(first) == 300:
             break
-    h5 = prepare(str(conv), tmp_path, dataset=300, max_len=25, val_size=0.1, quiet=True)
+    h5 = prep(str(conv), tmp_path, dataset=300, maxExampleLen=25, valSetSize=0.1)
     meta = read_meta(h5)
     with h5py.File(h5) as f:
         n_train, n_val = len(f["train/src/offsets"]) - 1, len(f["val/src/offsets"]) - 1
@@ -113,7 +105,7 @@ def test_prepare_slice_of_real_corpus(tmp_path):
     assert 0 < n_val < 0.25 * (n_train + n_val)
     assert lengths.max() <= 23  # room for <go> and <eos>
     words = meta["words"]
-    assert meta["words"][:4] == ["<pad>", "<go>", "<eos>", "<unknown>"] and meta["tokens"] == "word"
+    assert meta["words"][:5] == ["<pad>", "<go>", "<eos>", "<unknown>", "<sep>"] and meta["tokens"] == "word"
     # every pair reads back as the tokenized turns (all words are in the vocabulary here)
     expected = sorted((tuple(tokenize(q, "word")[:25]), tuple(tokenize(a, "word")[:23]))
                       for d in first for q, a in zip(d, d[1:]))
@@ -126,20 +118,20 @@ def test_prepare_slice_of_real_corpus(tmp_path):
 
     # fresh: the second call reuses the file; new settings or a new corpus rebuild it
     mtime = os.path.getmtime(h5)
-    assert prepare(str(conv), tmp_path, dataset=300, val_size=0.1, quiet=True) == h5
+    assert prep(str(conv), tmp_path, dataset=300, valSetSize=0.1) == h5
     assert os.path.getmtime(h5) == mtime
-    prepare(str(conv), tmp_path, dataset=100, val_size=0.1, quiet=True)
+    prep(str(conv), tmp_path, dataset=100, valSetSize=0.1)
     with h5py.File(h5) as f:
         assert f.attrs["n_dialogs"] == 100
-    prepare(str(DGK / "laoyj.conv"), tmp_path, dataset=100, val_size=0.1, quiet=True)
+    prep(str(DGK / "laoyj.conv"), tmp_path, dataset=100, valSetSize=0.1)
     assert read_meta(h5)["source_sha1"] != meta["source_sha1"]
 
 
 def test_vocab_size_and_min_word_freq(tmp_path):
-    h5 = prepare(str(DGK / "juemds.conv"), tmp_path / "a", dataset=200, vocab_size=50, quiet=True)
+    h5 = prep(str(DGK / "juemds.conv"), tmp_path / "a", dataset=200, vocabSize=50)
     words = read_meta(h5)["words"]
-    assert len(words) == 54
-    h5b = prepare(str(DGK / "juemds.conv"), tmp_path / "b", dataset=200, min_word_freq=3, quiet=True)
+    assert len(words) == 55  # 50 words + 5 specials
+    h5b = prep(str(DGK / "juemds.conv"), tmp_path / "b", dataset=200, minWordFreq=3)
     with h5py.File(h5b) as f:
         ids = f["train/src/tokens"][...]
     assert ids.max() < len(read_meta(h5b)["words"])  # ids renumbered (the original's minWordFreq bug)
@@ -147,7 +139,7 @@ def test_vocab_size_and_min_word_freq(tmp_path):
 
 
 def test_batches_stream_every_pair_once_in_a_seeded_order(tmp_path):
-    h5 = prepare(str(DGK / "juemds.conv"), tmp_path, dataset=400, quiet=True)
+    h5 = prep(str(DGK / "juemds.conv"), tmp_path, dataset=400)
     data = PairData(h5, "train", block_batches=4)
     n = len(data)
 
@@ -173,20 +165,20 @@ def test_bad_corpora_give_one_clear_error(tmp_path):
     empty = tmp_path / "empty.conv"
     empty.write_text("")
     with pytest.raises(UserError, match="empty"):
-        prepare(str(empty), tmp_path / "d1", quiet=True)
+        prep(str(empty), tmp_path / "d1")
     single = tmp_path / "single.conv"  # dialogs of one turn each: no pairs
     single.write_text("E\nM 你好\nE\nM 再见\n", encoding="utf-8")
     with pytest.raises(UserError, match="no dialog pairs"):
-        prepare(str(single), tmp_path / "d2", quiet=True)
+        prep(str(single), tmp_path / "d2")
     gbk = tmp_path / "gbk.conv"
     gbk.write_bytes("E\nM 你好\nM 再见\n".encode("gbk"))
     with pytest.raises(UserError, match="gbk.conv: not UTF-8"):
-        prepare(str(gbk), tmp_path / "d3", quiet=True)
+        prep(str(gbk), tmp_path / "d3")
     with pytest.raises(UserError, match="no such corpus"):
-        prepare(str(tmp_path / "missing.conv"), tmp_path / "d4", quiet=True)
+        prep(str(tmp_path / "missing.conv"), tmp_path / "d4")
     bad_yaml = tmp_path / "bad.yml"
     bad_yaml.write_text("categories: [x\n", encoding="utf-8")
     with pytest.raises(UserError, match="not valid YAML"):
-        prepare(str(bad_yaml), tmp_path / "d5", quiet=True)
+        prep(str(bad_yaml), tmp_path / "d5")
     with pytest.raises(UserError, match="--tokens"):
-        prepare(str(single), tmp_path / "d6", tokens="bytes", quiet=True)
+        prep(str(single), tmp_path / "d6", tokens="bytes")

@@ -3,10 +3,14 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from chatbot.eval import ANSWER, PROMPT, Chatbot, EvalOpts, bleu2, distinct, score
+from chatbot.bot import Chatbot
+from chatbot.eval import ANSWER, PROMPT, EvalOpts
+from chatbot.metrics import bleu2, distinct, evaluate, score
 from chatbot.eval import main as eval_main
+from chatbot.prep import CorpusOpts, prepare
 from chatbot.tests.conftest import DGK
 from common.cli import UserError, parse
 
@@ -93,15 +97,14 @@ def test_metrics_on_the_validation_split(trained, tmp_path):
     m = score(bot, os.path.join(d, "corpus.h5"), 20)
     assert not bot.model.training  # scoring leaves dropout off: replies stay deterministic
     assert m["unit"] == "character" and m["scored"] == 20
-    assert m["ppl"] == pytest.approx(min(h["val_ppl"] for h in state["history"]), rel=1e-4)
+    assert m["ppl"] == pytest.approx(min(h["val_ppl"] for h in state.history), rel=1e-4)
     assert 0 <= m["bleu2"] <= 1 and 0 < m["distinct1"] <= 1 and 0 < m["distinct2"] <= 1
     assert m["unknown_replies"] == 0
     # the same replies after other dialogs' questions: a different, finite perplexity
     assert m["ppl_mismatched"] != pytest.approx(m["ppl"], rel=1e-4) and m["ppl_mismatched"] < 1e4
     # a corpus.h5 rebuilt from another corpus next to this model is refused, not silently used
-    from chatbot.corpus import prepare
-    other = prepare(str(DGK / "juemds.conv"), tmp_path, dataset=50, quiet=True)
-    with pytest.raises(UserError, match="another corpus or vocabulary"):
+    other = prepare(CorpusOpts(corpus=str(DGK / "juemds.conv"), dataDir=str(tmp_path), dataset=50), quiet=True)
+    with pytest.raises(UserError, match="another corpus, vocabulary"):
         score(bot, other, 5)
 
 
@@ -130,9 +133,6 @@ class _Pairs:
 
 
 def test_mismatched_questions_pair_each_reply_with_another_question(trained):
-    import numpy as np
-
-    from chatbot.train import evaluate
     d, _ = trained
     model = Chatbot(os.path.join(d, "model.pt")).model
     rng = np.random.default_rng(0)

@@ -2,7 +2,8 @@
 import torch
 import torch.nn.functional as F
 
-from chatbot.corpus import EOS, GO, PAD, UNK, collate
+from chatbot.batches import collate
+from chatbot.tokens import EOS, GO, PAD, UNK
 from chatbot.model import Seq2Seq, Seq2SeqConfig, banned_next
 
 

@@ -32,7 +32,7 @@ def test_options_keep_the_originals_names():
 
 def test_training_lowers_validation_perplexity(trained):
     d, state = trained
-    hist = state["history"]
+    hist = state.history
     assert [h["epoch"] for h in hist] == [1, 2, 3, 4, 5, 6]
     val = [h["val_ppl"] for h in hist]  # per character, on held-out dialogs
     assert all(b < a for a, b in zip(val, val[1:])) and val[-1] < 0.5 * val[0]
@@ -49,11 +49,11 @@ def test_resume_is_exact(tmp_path):
             "--dropout", "0.3", "--maxEpoch", "2"]
     straight = train(tmp_path / "a", *args)
     first = train(tmp_path / "b", *args, "--maxSteps", "5")  # stops in the middle of epoch 1
-    assert first["epoch"] == 1 and first["step"] == 5
+    assert first.epoch == 1 and first.step == 5
     resumed = train(tmp_path / "b", *args, "--resume")
     a, b = _weights(tmp_path / "a" / "checkpoint.pt"), _weights(tmp_path / "b" / "checkpoint.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert resumed["history"][-1]["val_ppl"] == straight["history"][-1]["val_ppl"]
+    assert resumed.history[-1]["val_ppl"] == straight.history[-1]["val_ppl"]
 
 
 def test_stale_data_is_rebuilt_and_old_checkpoint_refused(tmp_path, capsys):
@@ -95,4 +95,4 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     assert p.returncode == 130
     assert "interrupted: saved" in err and "Traceback" not in err
     ck = torch.load(d / "checkpoint.pt", weights_only=True)
-    assert ck["state"]["epoch"] == 1 and ck["state"]["step"] >= 3
+    assert ck["progress"]["epoch"] == 1 and ck["progress"]["step"] >= 3
