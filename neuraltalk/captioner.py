@@ -1,0 +1,97 @@
+"""A trained captioner from a file (our .pt, or neuraltalk2's .t7 converted on the fly) and captioning
+a folder of your own images."""
+import os
+
+import torch
+import torch.nn as nn
+
+from common import checkpoint
+from common.captions import decode_batch
+from neuraltalk.cnn import ImageEncoder, build_cnn, to_tensor_batch
+from neuraltalk.data import center_crop, list_image_folder, load_rgb
+from neuraltalk.model import CaptionModel, build_model
+
+KIND = "neuraltalk"
+
+
+def load_checkpoint(path):
+    """-> the checkpoint dict: ours (.pt) or neuraltalk2's .t7 converted in memory."""
+    if str(path).endswith(".t7"):
+        from neuraltalk.convert import convert_t7
+        return convert_t7(path)
+    return checkpoint.load(path, KIND)
+
+
+def cnn_from_spec(spec, preprocess="caffe"):
+    """Rebuild a converted Lua CNN (a list of layer descriptions) as an nn.Sequential encoder."""
+    layers = []
+    for s in spec:
+        t = s["type"]
+        if t == "conv":
+            layers.append(nn.Conv2d(s["in"], s["out"], (s["kh"], s["kw"]), (s["dh"], s["dw"]), (s["ph"], s["pw"])))
+        elif t == "maxpool":
+            layers.append(nn.MaxPool2d((s["kh"], s["kw"]), (s["dh"], s["dw"]), (s["ph"], s["pw"]),
+                                       ceil_mode=s["ceil"]))
+        elif t == "relu":
+            layers.append(nn.ReLU())
+        elif t == "flatten":
+            layers.append(nn.Flatten())
+        elif t == "linear":
+            layers.append(nn.Linear(s["in"], s["out"]))
+        elif t == "dropout":
+            layers.append(nn.Dropout(s["p"]))
+        else:
+            raise ValueError(f"unknown layer type {t}")
+    fc_dim = next(s["out"] for s in reversed(spec) if s["type"] == "linear")
+    return ImageEncoder(nn.Sequential(*layers), "sequential", fc_dim, 0, preprocess=preprocess)
+
+
+def build_captioner(ck, device="cpu"):
+    """Checkpoint dict -> CaptionModel in eval mode (CNN included, so raw images can be captioned)."""
+    opt, info = ck["opt"], ck["cnn_info"]
+    if "cnn_spec" in ck:
+        cnn = cnn_from_spec(ck["cnn_spec"], ck.get("cnn_preprocess", "caffe"))
+    else:
+        # the architecture only: the weights come from the checkpoint (no download needed)
+        import contextlib
+        import io
+        with contextlib.redirect_stderr(io.StringIO()):
+            cnn = build_cnn(info["cnn"], "", int(info["att_size"]), int(info.get("seed", 123)))
+    cnn.load_state_dict(ck["cnn"])
+    vocab_size = len(ck["ix_to_word"])
+    decoder = build_model(opt["caption_model"], vocab_size, cnn.fc_dim, cnn.att_dim, opt["input_encoding_size"],
+                          opt["rnn_size"], opt.get("num_layers", 1), opt["drop_prob_lm"], ck["seq_length"])
+    decoder.load_state_dict(ck["model"])
+    return CaptionModel(decoder, cnn).to(device).eval()
+
+
+@torch.no_grad()
+def caption_folder(model, ix_to_word, folder, info, device, num_images=-1, batch_size=1, **sample_kw):
+    """Caption every decodable image of a folder -> [{image_id, caption, file_name, path}] (ids "1".."N" as
+    neuraltalk2's DataLoaderRaw). Undecodable files and names starting with '.' are skipped with a warning."""
+    files = list_image_folder(folder)
+    if num_images is not None and num_images >= 0:
+        files = files[:num_images]
+    size, crop = int(info.get("image_size", 256)), int(info.get("crop_size", 224))
+    preds, batch, names = [], [], []
+
+    def flush():
+        imgs = center_crop(to_tensor_batch(batch), crop).to(device)
+        fc, att = model.features(imgs)
+        seq, _ = model(fc, att, mode="sample", **sample_kw)
+        for path, sent in zip(names, decode_batch(seq.cpu().numpy(), ix_to_word)):
+            preds.append({"image_id": str(len(preds) + 1), "caption": sent, "file_name": os.path.basename(path),
+                          "path": path})
+        batch.clear(), names.clear()
+
+    for path in files:
+        img = load_rgb(path, size)
+        if img is None:
+            continue
+        batch.append(img)
+        names.append(path)
+        if len(batch) == max(1, batch_size):
+            flush()
+    if batch:
+        flush()
+    return preds

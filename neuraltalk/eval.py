@@ -1,0 +1,110 @@
+"""Caption images with a trained model, as neuraltalk2's eval.lua: a split of the dataset (with metrics)
+or any folder of your own images; writes vis/vis.json and vis/imgs/ for the vis/index.html page.
+
+    python neuraltalk/eval.py -model cv/model_id1-best.pt -image_folder my_photos -num_images 10 -gpuid -1
+    python neuraltalk/eval.py -model cv/model_id1-best.pt -split test -num_images -1 -language_eval 1
+    python neuraltalk/eval.py -model model_id1-501-1448236541.t7 -image_folder my_photos   # original checkpoint
+    cd neuraltalk/vis && python -m http.server     # then open http://localhost:8000
+"""
+import os
+import shutil
+import sys
+
+import numpy as np
+from PIL import Image
+
+from common import h5prep
+from common.cli import UserError, flag, options, parse, run
+from common.device import get_device, seed_everything
+from neuraltalk import engine
+from neuraltalk.captioner import build_captioner, caption_folder, load_checkpoint
+from neuraltalk.data import CaptionData, load_rgb
+
+VIS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vis")
+
+
+@options
+class EvalOptions:
+    """Caption images with a trained neuraltalk model (.pt, or an original neuraltalk2 .t7)."""
+    model: str = flag("", "path to the model checkpoint to evaluate (.pt from train.py, or neuraltalk2's .t7)")
+    batch_size: int = flag(1, "if > 0 then overrule, otherwise load from checkpoint")
+    num_images: int = flag(100, "how many images to use when periodically evaluating the loss? (-1 = all)")
+    language_eval: int = flag(0, "evaluate BLEU/METEOR/ROUGE-L/CIDEr against the references? (needs Java; 1 = yes)")
+    dump_images: int = flag(1, "dump images into vis/imgs folder for vis? (1=yes,0=no)")
+    dump_json: int = flag(1, "dump json with predictions into vis folder? (1=yes,0=no)")
+    dump_path: int = flag(0, "write image paths along with predictions into vis json? (1=yes,0=no)")
+    sample_max: int = flag(1, "1 = sample argmax words. 0 = sample from distributions.")
+    beam_size: int = flag(2, "used when sample_max = 1, indicates number of beams in beam search")
+    temperature: float = flag(1.0, "temperature when sampling from distributions (i.e. when sample_max = 0)")
+    image_folder: str = flag("", "if this is nonempty then will predict on the images in this folder path")
+    image_root: str = flag("", "root folder of the dataset's images (default: the one prepro.py recorded)")
+    input_h5: str = flag("", "path to the h5file containing the preprocessed dataset. empty = fetch from model")
+    input_json: str = flag("", "path to the json file containing additional info and vocab. empty = fetch from model")
+    split: str = flag("test", "if running on the dataset, which split to use: val|test|train")
+    vis_dir: str = flag(VIS_DIR, "new: folder for vis.json, imgs/ and index.html")
+    id: str = flag("evalscript", "an id identifying this run/job")
+    seed: int = flag(123, "random number generator seed to use")
+    gpuid: int = flag(0, "which gpu to use. -1 = use CPU")
+
+
+def main(opt: EvalOptions):
+    if not opt.model:
+        raise UserError("give -model (a .pt checkpoint from train.py or a neuraltalk2 .t7)")
+    seed_everything(opt.seed)
+    device = get_device(opt.gpuid)
+    ck = load_checkpoint(opt.model)
+    model = build_captioner(ck, device)
+    sample_kw = dict(beam_size=opt.beam_size if opt.sample_max else 1, sample_max=bool(opt.sample_max),
+                     temperature=opt.temperature)
+    batch_size = opt.batch_size if opt.batch_size > 0 else ck["opt"].get("batch_size", 16)
+    if opt.image_folder:
+        preds = caption_folder(model, ck["ix_to_word"], opt.image_folder, ck["cnn_info"], device, opt.num_images,
+                               batch_size, **sample_kw)
+        if not preds:
+            raise UserError(f"{opt.image_folder}: none of the images could be decoded")
+        if opt.language_eval:
+            print("note: -language_eval 1 needs reference captions, and images from -image_folder have none; "
+                  "nothing scored (use -split with the dataset to get metrics)")
+        stats = {}
+    else:
+        data = CaptionData(opt.input_json or ck["opt"]["input_json"], opt.input_h5 or ck["opt"]["input_h5"])
+        if data.ix_to_word != ck["ix_to_word"]:
+            raise UserError(f"{opt.model} was trained with a different vocabulary than "
+                            f"{opt.input_json or ck['opt']['input_json']}")
+        _, preds, stats = engine.evaluate(model, data, opt.split, device, opt.num_images, batch_size,
+                                          crop_size=int(ck["cnn_info"].get("crop_size", 224)),
+                                          language_eval=bool(opt.language_eval), verbose=True, **sample_kw)
+        root = opt.image_root or data.images_root
+        for p in preds:
+            p["path"] = os.path.join(root, data.images[p["ix"]]["file_path"])
+            p["file_name"] = data.images[p["ix"]]["file_path"]
+    for p in preds:
+        print(f"image {p['image_id']}: {p['caption']}")
+    if stats:
+        print("language evaluation: " + ", ".join(f"{k} {v:.3f}" for k, v in stats.items()))
+    if opt.dump_json or opt.dump_images:
+        write_vis(preds, opt)
+    return preds, stats
+
+
+def write_vis(preds, opt):
+    """vis.json ([{image_id, caption, file_name}]) and imgs/img<k>.jpg (k from 1), with index.html alongside."""
+    os.makedirs(os.path.join(opt.vis_dir, "imgs"), exist_ok=True)
+    page = os.path.join(VIS_DIR, "index.html")
+    if os.path.abspath(opt.vis_dir) != VIS_DIR:
+        shutil.copy(page, os.path.join(opt.vis_dir, "index.html"))
+    if opt.dump_images:
+        for k, p in enumerate(preds, 1):
+            img = load_rgb(p["path"])
+            if img is None:
+                img = np.zeros((8, 8, 3), np.uint8)
+            Image.fromarray(img).save(os.path.join(opt.vis_dir, "imgs", f"img{k}.jpg"), quality=90)
+    if opt.dump_json:
+        keep = ("image_id", "caption", "file_name") + (("path",) if opt.dump_path else ())
+        h5prep.write_json(os.path.join(opt.vis_dir, "vis.json"), [{k: p[k] for k in keep} for p in preds])
+    print(f"wrote {len(preds)} captions to {opt.vis_dir}; view them with: cd {opt.vis_dir} && "
+          f"{os.path.basename(sys.executable)} -m http.server", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run(main, parse(EvalOptions))
