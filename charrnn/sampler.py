@@ -110,11 +110,13 @@ class Draws:
     """Picks the next token from logits (B, V): argmax, or an exact draw from softmax(logits / T).
 
     Gumbel-max: argmax(logits / T + G), G = -log(E), E ~ Exp(1) i.i.d., is distributed as
-    softmax(logits / T). Noise for `block` steps is drawn at once from torch's generator (seeded).
+    softmax(logits / T). Noise for `block` steps is drawn at once from torch's generator (seeded), so
+    a draw is one add and one argmax.
     """
 
     def __init__(self, batch_size, vocab_size, temperature=1.0, sample=True, block=256, dtype=torch.float32,
                  device="cpu"):
+        block = max(1, min(block, 2**20 // (batch_size * vocab_size)))  # at most ~1M noise values held
         self.sample, self.scale, self.block = sample, 1.0 / temperature if sample else 1.0, block
         self.noise = torch.empty(block, batch_size, vocab_size, dtype=dtype, device=device)
         self.scores = torch.empty(batch_size, vocab_size, dtype=dtype, device=device)

@@ -53,6 +53,8 @@ class TrainOptions:
                               "exactly; an original char-rnn .t7 starts from its weights)")
     reset_iterations: int = flag(0, "with -init_from: 1 = fine-tune from iteration 0 (char-rnn's behaviour), "
                                     "0 = resume where it stopped")
+    max_iters: int = flag(0, "new: stop (evaluate and save) after this many iterations in all; 0 = -max_epochs "
+                             "decides")
     max_time: float = flag(0, "stop (evaluate and save) after this many seconds of training; 0 = no limit")
     # bookkeeping
     seed: int = flag(123, "torch manual random number generator seed")
@@ -254,6 +256,7 @@ def main(opt: TrainOptions):
         optimizer = torch.optim.RMSprop(model.parameters(), lr=opt.learning_rate, alpha=opt.decay_rate, eps=1e-8)
         progress = resume(ckpt, optimizer, loader, opt, device, world, log)
         iterations = max(1, math.floor(opt.max_epochs * loader.ntrain))
+        iterations = min(iterations, opt.max_iters) if opt.max_iters > 0 else iterations
 
         def save_as(name, val_loss):
             path = os.path.join(opt.checkpoint_dir, name)

@@ -42,7 +42,7 @@ def _umask() -> int:
     return mask
 
 
-def _first_line(e: BaseException, limit: int = 160) -> str:
+def first_line(e: BaseException, limit: int = 160) -> str:
     """The first line of an exception's message, cut at a word boundary when long."""
     text = str(e).strip()
     line = text.splitlines()[0] if text else type(e).__name__
@@ -61,7 +61,7 @@ def load(path, kind: str, map_location="cpu") -> dict:
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, KeyError,
             AttributeError, TypeError, IndexError, UnicodeDecodeError) as e:
         # a text file or other non-checkpoint surfaces as almost any of these (e.g. KeyError: 544502645)
-        why = _first_line(e) if isinstance(e, (pickle.UnpicklingError, RuntimeError, ValueError)) else \
+        why = first_line(e) if isinstance(e, (pickle.UnpicklingError, RuntimeError, ValueError)) else \
             "not a file written by torch.save"
         raise UserError(f"{path}: not a torch-classics checkpoint ({why})") from None
     if not isinstance(obj, dict) or "kind" not in obj:

@@ -11,6 +11,7 @@ import struct
 import numpy as np
 import torchfile
 
+from common.checkpoint import first_line
 from common.cli import UserError
 
 TYPE_NIL, TYPE_NUMBER, TYPE_STRING, TYPE_TABLE, TYPE_TORCH, TYPE_BOOLEAN = 0, 1, 2, 3, 4, 5
@@ -26,7 +27,7 @@ def load(path):
     try:
         return torchfile.load(path, utf8_decode_strings=False)
     except Exception as e:  # torchfile raises assorted errors on foreign files
-        raise UserError(f"{path}: not a readable Torch7 .t7 file ({type(e).__name__}: {str(e)[:80]})") from None
+        raise UserError(f"{path}: not a readable Torch7 .t7 file ({type(e).__name__}: {first_line(e, 100)})") from None
 
 
 def typename(obj) -> str:

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn import convert, lua_checkpoint, sample
+from charrnn import lua_checkpoint, sample, train
 from charrnn.tests.conftest import CHARRNN, T7_FIXTURES
 from charrnn.tests.t7_graphs import make_checkpoint, reference_logprobs
 from common import checkpoint, t7
-from common.cli import UserError, parse
+from common.cli import UserError, parse, run
 
 REAL = {"lstm": "lstm_tiny_epoch0.47_2.9739", "gru": "gru_tiny_epoch0.47_2.7945", "rnn": "rnn_tiny_epoch0.47_2.6768"}
 
@@ -91,3 +91,20 @@ def test_not_a_charrnn_checkpoint(tmp_path):
     (tmp_path / "y.t7").write_text("hello")
     with pytest.raises(UserError, match="not a readable Torch7"):
         lua_checkpoint.load_t7(tmp_path / "y.t7")
+
+
+@pytest.mark.parametrize("content", ["text", "truncated"])
+def test_bad_t7_given_to_sample_and_train_is_one_line(tmp_path, capsys, content):
+    real = (T7_FIXTURES / f"lm_{REAL['lstm']}.t7").read_bytes()
+    bad = tmp_path / "bad.t7"
+    bad.write_bytes(real[:len(real) // 2] if content == "truncated" else b"First Citizen:\n" * 50)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "input.txt").write_text("abc " * 2000)
+    for main, opts in ((sample.main, parse(sample.SampleOptions, [str(bad), "-gpuid", "-1"])),
+                       (train.main, parse(train.TrainOptions, ["-data_dir", str(tmp_path / "d"), "-gpuid", "-1",
+                                                               "-init_from", str(bad)]))):
+        with pytest.raises(SystemExit) as e:
+            run(main, opts)
+        out, err = capsys.readouterr()
+        assert e.value.code == 1 and "Traceback" not in err and err.count("\n") == 1
+        assert err.startswith(f"error: {bad}: not a readable Torch7 .t7 file (") and err.rstrip().endswith(")")
