@@ -1,0 +1,162 @@
+"""colorize.py: the original pipeline step by step, every kind of image, folders, huge images, bad input."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorize import colorize, imageops, pipeline
+from colorize.tests.conftest import COLORIZE, REPO
+from colorize.tests.test_imageops import scale_loop
+from colorize.tests.t7_colornet import reference_forward
+from common import checkpoint
+from common.cli import UserError, parse, run
+
+
+def cli(*args):
+    """Run colorize.py's main in this process: -> (exit code, stdout, stderr) via capsys-free capture."""
+    opt = parse(colorize.ColorizeOptions, [str(a) for a in args])
+    try:
+        run(colorize.main, opt)
+        return 0
+    except SystemExit as e:
+        return e.code
+
+
+def photo(seed=0, h=30, w=45):
+    """A smooth colourful test picture (uint8 RGB)."""
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    rng = np.random.default_rng(seed)
+    ch = [np.sin(6 * xx * rng.uniform(0.5, 2) + rng.uniform(0, 6)) * np.cos(4 * yy + c) for c in range(3)]
+    return ((np.stack(ch, -1) * 0.5 + 0.5) * 255).astype(np.uint8)
+
+
+def test_original_pipeline_step_by_step(tiny_t7):
+    """colorize.lua on a 45x30 gray image, transcribed line by line with the C-loop resampler and numpy net."""
+    path, spec = tiny_t7
+    net, mean = pipeline.load_model(path, torch.device("cpu"))[0], spec["mean"]
+    I = np.random.default_rng(1).random((30, 45))
+    X2 = scale_loop(I, 48, 32) - mean                          # torch.round(45/8)*8 = 48, round(30/8)*8 = 32
+    X1 = scale_loop(X2, 32, 32)                                # (224x224 for the real model)
+    out, _ = reference_forward(spec, X1, X2)                   # 2 x 16 x 24
+    Icat = np.concatenate([out[:1], out * 2 - 1])              # pred2rgb
+    O = np.stack([scale_loop(c, 48, 32) for c in Icat]) * 100
+    Y = X2 + mean
+    X = imageops.rgb2lab(np.tensordot(imageops.YUV2RGB, np.stack([Y, Y, Y]), 1))
+    O[0] = X[0]
+    O = np.tensordot(imageops.RGB2YUV, imageops.lab2rgb(O), 1)
+    expected = np.clip(np.tensordot(imageops.YUV2RGB, np.concatenate([Y[None], O[1:]]), 1), 0, 1)
+    rgb, _ = pipeline.colorize_luminance(net, mean, I.astype(np.float32), torch.device("cpu"), "yuv",
+                                         max_side=0, keep_size=False)
+    assert rgb.shape == (32, 48, 3)
+    assert np.abs(rgb.astype(float) - expected.transpose(1, 2, 0) * 255).max() <= 0.5 + 1e-3
+    assert np.abs(expected[0] - expected[2]).max() > 0.01  # it is not gray
+
+
+def test_keep_size_huge_images_and_style(tiny_pt, monkeypatch):
+    net, ck = pipeline.load_model(tiny_pt, torch.device("cpu"))
+    seen = []
+    real = pipeline.predict_ab
+    monkeypatch.setattr(pipeline, "predict_ab", lambda n, x2, *a, **k: seen.append(x2.shape) or real(n, x2, *a, **k))
+    y = np.random.default_rng(2).random((1203, 1601)).astype(np.float32)
+    rgb, ab = pipeline.colorize_luminance(net, ck["mean"], y, torch.device("cpu"), "yuv", max_side=160, want_ab=True)
+    assert seen == [(120, 160)] and rgb.shape == (1203, 1601, 3) and ab.shape == (2, 1203, 1601)
+    assert np.abs(ab).max() <= 100
+    # the output's luma is the full-resolution input's, not the 160-pixel working image's
+    luma = rgb.astype(np.float64) @ imageops.RGB2YUV[0] / 255
+    assert np.corrcoef(luma[::7, ::7].ravel(), y[::7, ::7].ravel())[0, 1] > 0.99
+    # the stylize pull request: global features from another photo change the colours, its own leave them
+    small = y[:64, :96]
+    base, _ = pipeline.colorize_luminance(net, ck["mean"], small, torch.device("cpu"))
+    own = pipeline.style_features(net, small, ck["mean"], torch.device("cpu"))
+    same, _ = pipeline.colorize_luminance(net, ck["mean"], small, torch.device("cpu"), global_feats=own)
+    other = pipeline.style_features(net, 1 - y[:200, :200], ck["mean"], torch.device("cpu"))
+    styled, _ = pipeline.colorize_luminance(net, ck["mean"], small, torch.device("cpu"), global_feats=other)
+    assert np.array_equal(base, same) and not np.array_equal(base, styled)
+
+
+def write_kinds(folder):
+    """The image kinds users bring: -> {name: (size, expects alpha)}."""
+    rgb = photo()
+    gray = rgb.mean(2).astype(np.uint8)
+    Image.fromarray(rgb).save(folder / "rgb.jpg")
+    Image.fromarray(gray).save(folder / "gray.png")
+    rgba = Image.fromarray(rgb).convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.tile(np.arange(45, dtype=np.uint8) * 5, (30, 1))))
+    rgba.save(folder / "alpha.png")                               # the original crashed on these (#13)
+    Image.fromarray(gray).convert("LA").save(folder / "gray_alpha.png")
+    Image.fromarray((gray.astype(np.uint16) * 257)).save(folder / "sixteen.png")   # 16-bit gray
+    Image.fromarray(rgb).save(folder / "scan.tif")
+    Image.fromarray(rgb).convert("P").save(folder / "palette.gif")
+    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
+    return {"rgb.jpg": False, "gray.png": False, "alpha.png": True, "gray_alpha.png": True, "sixteen.png": False,
+            "scan.tif": False, "palette.gif": False, "cmyk.jpg": False}
+
+
+def test_every_image_kind_and_a_folder_with_bad_files(tiny_pt, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    kinds = write_kinds(src)
+    y16, _, _ = pipeline.read_image(src / "sixteen.png")
+    y8, _, _ = pipeline.read_image(src / "gray.png")
+    np.testing.assert_allclose(y16, y8, atol=1e-6)                  # 16-bit values scaled by 65535
+    (src / "notes.txt").write_text("not an image")
+    (src / "empty.png").write_bytes(b"")
+    (src / "broken.jpg").write_bytes((src / "rgb.jpg").read_bytes()[:200])
+    assert cli(src, tmp_path / "out", "-model", tiny_pt, "-save_ab", 1) == 0
+    out = capsys.readouterr()
+    assert f"colorized {len(kinds)} image(s)" in out.out and "skipped 3 bad file(s)" in out.out
+    assert out.err.count("warning: skipping") == 3 and "empty file" in out.err
+    for name, alpha in kinds.items():
+        img = Image.open(tmp_path / "out" / name)
+        assert img.size == (45, 30), name
+        assert (img.mode == "RGBA") == alpha, name
+        assert np.load(tmp_path / "out" / (name.rsplit(".", 1)[0] + "_ab.npy")).shape == (2, 30, 45)
+    kept = np.asarray(Image.open(tmp_path / "out" / "alpha.png"))[..., 3]
+    assert np.array_equal(kept[0], np.arange(45, dtype=np.uint8) * 5)
+
+
+def test_single_file_cli_from_the_repo_root_and_keep_size(tiny_pt, tmp_path):
+    Image.fromarray(photo(h=37, w=50)).save(tmp_path / "in.png")
+    r = subprocess.run([sys.executable, "colorize/colorize.py", str(tmp_path / "in.png"), str(tmp_path / "o.png"),
+                        "-model", str(tiny_pt), "-gpu", "-1", "-keep_size", "0", "-recombine", "lab"],
+                       cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "o.png").size == (48, 40)        # the original's multiple-of-8 size
+    r = subprocess.run([sys.executable, "colorize.py", "-h"], cwd=COLORIZE, capture_output=True, text=True)
+    assert r.returncode == 0 and "-style_image" in r.stdout and "-max_side" in r.stdout
+
+
+def test_bad_input_is_one_line_each(tiny_pt, tmp_path, capsys):
+    Image.fromarray(photo()).save(tmp_path / "ok.png")
+    (tmp_path / "text.png").write_text("hello")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "file").write_text("x")
+    checkpoint.save(tmp_path / "lm.pt", "charrnn", {"model": {}})
+    ok, m = tmp_path / "ok.png", ["-model", tiny_pt]
+    cases = [((tmp_path / "text.png", tmp_path / "o.png", *m), "not an image"),
+             ((tmp_path / "empty.jpg", tmp_path / "o.png", *m), "empty file"),
+             ((tmp_path / "nothing", tmp_path / "o", *m), "no images in this folder"),
+             ((ok, tmp_path / "file" / "o.png", *m), "does not exist"),
+             ((ok, "/proc/o.png", *m), "cannot write"),
+             ((ok, tmp_path / "o.xyz", *m), "unknown output format"),
+             ((ok, tmp_path / "o.png", "-model", tmp_path / "lm.pt"), "charrnn checkpoint, expected a colorize"),
+             ((ok, tmp_path / "o.png", "-model", tmp_path / "none.pt"), "no such model file"),
+             ((ok, tmp_path / "o.png", "-model", pipeline.DEFAULT_MODEL.with_name("absent.pt")), "no such model")]
+    if not torch.cuda.is_available():
+        cases.append(((ok, tmp_path / "o.png", *m, "-gpu", 0), "no CUDA or MPS device"))
+    for args, message in cases:
+        assert cli(*args) == 1, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jpg", "file", "lm.pt", "nothing", "ok.png",
+                                                          "text.png"]
+
+
+def test_default_model_missing_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setattr(pipeline, "DEFAULT_MODEL", tmp_path / "models" / "colornet.pt")
+    with pytest.raises(UserError, match="make download-models"):
+        pipeline.load_model(tmp_path / "models" / "colornet.pt", torch.device("cpu"))

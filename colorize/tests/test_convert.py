@@ -1,0 +1,125 @@
+"""colornet.t7 -> ColorNet: written .t7 files with the published graph, checked against numpy; download_model.sh."""
+import functools
+import hashlib
+import http.server
+import os
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from colorize import convert, pipeline
+from colorize.model import ColorNet, ColorNetConfig
+from colorize.tests.conftest import COLORIZE, T7_FIXTURES
+from colorize.tests.t7_colornet import make_colornet, reference_forward
+from common import checkpoint, t7
+from common.cli import UserError
+
+
+def forward(net, x1, x2):
+    with torch.no_grad():
+        ab, logits = net(torch.tensor(x2, dtype=torch.float32)[None, None], torch.tensor(x1, dtype=torch.float32)[None, None])
+    return ab[0].double().numpy(), None if logits is None else torch.log_softmax(logits.double(), 1)[0].numpy()
+
+
+@pytest.mark.parametrize("kw,tensor_type", [
+    ({}, "torch.FloatTensor"),
+    ({"bn": True, "running_std": True, "n_classes": 7, "global_first": True}, "torch.CudaTensor"),
+    ({"bn": True, "mm": True, "width": 32, "global_size": 64}, "torch.DoubleTensor"),
+])
+def test_converted_network_matches_numpy_reference(tmp_path, kw, tensor_type):
+    table, spec = make_colornet(seed=5, **kw)
+    t7.save(tmp_path / "m.t7", table, tensor_type=tensor_type)
+    net, mean = convert.load_t7(tmp_path / "m.t7")
+    S = net.config.global_size
+    assert mean == pytest.approx(0.4512) and S == kw.get("global_size", 32)
+    assert net.config.batch_norm == kw.get("bn", False) and net.config.n_classes == kw.get("n_classes", 0)
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.uniform(-0.5, 0.5, (S, S)), rng.uniform(-0.5, 0.5, (40, 24))
+    ours, logp = forward(net, x1, x2)
+    ref, ref_logp = reference_forward(spec, x1, x2)
+    assert ours.shape == ref.shape == (2, 20, 12)
+    assert np.abs(ref - 0.5).max() > 1e-3  # the check below is not comparing constants
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=2e-6 if tensor_type != "torch.DoubleTensor" else 1e-6)
+    if kw.get("n_classes"):
+        np.testing.assert_allclose(logp, ref_logp, atol=1e-5)
+
+
+def test_the_paper_sizes_map_one_to_one():
+    net = ColorNet(ColorNetConfig(n_classes=205))
+    assert sum(p.numel() for p in net.parameters()) == 42_353_839  # 25.7M of them in the 25,088 -> 1,024 FC
+    assert net.global_fc[0][0].in_features == 512 * 7 * 7
+
+
+def test_convert_cli_and_colorize_with_the_result(tiny_t7, tmp_path):
+    path, spec = tiny_t7
+    out = tmp_path / "colornet.pt"
+    r = subprocess.run([os.sys.executable, str(COLORIZE / "convert.py"), str(path), str(out)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    ck = checkpoint.load(out, "colorize")
+    assert ck["recombine"] == "yuv" and ck["mean"] == pytest.approx(0.4512)
+    net_t7, _ = convert.load_t7(path)
+    net_pt, _ = pipeline.load_model(out, torch.device("cpu"))
+    x = torch.rand(1, 1, 16, 24)
+    assert torch.equal(net_t7(x)[0], net_pt(x)[0])
+
+
+def test_wrong_files_are_one_line_errors(tmp_path):
+    with pytest.raises(UserError, match="not a colornet model"):
+        convert.load_t7(T7_FIXTURES / "dcgan" / "netG_init.t7")
+    (tmp_path / "x.t7").write_text("hello")
+    with pytest.raises(UserError, match="not a readable Torch7"):
+        convert.load_t7(tmp_path / "x.t7")
+    table, _ = make_colornet()
+    seq = t7.get(t7.get(table, "model"), "modules")[1]   # mid-level: drop a layer
+    mods = t7.get(seq, "modules")
+    seq._obj["modules"] = mods[:2]
+    t7.save(tmp_path / "bad.t7", table)
+    with pytest.raises(UserError, match="mid-level path has 1 parameter layers"):
+        convert.load_t7(tmp_path / "bad.t7")
+
+
+# ---------------------------------------------------------------- download_model.sh against a local server
+
+@pytest.fixture
+def server(tmp_path, tiny_t7):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "colornet.t7").write_bytes(tiny_t7[0].read_bytes())
+    (root / "colornet_imagenet.t7").write_bytes(tiny_t7[0].read_bytes())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", hashlib.md5(tiny_t7[0].read_bytes()).hexdigest()
+    httpd.shutdown()
+
+
+def run_download(tmp_path, url, md5, *names):
+    env = dict(os.environ, PY=os.sys.executable, COLORIZE_MODEL_URL=url, COLORIZE_MODEL_DIR=str(tmp_path / "models"),
+               COLORNET_MD5=md5, COLORNET_IMAGENET_MD5=md5)
+    return subprocess.run(["bash", "download_model.sh", *names], cwd=COLORIZE, env=env, capture_output=True, text=True)
+
+
+def test_download_checks_md5_and_converts(server, tmp_path):
+    url, md5 = server
+    r = run_download(tmp_path, url, md5, "colornet")
+    assert r.returncode == 0, r.stderr
+    assert "CC BY-NC-SA 4.0" in r.stdout
+    assert sorted(os.listdir(tmp_path / "models")) == ["colornet.pt", "colornet.t7"]
+    checkpoint.load(tmp_path / "models" / "colornet.pt", "colorize")
+    again = run_download(tmp_path, url, md5, "colornet")
+    assert again.returncode == 0 and "already there" in again.stdout
+
+
+def test_download_refuses_a_wrong_md5_and_keeps_nothing(server, tmp_path):
+    url, _ = server
+    r = run_download(tmp_path, url, "0" * 32)
+    assert r.returncode == 1
+    assert "expected 00000000000000000000000000000000; refused" in r.stderr
+    assert os.listdir(tmp_path / "models") == []
+    r = run_download(tmp_path, url + "/missing", "0" * 32)
+    assert r.returncode == 1 and "could not download" in r.stderr and os.listdir(tmp_path / "models") == []
