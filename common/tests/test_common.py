@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from common import checkpoint, h5prep, t7
+from common import checkpoint, device, h5prep, t7
 from common.cli import UserError, flag, options, parse
 from common.lstm import LSTM, CharRNNLSTMCell, charrnn_to_torch_gates, torch_to_charrnn_gates
 
@@ -123,3 +123,69 @@ def test_h5_ragged_roundtrip_and_freshness(tmp_path):
     src.write_text("abd")
     assert not h5prep.is_fresh(tmp_path / "d.h5", h5prep.file_digest(src), tokens="char")
     assert h5prep.id_dtype(65) == np.uint8 and h5prep.id_dtype(1757) == np.uint16
+
+
+def test_get_device_flags_and_fallbacks(monkeypatch, capsys):
+    assert device.get_device(-1) == torch.device("cpu") and capsys.readouterr().err == ""
+    # no GPU at all: CPU, said once on stderr
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert device.get_device(0) == torch.device("cpu")
+    assert "no CUDA or MPS device found, running on CPU" in capsys.readouterr().err
+    # Apple MPS when there is no CUDA
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert device.get_device(0) == torch.device("mps") and capsys.readouterr().err == ""
+    # CUDA: the GPU asked for, or cuda:0 with a warning when it does not exist
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert device.get_device(1) == torch.device("cuda", 1) and capsys.readouterr().err == ""
+    assert device.get_device(5) == torch.device("cuda", 0)
+    assert "GPU 5 asked for but only 2 CUDA device(s) exist" in capsys.readouterr().err
+
+
+def test_init_distributed_alone_is_get_device(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert device.init_distributed(-1) == (torch.device("cpu"), 0, 1)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert device.init_distributed(-1) == (torch.device("cpu"), 0, 1)
+    device.close_distributed()  # nothing to close: no error
+
+
+def test_rng_state_roundtrip():
+    device.seed_everything(3)
+    state = device.rng_state()
+    a = torch.rand(5)
+    device.set_rng_state(state)
+    assert torch.equal(torch.rand(5), a)
+
+
+@pytest.mark.parametrize("content", [b"hello world, not a checkpoint\n" * 30, b"", b"PK\x03\x04garbage", b"\x80\x02}q\x00."])
+def test_non_checkpoint_files_are_one_line(tmp_path, content):
+    p = tmp_path / "text.pt"
+    p.write_bytes(content)
+    with pytest.raises(UserError) as e:
+        checkpoint.load(p, "charrnn")
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: not a torch-classics checkpoint (") and "\n" not in msg and len(msg) < 300
+
+
+def test_first_line_cuts_at_a_word_boundary():
+    first = "Weights only load failed. " + "This file can not be loaded safely because " * 10
+    line = checkpoint.first_line(RuntimeError(first + "\nmore"))
+    body = line.removesuffix(" ...")
+    assert line.endswith(" ...") and 100 < len(body) <= 160 and first.startswith(body)
+    assert first[len(body)] == " " and body[-1] != " "  # cut between two words, never inside one
+    assert checkpoint.first_line(ValueError("short\nsecond line")) == "short"
+    assert checkpoint.first_line(KeyError()) == "KeyError"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_checkpoint_mode_follows_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = checkpoint.save(tmp_path / "m.pt", "charrnn", {"w": torch.ones(1)})
+        (tmp_path / "plain.txt").write_text("x")  # an ordinary file, for comparison
+    finally:
+        os.umask(old)
+    mode = os.stat(path).st_mode & 0o777
+    assert mode == 0o666 & ~umask == os.stat(tmp_path / "plain.txt").st_mode & 0o777
