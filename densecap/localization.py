@@ -139,8 +139,7 @@ class RPN(nn.Module):
     def __init__(self, input_dim=512, num_filters=256, anchors=ANCHORS, anchor_scale=1.0, std=0.01,
                  field_centers=(8.5, 8.5, 16.0, 16.0)):
         super().__init__()
-        self.register_buffer("anchor_sizes", torch.tensor(anchors, dtype=torch.float32) * anchor_scale,
-                             persistent=False)
+        self.register_buffer("anchor_sizes", torch.tensor(anchors, dtype=torch.float32) * anchor_scale)
         self.k = len(anchors)
         self.field_centers = field_centers
         self.conv = nn.Conv2d(input_dim, num_filters, 3, padding=1)
@@ -164,11 +163,11 @@ class RPN(nn.Module):
 
 
 class LocalizationLayer(nn.Module):
-    def __init__(self, input_dim=512, rpn_num_filters=256, anchor_scale=1.0, sampler_batch_size=256,
+    def __init__(self, input_dim=512, rpn_num_filters=256, anchors=ANCHORS, anchor_scale=1.0, sampler_batch_size=256,
                  sampler_high_thresh=0.7, sampler_low_thresh=0.3, train_remove_outbounds_boxes=1,
                  mid_box_reg_weight=0.05, mid_objectness_weight=0.1, box_reg_decay=5e-5, output_size=7):
         super().__init__()
-        self.rpn = RPN(input_dim, rpn_num_filters, anchor_scale=anchor_scale)
+        self.rpn = RPN(input_dim, rpn_num_filters, anchors, anchor_scale)
         self.sampler = BoxSampler(sampler_batch_size, sampler_low_thresh, sampler_high_thresh)
         self.remove_outbounds = train_remove_outbounds_boxes
         self.mid_box_reg_weight = mid_box_reg_weight

@@ -17,7 +17,7 @@ from torchvision.ops import nms
 
 from common.caption_lm import LanguageModel
 from densecap import box_utils
-from densecap.localization import LocalizationLayer
+from densecap.localization import ANCHORS, LocalizationLayer
 
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 
@@ -31,6 +31,7 @@ class ModelConfig:
     fc_dim: int = 4096              # fc6/fc7 width (VGG: 4096)
     rpn_num_filters: int = 256
     anchor_scale: float = 1.0
+    anchors: list = None            # (w, h) pairs; None = the original 12 (localization.ANCHORS)
     input_encoding_size: int = 512
     rnn_size: int = 512
     drop_prob: float = 0.5
@@ -105,7 +106,7 @@ class DenseCapModel(nn.Module):
         self.cfg = cfg
         self.conv_net1, self.conv_net2, channels = build_trunk(cfg)
         self.localization = LocalizationLayer(
-            channels, cfg.rpn_num_filters, cfg.anchor_scale, cfg.sampler_batch_size, cfg.sampler_high_thresh,
+            channels, cfg.rpn_num_filters, cfg.anchors or ANCHORS, cfg.anchor_scale, cfg.sampler_batch_size, cfg.sampler_high_thresh,
             cfg.sampler_low_thresh, cfg.train_remove_outbounds_boxes, cfg.mid_box_reg_weight,
             cfg.mid_objectness_weight, cfg.box_reg_decay)
         self.recog_base = build_recog_base(channels * 7 * 7, cfg.fc_dim, cfg.drop_prob)
@@ -117,8 +118,8 @@ class DenseCapModel(nn.Module):
         nn.init.zeros_(self.box_reg.bias)
         # LanguageModel.lua's image encoder: region code -> input_encoding_size, ReLU
         self.lm_encoder = nn.Sequential(nn.Linear(cfg.fc_dim, cfg.input_encoding_size), nn.ReLU(inplace=True))
-        self.lm = LanguageModel(cfg.vocab_size, cfg.input_encoding_size, cfg.rnn_size, 1, cfg.drop_prob,
-                                cfg.seq_length)
+        # one LSTM layer, no dropout: DenseCapModel.lua never passes drop_prob to its LanguageModel
+        self.lm = LanguageModel(cfg.vocab_size, cfg.input_encoding_size, cfg.rnn_size, 1, 0.0, cfg.seq_length)
         for p in self.conv_net1.parameters():
             p.requires_grad_(False)
 
@@ -154,7 +155,10 @@ class DenseCapModel(nn.Module):
                 losses["end_box_reg_loss"] = cfg.end_box_reg_weight * F.smooth_l1_loss(trans[ok], target_trans[ok])
             labels = gt_labels[pos_gt_idx]
             logits = self.lm(self.lm_encoder(pos_codes), labels)
-            losses["captioning_loss"] = cfg.captioning_weight * self.lm.loss(logits, labels)
+            # torch-rnn's TemporalCrossEntropyCriterion: summed over time, averaged over the batch
+            tokens = (labels > 0).sum() + labels.shape[0]  # the words plus one END per region
+            per_region = self.lm.loss(logits, labels) * tokens / labels.shape[0]
+            losses["captioning_loss"] = cfg.captioning_weight * per_region
         return losses
 
     # ------------------------------------------------------------------ inference

@@ -1,0 +1,251 @@
+"""Train DenseCap, as train.lua: one image per iteration, Adam, val mAP every -save_checkpoint_every
+iterations, a checkpoint only when val mAP improves (and the last state at the end, for resuming).
+
+    python train.py -data_h5 data/VG-regions.h5 -data_json data/VG-regions-dicts.json -gpu 0 \
+        -cnn_weights vgg16-397923af.pth -finetune_cnn_after 100000
+    python train.py -checkpoint_start_from checkpoint_last.pt ...     # exact resume
+    torchrun --nproc_per_node 2 train.py ...                          # data parallel, one image per rank
+"""
+import dataclasses
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from common.cli import UserError, flag, options, parse, run
+from common.device import get_device, rng_state, seed_everything, set_rng_state
+from densecap.checkpoints import load_model, save_model
+from densecap.evaluation import eval_split
+from densecap.loader import DataLoader
+from densecap.model import DenseCapModel, ModelConfig, load_torchvision_vgg16
+
+
+@options
+class TrainOptions:
+    """Train a DenseCap model (the train_opts.lua flags, plus the ones marked new)."""
+    # model
+    cnn: str = flag("vgg16", "new: vgg16 (the original) or tiny (4 conv blocks, for CPU demos/tests)",
+                    choices=["vgg16", "tiny"])
+    cnn_weights: str = flag("", "new: torchvision vgg16 state_dict (.pth) for the trunk and fc6/fc7; '' = random")
+    fc_dim: int = flag(4096, "new: width of fc6/fc7 (VGG: 4096)")
+    tiny_channels: int = flag(64, "new: channels of the tiny trunk")
+    anchor_scale: float = flag(1.0, "scale of the 12 anchors (LocalizationLayer's anchor_scale)")
+    backend: str = flag("cudnn", "accepted for compatibility (PyTorch chooses its own kernels)")
+    rpn_hidden_dim: int = flag(512, "accepted for compatibility: never read by the original either "
+                                    "(the RPN uses -rpn_num_filters)")
+    rpn_num_filters: int = flag(256, "channels of the RPN's 3x3 conv")
+    sampler_batch_size: int = flag(256, "boxes sampled per image for training")
+    rnn_size: int = flag(512, "LSTM hidden size")
+    input_encoding_size: int = flag(512, "word and region encoding size")
+    sampler_high_thresh: float = flag(0.7, "boxes with IoU above this are positives")
+    sampler_low_thresh: float = flag(0.3, "boxes with IoU below this are negatives")
+    train_remove_outbounds_boxes: int = flag(1, "1: ignore anchors that cross the image border when sampling")
+    # loss weights
+    mid_box_reg_weight: float = flag(0.05, "RPN box regression loss weight")
+    mid_objectness_weight: float = flag(0.1, "RPN objectness loss weight")
+    end_box_reg_weight: float = flag(0.1, "final box regression loss weight")
+    end_objectness_weight: float = flag(0.1, "final objectness loss weight")
+    captioning_weight: float = flag(1.0, "captioning loss weight")
+    weight_decay: float = flag(1e-6, "L2 weight decay")
+    box_reg_decay: float = flag(5e-5, "L2 pull of the RPN box offsets toward the anchors")
+    # data
+    data_h5: str = flag("data/VG-regions.h5", "HDF5 from preprocess.py")
+    data_json: str = flag("data/VG-regions-dicts.json", "JSON from preprocess.py")
+    proposal_regions_h5: str = flag("", "accepted for compatibility; external proposals are not supported")
+    debug_max_train_images: int = flag(-1, "use only this many training images (-1 = all)")
+    # optimization
+    learning_rate: float = flag(1e-5, "Adam learning rate")
+    optim_beta1: float = flag(0.9, "Adam beta1")
+    optim_beta2: float = flag(0.999, "Adam beta2")
+    optim_epsilon: float = flag(1e-8, "Adam epsilon")
+    drop_prob: float = flag(0.5, "dropout in the recognition network and language model")
+    max_iters: int = flag(-1, "stop after this many iterations (-1 = never)")
+    checkpoint_start_from: str = flag("", "start from this checkpoint (.pt resumes exactly; .t7 loads weights)")
+    finetune_cnn_after: int = flag(-1, "start fine-tuning conv3_1 and up after this iteration (-1 = never)")
+    val_images_use: int = flag(1000, "validation images used for val mAP (-1 = all)")
+    val_metric: str = flag("map", "new: map (METEOR, needs Java) or detmap (localization only) picks the best "
+                                  "checkpoint", choices=["map", "detmap"])
+    # checkpointing and logging
+    save_checkpoint_every: int = flag(10000, "evaluate on val (and maybe save) every this many iterations")
+    checkpoint_path: str = flag("checkpoint.pt", "where the best model goes; the last state goes to "
+                                                 "<name>_last.pt")
+    test_rpn_nms_thresh: float = flag(0.7, "RPN NMS threshold for validation")
+    test_final_nms_thresh: float = flag(0.3, "final NMS threshold for validation")
+    test_num_proposals: int = flag(1000, "proposals per image for validation")
+    progress_dump_every: int = flag(100, "accepted for compatibility (the tqdm bar shows progress)")
+    losses_log_every: int = flag(10, "print the losses every this many iterations")
+    id: str = flag("", "an id for this run, stored in the checkpoint")
+    seed: int = flag(123, "random seed")
+    gpu: int = flag(0, "GPU to use; -1 = CPU")
+    timing: int = flag(0, "1: print seconds per iteration with the losses")
+    clip_final_boxes: int = flag(1, "1: clip the final boxes to the image at test time")
+    eval_first_iteration: int = flag(0, "1: evaluate on val before training")
+    max_time: float = flag(0, "new: stop (evaluate and save) after this many seconds; 0 = no limit")
+
+
+def model_config(opt, vocab_size, seq_length):
+    return ModelConfig(vocab_size=vocab_size, seq_length=seq_length, cnn=opt.cnn, tiny_channels=opt.tiny_channels,
+                       fc_dim=opt.fc_dim, rpn_num_filters=opt.rpn_num_filters, anchor_scale=opt.anchor_scale,
+                       input_encoding_size=opt.input_encoding_size, rnn_size=opt.rnn_size, drop_prob=opt.drop_prob,
+                       sampler_batch_size=opt.sampler_batch_size, sampler_high_thresh=opt.sampler_high_thresh,
+                       sampler_low_thresh=opt.sampler_low_thresh,
+                       train_remove_outbounds_boxes=opt.train_remove_outbounds_boxes,
+                       mid_box_reg_weight=opt.mid_box_reg_weight, mid_objectness_weight=opt.mid_objectness_weight,
+                       end_box_reg_weight=opt.end_box_reg_weight, end_objectness_weight=opt.end_objectness_weight,
+                       captioning_weight=opt.captioning_weight, box_reg_decay=opt.box_reg_decay)
+
+
+def build_model(opt, loader, log):
+    """A fresh model, or the one in -checkpoint_start_from (its architecture wins over the flags)."""
+    ckpt = None
+    if opt.checkpoint_start_from:
+        model, idx_to_token, ckpt = load_model(opt.checkpoint_start_from)
+        if idx_to_token != loader.idx_to_token:
+            raise UserError(f"{opt.checkpoint_start_from}: its vocabulary differs from {opt.data_json}")
+        log(f"loaded {opt.checkpoint_start_from}")
+    else:
+        model = DenseCapModel(model_config(opt, loader.vocab_size, loader.seq_length))
+        if opt.cnn_weights:
+            if opt.cnn != "vgg16" or opt.fc_dim != 4096:
+                raise UserError("-cnn_weights needs -cnn vgg16 -fc_dim 4096")
+            if not os.path.isfile(opt.cnn_weights):
+                raise UserError(f"{opt.cnn_weights}: no such file (-cnn_weights)")
+            load_torchvision_vgg16(model, torch.load(opt.cnn_weights, map_location="cpu", weights_only=True))
+        elif opt.cnn == "vgg16":
+            log("warning: VGG-16 from random weights (pass -cnn_weights vgg16-397923af.pth for ImageNet ones)")
+    return model, ckpt
+
+
+def make_optimizer(model, opt):
+    cnn = list(model.conv_net2.parameters())
+    ids = {id(p) for p in cnn} | {id(p) for p in model.conv_net1.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    # two groups as train.lua's two Adam states; the CNN group only gets gradients once fine-tuning starts
+    return torch.optim.Adam([{"params": rest}, {"params": cnn}], lr=opt.learning_rate,
+                            betas=(opt.optim_beta1, opt.optim_beta2), eps=opt.optim_epsilon,
+                            weight_decay=opt.weight_decay)
+
+
+def average_gradients(model, world):
+    """Data parallel across torchrun ranks: each rank ran its own image; average every gradient
+    (zeros where a rank had none, e.g. no positive boxes for the language model)."""
+    for p in model.parameters():
+        if p.requires_grad:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
+def main(opt: TrainOptions):
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if world > 1:
+        dist.init_process_group("nccl" if opt.gpu >= 0 and torch.cuda.is_available() else "gloo")
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if opt.gpu >= 0 and \
+            torch.cuda.is_available() else torch.device("cpu")
+    else:
+        device = get_device(opt.gpu)
+    master = rank == 0
+    log = print if master else (lambda *a, **k: None)
+    seed_everything(opt.seed + rank)
+
+    # ---- data and model
+    loader = DataLoader(opt.data_h5, opt.data_json, opt.debug_max_train_images)
+    log(f"{len(loader.split_ix['train'])} train / {len(loader.split_ix['val'])} val images, "
+        f"vocabulary {loader.vocab_size}")
+    model, ckpt = build_model(opt, loader, log)
+    model.to(device).train()
+    optimizer = make_optimizer(model, opt)
+    it, best_score, history = 0, -math.inf, {"losses": {}, "val": {}}
+    if ckpt is not None and "optimizer" in ckpt:  # exact resume
+        optimizer.load_state_dict(ckpt["optimizer"])
+        it, best_score, history = ckpt["iter"], ckpt["best_val_score"], ckpt["history"]
+        loader.set_state(ckpt["loader"])
+        set_rng_state(ckpt["rng"])
+        log(f"resuming at iteration {it}")
+    if world > 1:  # every rank starts from rank 0's weights and reads its own images
+        for t in model.state_dict().values():
+            dist.broadcast(t, 0)
+        loader.iterators["train"] = (loader.iterators["train"] + rank) % len(loader.split_ix["train"])
+    base = os.path.splitext(opt.checkpoint_path)[0]
+
+    def save(path, **extra):
+        if master:
+            save_model(path, model, loader.idx_to_token, opt=dataclasses.asdict(opt), iter=it,
+                       best_val_score=best_score, history=history, optimizer=optimizer.state_dict(),
+                       loader=loader.state(), rng=rng_state(), **extra)
+            log(f"saved {path}")
+
+    def validate():
+        nonlocal best_score
+        if not master:
+            return
+        res = eval_split(model, loader, "val", opt.val_images_use, opt.test_rpn_nms_thresh,
+                         opt.test_final_nms_thresh, opt.test_num_proposals,
+                         meteor=None if opt.val_metric == "map" else False, progress=sys.stderr.isatty())
+        history["val"][it] = {k: res[k] for k in ("map", "detmap") if k in res}
+        score = res[opt.val_metric]
+        log(f"iter {it}: val " + ", ".join(f"{k} {v:.2f}" for k, v in history["val"][it].items()))
+        if score > best_score:
+            best_score = score
+            save(opt.checkpoint_path, val=res)
+
+    if opt.eval_first_iteration:
+        validate()
+
+    # ---- the loop: one image per iteration, in order
+    t0, first_loss, stop = time.time(), None, None
+    bar = tqdm(total=opt.max_iters if opt.max_iters > 0 else None, initial=it, unit="it",
+               disable=not master or not sys.stderr.isatty(), dynamic_ncols=True)
+    while stop is None:
+        (image, boxes, labels, info), _ = loader.next("train")
+        if world > 1:  # skip the other ranks' images
+            for _ in range(world - 1):
+                loader.next("train")
+        finetune = opt.finetune_cnn_after >= 0 and it >= opt.finetune_cnn_after
+        losses = model.forward_train(image.to(device), boxes.to(device), labels.to(device), finetune_cnn=finetune)
+        loss = sum(losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if world > 1:
+            average_gradients(model, world)
+        value = loss.item()
+        if not math.isfinite(value) or (first_loss is not None and value > 100 * first_loss):
+            log(f"iter {it}: loss {value:.4g} ({'not finite' if not math.isfinite(value) else '> 100x the first'})"
+                f"; terms: " + ", ".join(f"{k} {v.item():.4g}" for k, v in losses.items()) + "; stopping")
+            stop = "diverged"
+            break
+        optimizer.step()
+        it += 1
+        bar.update()
+        first_loss = first_loss or value
+        if it % opt.losses_log_every == 0:
+            history["losses"][it] = {k: v.item() for k, v in losses.items()}
+            msg = f"iter {it}: loss {value:.3f} (" + ", ".join(f"{k} {v.item():.3f}" for k, v in losses.items()) + ")"
+            if opt.timing:
+                msg += f" {(time.time() - t0) / it:.3f}s/it"
+            bar.write(msg) if bar.disable is False else log(msg)
+        out_of_time = opt.max_time > 0 and time.time() - t0 > opt.max_time
+        done = (opt.max_iters > 0 and it >= opt.max_iters) or out_of_time
+        if world > 1:
+            flag_t = torch.tensor([float(done)])
+            dist.all_reduce(flag_t)
+            done = flag_t.item() > 0
+        if it % opt.save_checkpoint_every == 0 or done:
+            validate()
+        if done:
+            stop = "done"
+    bar.close()
+    if stop == "done":
+        save(base + "_last.pt")
+    if world > 1:
+        dist.destroy_process_group()
+    return {"iter": it, "best_val_score": best_score, "history": history, "stopped": stop}
+
+
+if __name__ == "__main__":
+    run(main, parse(TrainOptions))
