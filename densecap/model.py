@@ -170,6 +170,8 @@ class DenseCapModel(nn.Module):
         original sampled all proposals then dropped most; greedy decoding is per region, so the kept
         captions are the same."""
         H, W = image.shape[-2:]
+        if min(H, W) < 32:  # smaller than the trunk's stride (or the anchors): pad with the mean colour (0)
+            image = F.pad(image, (0, max(0, 32 - W), 0, max(0, 32 - H)))
         feats = self.extract_features(image)
         roi_feats, boxes, _ = self.localization.forward_test(feats, (H, W), rpn_nms_thresh, num_proposals)
         if boxes.shape[0] == 0:

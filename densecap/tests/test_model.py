@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import torch
+
+from densecap import box_utils
+from densecap.localization import ANCHORS, BoxSampler, make_anchors, roi_features, roi_features_grid
+from densecap.model import DenseCapModel
+from densecap.tests.conftest import tiny_config
+
+
+def test_box_transform_round_trip_and_formula():
+    anchors = torch.tensor([[50.0, 40, 64, 32], [10, 10, 45, 90]])
+    boxes = torch.tensor([[60.0, 35, 80, 20], [12, 8, 40, 100]])
+    t = box_utils.invert_box_transform(anchors, boxes)
+    assert t[0].tolist() == pytest.approx([10 / 64, -5 / 32, np.log(80 / 64), np.log(20 / 32)])
+    assert torch.allclose(box_utils.apply_box_transform(anchors, t), boxes, atol=1e-5)
+
+
+def test_anchors_follow_field_centres_and_order():
+    a = make_anchors(2, 3, ANCHORS)
+    assert a.shape == (12 * 6, 4)
+    assert a[0].tolist() == [8.5, 8.5, 45, 90]
+    assert a[1].tolist() == [24.5, 8.5, 45, 90]          # next column: +16 px
+    assert a[3].tolist() == [8.5, 24.5, 45, 90]          # next row
+    assert a[6].tolist() == [8.5, 8.5, 90, 45]           # next anchor
+
+
+def test_roi_align_path_equals_the_original_bilinear_sampler():
+    torch.manual_seed(0)
+    feats = torch.randn(1, 8, 10, 14)
+    H, W = 160, 224
+    inside = torch.tensor([[100.0, 80, 60, 40], [50, 50, 30, 90], [112.5, 80.5, 224, 160], [30, 20, 5, 3]])
+    outside = torch.tensor([[5.0, 5, 60, 40], [220, 150, 50, 50]])
+    boxes = torch.cat([inside, outside])
+    ref = roi_features_grid(feats, boxes, H, W)
+    ours = roi_features(feats, boxes, H, W)
+    assert torch.allclose(ours, ref, atol=1e-5)
+    # the literal grid path samples at the stnbhwd points: the full-image box's corners are the map's corners
+    full = roi_features_grid(feats, torch.tensor([[(W + 1) / 2, (H + 1) / 2, W, H]]), H, W)
+    assert torch.allclose(full[0, :, 0, 0], feats[0, :, 0, 0], atol=1e-5)
+    assert torch.allclose(full[0, :, -1, -1], feats[0, :, -1, -1], atol=1e-5)
+    # gradients reach the features through both paths
+    f = feats.clone().requires_grad_()
+    roi_features(f, boxes, H, W).sum().backward()
+    assert f.grad.abs().sum() > 0
+
+
+def test_sampler_rules():
+    anchors = make_anchors(8, 8, ANCHORS)
+    gt = torch.tensor([[64.0, 64, 60, 60], [30, 100, 40, 80]])
+    g = torch.Generator().manual_seed(0)
+    pos, pos_gt, neg = BoxSampler(256, 0.3, 0.7)(anchors, gt, (128, 128), g)
+    assert len(pos) + len(neg) == 256 and 0 < len(pos) <= 128
+    ious = box_utils.iou(anchors, gt)
+    inside = box_utils.inside_image(anchors, 128, 128)
+    assert inside[pos].all() and inside[neg].all()
+    best = ious.masked_fill(~inside[:, None], -1).argmax(0)
+    assert set(best.tolist()) <= set(pos.tolist())       # each GT box's best anchor is positive
+    assert torch.all((ious[pos].max(1).values > 0.7) | torch.isin(pos, best))
+    assert torch.all(ious[neg].max(1).values < 0.3)
+    assert torch.all(pos_gt == ious[pos].argmax(1))
+    # many positives: capped at half the batch
+    many = torch.tensor([[72.5, 72.5, 64, 64]])  # ten identical anchors on it: IoU 1
+    dense = torch.cat([make_anchors(8, 8, [(64, 64)])] * 10)
+    pos, _, neg = BoxSampler(16, 0.3, 0.7)(dense, many, None, g)
+    assert len(pos) == 8 and len(neg) == 8
+
+
+def test_train_losses_and_inference_shapes():
+    torch.manual_seed(0)
+    model = DenseCapModel(tiny_config())
+    img = torch.randn(1, 3, 96, 128)
+    gt = torch.tensor([[40.0, 40, 30, 30], [90, 60, 40, 50]])
+    labels = torch.tensor([[1, 2, 4, 5, 0], [1, 3, 6, 0, 0]])
+    losses = model.forward_train(img, gt, labels, finetune_cnn=True)
+    assert set(losses) == {"obj_loss_pos", "obj_loss_neg", "box_reg_loss", "box_decay_loss",
+                           "end_objectness_loss", "end_box_reg_loss", "captioning_loss"}
+    # fresh heads: objectness logits near 0 -> both cross-entropies near 0.1 * log 2
+    assert losses["obj_loss_pos"].item() == pytest.approx(0.1 * np.log(2), abs=0.01)
+    assert losses["end_objectness_loss"].item() == pytest.approx(0.1 * np.log(2), abs=0.01)
+    sum(losses.values()).backward()
+    assert model.conv_net2[0].weight.grad is not None
+    model.eval()
+    boxes, scores, seqs = model.forward_test(img, num_proposals=50)
+    assert boxes.shape[1] == 4 and len(boxes) == len(scores) == len(seqs) <= 50
+    assert torch.all(scores[:-1] >= scores[1:])
+    x1y1x2y2 = box_utils.xcycwh_to_x1y1x2y2(boxes)
+    assert x1y1x2y2.min() >= 1 - 1e-4 and x1y1x2y2[:, 2].max() <= 128 + 1e-4 and x1y1x2y2[:, 3].max() <= 96 + 1e-4
+    # an image smaller than the stride and the anchors still runs, boxes inside it
+    tiny_boxes, _, _ = model.forward_test(torch.randn(1, 3, 10, 7), num_proposals=20)
+    t = box_utils.xcycwh_to_x1y1x2y2(tiny_boxes)
+    assert len(tiny_boxes) > 0 and t[:, 2].max() <= 7 + 1e-4 and t[:, 3].max() <= 10 + 1e-4

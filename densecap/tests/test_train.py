@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from common import checkpoint
+from common.cli import UserError, parse
+from common.shapes import write_dataset
+from densecap import evaluate_model, preprocess, train
+from densecap.checkpoints import load_model
+from densecap.model import DenseCapModel
+
+SMALL = ["-cnn", "tiny", "-tiny_channels", "16", "-fc_dim", "32", "-rpn_num_filters", "16", "-rnn_size", "16",
+         "-input_encoding_size", "16", "-anchor_scale", "0.5", "-sampler_batch_size", "32", "-learning_rate", "1e-3",
+         "-finetune_cnn_after", "0", "-gpu", "-1", "-val_metric", "detmap", "-val_images_use", "3",
+         "-test_num_proposals", "30", "-losses_log_every", "2"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("shapesdata")
+    paths = write_dataset(d / "shapes", 16, seed=0, size=64, val_frac=0.2, test_frac=0.1)
+    preprocess.main(parse(preprocess.PreprocessOptions, [
+        "--region_data", paths["region_descriptions"], "--image_dir", paths["images"], "--split_json",
+        paths["splits_json"], "--h5_output", str(d / "s.h5"), "--json_output", str(d / "s.json"),
+        "--image_size", "64", "--min_token_instances", "1"]))
+    return ["-data_h5", str(d / "s.h5"), "-data_json", str(d / "s.json")]
+
+
+def train_run(data, tmp_path, *extra):
+    return train.main(parse(train.TrainOptions, SMALL + data + ["-checkpoint_path", str(tmp_path / "ck.pt")]
+                            + [str(e) for e in extra]))
+
+
+def test_exact_resume(data, tmp_path):
+    straight = train_run(data, tmp_path / "a", "-max_iters", 6, "-save_checkpoint_every", 100)
+    train_run(data, tmp_path / "b", "-max_iters", 3, "-save_checkpoint_every", 100)
+    resumed = train_run(data, tmp_path / "b", "-max_iters", 6, "-save_checkpoint_every", 100,
+                        "-checkpoint_start_from", tmp_path / "b" / "ck_last.pt")
+    assert straight["iter"] == resumed["iter"] == 6
+    a = checkpoint.load(tmp_path / "a" / "ck_last.pt", "densecap")
+    b = checkpoint.load(tmp_path / "b" / "ck_last.pt", "densecap")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert a["history"]["losses"] == b["history"]["losses"]
+
+
+def test_checkpoint_only_when_val_improves(data, tmp_path, monkeypatch):
+    scores = iter([5.0, 3.0, 7.0])
+    saved = []
+    real_eval = train.eval_split
+
+    def fake_eval(*a, **k):
+        res = real_eval(*a, **k)
+        res["detmap"] = next(scores)
+        return res
+    monkeypatch.setattr(train, "eval_split", fake_eval)
+    real_save = train.save_model
+    monkeypatch.setattr(train, "save_model", lambda path, *a, **k: (saved.append((str(path), k["iter"])),
+                                                                     real_save(path, *a, **k))[1])
+    out = train_run(data, tmp_path, "-max_iters", 6, "-save_checkpoint_every", 2)
+    best = str(tmp_path / "ck.pt")
+    # val at 2 (5.0: saved), 4 (3.0: not), 6 (7.0: saved), then the last state
+    assert saved == [(best, 2), (best, 6), (str(tmp_path / "ck_last.pt"), 6)]
+    assert out["best_val_score"] == 7.0
+    model, _, ck = load_model(best)
+    assert ck["iter"] == 6 and ck["best_val_score"] == 7.0
+
+
+def test_non_finite_loss_stops_cleanly(data, tmp_path, monkeypatch, capsys):
+    real = DenseCapModel.forward_train
+    calls = []
+
+    def poisoned(self, *a, **k):
+        losses = real(self, *a, **k)
+        calls.append(1)
+        if len(calls) == 3:
+            losses["captioning_loss"] = losses["captioning_loss"] * float("nan")
+        return losses
+    monkeypatch.setattr(DenseCapModel, "forward_train", poisoned)
+    out = train_run(data, tmp_path, "-max_iters", 10, "-save_checkpoint_every", 100)
+    assert out["stopped"] == "diverged" and out["iter"] == 2
+    assert "not finite" in capsys.readouterr().out
+    assert not (tmp_path / "ck_last.pt").exists()
+
+
+def test_evaluate_model_and_bad_checkpoint(data, tmp_path, capsys):
+    train_run(data, tmp_path, "-max_iters", 2, "-save_checkpoint_every", 2)
+    res = evaluate_model.main(parse(evaluate_model.EvalOptions, [
+        "-checkpoint", str(tmp_path / "ck.pt"), "-gpu", "-1", "-metric", "detmap", "-baseline", "random",
+        "-num_proposals", "30", "-split", "val"]))
+    assert res["num_images"] == 3 and 0 <= res["detmap"] <= 100 and 0 <= res["random_detmap"] <= 100
+    assert "random boxes: detmap" in capsys.readouterr().out
+    other = checkpoint.save(tmp_path / "x.pt", "neuraltalk", {})
+    with pytest.raises(UserError, match="neuraltalk checkpoint, expected a densecap"):
+        train_run(data, tmp_path, "-max_iters", 1, "-checkpoint_start_from", other)
