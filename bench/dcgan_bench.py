@@ -1,0 +1,313 @@
+"""dcgan benchmark: training speed at 64x64, FID after a fixed CPU budget on MNIST, an anime-faces grid.
+
+    python bench/dcgan_bench.py [--minutes 10] [--fresh]
+
+1. Speed: one training iteration (D on a real and a fake batch, then G) on a 64 x 3 x 64 x 64 batch, ours
+   (dcgan.engine.train_step: bfloat16 autocast where the CPU has it, channels-last, no D weight
+   gradients in the G step) against a plain reimplementation of the pytorch/examples DCGAN loop
+   (fp32, Sigmoid + BCELoss, D re-run with weight gradients), interleaved in one process, CPU seconds
+   of the process (time.process_time) with 1 torch thread, so other load does not change the figure.
+2. Quality: train.py and the plain loop each train for the same CPU budget (--minutes of process CPU
+   time, 1 thread, data loaded in the training process) at 32x32 on the first 8000 images of
+   ../shared/data/mnist_t10k; FID/KID of 2000 samples against those 8000, next to 2000 held-back real
+   digits (the floor), all with the offline MNIST feature net of dcgan/fid.py.
+3. A sample grid from train.py after the same budget on ../shared/data/anime_faces_2k (64x64).
+Stages cache their results under bench/out/dcgan/ (delete it or pass --fresh to rerun).
+"""
+import argparse
+import gzip
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import ROOT, git_rev, machine, write_section  # noqa: E402
+
+OUT = os.path.join(ROOT, "bench", "out", "dcgan")
+SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
+LUA_S_PER_BATCH = (2.7, 3.6)  # dcgan.torch main.lua on this kind of machine, batch 64 at 64x64
+
+
+# ---------------------------------------------------------------- the plain pytorch/examples loop
+def plain_nets(nc, size, nz=100, ngf=64, ndf=64):
+    """pytorch/examples dcgan's Generator/Discriminator (one block fewer at 32 px, as its nets are 64-only)."""
+    import torch.nn as nn
+    n = {32: 3, 64: 4}[size]
+    ch = ngf * 2 ** (n - 1)
+    g = [nn.ConvTranspose2d(nz, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+    for _ in range(n - 1):
+        g += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+        ch //= 2
+    g += [nn.ConvTranspose2d(ch, nc, 4, 2, 1, bias=False), nn.Tanh()]
+    ch = ndf
+    d = [nn.Conv2d(nc, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+    for _ in range(n - 1):
+        d += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2, inplace=True)]
+        ch *= 2
+    d += [nn.Conv2d(ch, 1, 4, 1, 0, bias=False), nn.Sigmoid()]
+    G, D = nn.Sequential(*g), nn.Sequential(*d)
+
+    def weights_init(m):
+        name = m.__class__.__name__
+        if name.find("Conv") != -1:
+            nn.init.normal_(m.weight.data, 0.0, 0.02)
+        elif name.find("BatchNorm") != -1:
+            nn.init.normal_(m.weight.data, 1.0, 0.02)
+            nn.init.constant_(m.bias.data, 0)
+    G.apply(weights_init)
+    D.apply(weights_init)
+    return G, D
+
+
+def plain_step(G, D, optG, optD, real, criterion):
+    import torch
+    b = real.size(0)
+    D.zero_grad()
+    label = torch.full((b,), 1.0)
+    errD_real = criterion(D(real).view(-1), label)
+    errD_real.backward()
+    noise = torch.randn(b, 100, 1, 1)
+    fake = G(noise)
+    label.fill_(0.0)
+    errD_fake = criterion(D(fake.detach()).view(-1), label)
+    errD_fake.backward()
+    optD.step()
+    G.zero_grad()
+    label.fill_(1.0)
+    errG = criterion(D(fake).view(-1), label)
+    errG.backward()
+    optG.step()
+    return (errD_real + errD_fake).item(), errG.item()
+
+
+def plain_train(idx_dir, budget, out, seed=1):
+    """Worker: the plain loop on an IDX folder at 32 px for `budget` CPU seconds; saves G's state_dict."""
+    import torch
+    import torch.nn.functional as F
+    from dcgan.data import read_idx_images
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    x = read_idx_images(idx_dir).float().div(255)
+    x = F.interpolate(x, size=(32, 32), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1) * 2 - 1
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=64, shuffle=True,
+                                         num_workers=0, drop_last=True)
+    G, D = plain_nets(1, 32)
+    optD = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    optG = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    crit = torch.nn.BCELoss()
+    t0, iters = time.process_time(), 0
+    while time.process_time() - t0 < budget:
+        for (real,) in loader:
+            plain_step(G, D, optG, optD, real, crit)
+            iters += 1
+            if time.process_time() - t0 >= budget:
+                break
+    torch.save({"G": G.state_dict(), "iters": iters, "cpu_s": time.process_time() - t0}, out)
+
+
+# ---------------------------------------------------------------- stages
+def stage(name, fresh, fn):
+    path = os.path.join(OUT, f"{name}.json")
+    if not fresh and os.path.exists(path):
+        return json.load(open(path))
+    t = time.time()
+    r = fn()
+    r["wall_s"] = round(time.time() - t, 1)
+    json.dump(r, open(path, "w"), indent=1)
+    print(f"[{name}] {r}", flush=True)
+    return r
+
+
+def write_idx(images, path):
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">iiii", 2051, len(images), images.shape[-2], images.shape[-1]))
+        f.write(images.numpy().tobytes())
+
+
+def prepare_mnist():
+    from dcgan.data import read_idx_images
+    from dcgan.fid import MNIST_TRAIN
+    x = read_idx_images(os.path.join(SHARED, "mnist_t10k"))
+    os.makedirs(os.path.join(OUT, "mnist8000"), exist_ok=True)
+    write_idx(x[:MNIST_TRAIN].contiguous(), os.path.join(OUT, "mnist8000", "train-images-idx3-ubyte.gz"))
+    return x
+
+
+def speed(blocks=4, steps=3):
+    import torch
+    from dcgan.engine import autocast, train_step
+    from dcgan.model import GANConfig, build
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    cl = torch.channels_last
+    G, D = build(GANConfig())
+    G, D = G.to(memory_format=cl), D.to(memory_format=cl)
+    oG = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
+    oD = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+    pG, pD = plain_nets(3, 64)
+    poG = torch.optim.Adam(pG.parameters(), 2e-4, betas=(0.5, 0.999))
+    poD = torch.optim.Adam(pD.parameters(), 2e-4, betas=(0.5, 0.999))
+    crit = torch.nn.BCELoss()
+    real = torch.rand(64, 3, 64, 64) * 2 - 1
+    prec = autocast(torch.device("cpu"), True)
+    runs = {
+        "ours": lambda: train_step(G, D, oG, oD, real.contiguous(memory_format=cl), torch.randn(64, 100, 1, 1), prec),
+        "ours_fp32": lambda: train_step(G, D, oG, oD, real.contiguous(memory_format=cl), torch.randn(64, 100, 1, 1)),
+        "plain": lambda: plain_step(pG, pD, poG, poD, real, crit),
+    }
+    times = {k: [] for k in runs}
+    for k, f in runs.items():
+        f()  # warm-up
+    for _ in range(blocks):  # interleaved, so load changes hit every configuration alike
+        for k, f in runs.items():
+            for _ in range(steps):
+                t = time.process_time()
+                f()
+                times[k].append(time.process_time() - t)
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    return {"s_per_batch": med, "img_per_s": {k: 64 / v for k, v in med.items()},
+            "bf16": "autocast bf16" if "autocast" in type(prec).__name__.lower() or "Autocast" in str(type(prec))
+            else "none", "steps": blocks * steps}
+
+
+def run_training(args, log):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+    with open(log, "w") as f:
+        subprocess.run([sys.executable, os.path.join(ROOT, "dcgan", "train.py")] + args, check=True,
+                       stdout=f, stderr=subprocess.STDOUT, env=env, cwd=OUT)
+
+
+def iters_from_log(log):
+    lines = [ln for ln in open(log) if ln.startswith("time budget reached")]
+    return int(lines[-1].split("after ")[1].split(" iterations")[0]) if lines else None
+
+
+def fid_of(G, feats, ref, n=2000, batchnorm="train"):
+    import torch
+    from dcgan.fid import generator_features, scores
+    torch.manual_seed(1)
+    return scores(generator_features(G, feats, n, 100, batchnorm=batchnorm), ref)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--worker", nargs=3, metavar=("IDX_DIR", "BUDGET_S", "OUT"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        return plain_train(a.worker[0], float(a.worker[1]), a.worker[2])
+    import torch
+    torch.set_num_threads(1)
+    if a.fresh and os.path.isdir(OUT):
+        shutil.rmtree(OUT)
+    os.makedirs(OUT, exist_ok=True)
+    budget = a.minutes * 60
+    mnist = prepare_mnist()
+
+    sp = stage("speed", a.fresh, speed)
+
+    # the three CPU-budget trainings run side by side (each is limited by its own CPU time)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+    jobs = {}
+    if not os.path.exists(os.path.join(OUT, "ours_mnist.done")):
+        jobs["ours_mnist"] = ["-dataset", "mnist", "-DATA_ROOT", "mnist8000", "-fineSize", "32", "-loadSize", "32",
+                              "-flip", "0", "-nThreads", "0", "-gpu", "0", "-niter", "100000", "-seed", "1",
+                              "-name", "mnist", "-max_cpu_time", str(budget), "-print_every", "100",
+                              "-display_every", "500", "-epoch_save_modulo", "100000"]
+    if not os.path.exists(os.path.join(OUT, "ours_anime.done")):
+        jobs["ours_anime"] = ["-dataset", "folder", "-DATA_ROOT", os.path.join(SHARED, "anime_faces_2k"),
+                              "-fineSize", "64", "-loadSize", "64", "-nThreads", "0", "-gpu", "0", "-niter", "100000",
+                              "-seed", "1", "-name", "anime", "-max_cpu_time", str(budget), "-print_every", "50",
+                              "-display_every", "200", "-epoch_save_modulo", "100000"]
+    procs = {k: subprocess.Popen([sys.executable, os.path.join(ROOT, "dcgan", "train.py")] + v, env=env, cwd=OUT,
+                                 stdout=open(os.path.join(OUT, f"{k}.log"), "w"), stderr=subprocess.STDOUT)
+             for k, v in jobs.items()}
+    if not os.path.exists(os.path.join(OUT, "plain_mnist.pt")):
+        procs["plain_mnist"] = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker", os.path.join(OUT, "mnist8000"), str(budget),
+             os.path.join(OUT, "plain_mnist.pt")], env=env, cwd=OUT,
+            stdout=open(os.path.join(OUT, "plain_mnist.log"), "w"), stderr=subprocess.STDOUT)
+    for k, p in procs.items():
+        if p.wait() != 0:
+            sys.exit(f"{k} failed: see {os.path.join(OUT, k + '.log')}")
+        if k.startswith("ours"):
+            open(os.path.join(OUT, f"{k}.done"), "w").close()
+
+    from dcgan.convert import load_generator
+    from dcgan.fid import MNIST_TRAIN, feature_net, tensor_features, scores
+    from dcgan.images import display_tensor, save_png
+    feats = feature_net("mnist", feature_path=os.path.join(OUT, "mnist_features.pt"),
+                        mnist_root=os.path.join(SHARED, "mnist_t10k"))
+    ref = tensor_features(mnist[:MNIST_TRAIN].float().div(255), feats)
+
+    def quality():
+        G, _ = load_generator(latest(OUT, "mnist"))
+        ck = torch.load(os.path.join(OUT, "plain_mnist.pt"), weights_only=True)
+        pG, _ = plain_nets(1, 32)
+        pG.load_state_dict(ck["G"])
+        pG.cfg = G.cfg  # same nz; generator_features reads cfg.nz
+        torch.manual_seed(1)
+        return {"ours": fid_of(G, feats, ref), "ours_eval_bn": fid_of(G, feats, ref, batchnorm="eval"),
+                "plain": fid_of(pG, feats, ref),
+                "floor": scores(tensor_features(mnist[MNIST_TRAIN:].float().div(255), feats), ref),
+                "ours_iters": iters_from_log(os.path.join(OUT, "ours_mnist.log")),
+                "plain_iters": ck["iters"], "features": feats.name}
+    q = stage("quality", a.fresh, quality)
+
+    G, _ = load_generator(latest(OUT, "anime"))
+    torch.manual_seed(3)
+    from dcgan.model import batch_statistics
+    with torch.no_grad(), batch_statistics(G):
+        x = (G(torch.randn(36, 100, 1, 1)) + 1) / 2
+    save_png(os.path.join(ROOT, "dcgan", "docs", "anime_faces_10min.png"), display_tensor(x))
+    anime_iters = iters_from_log(os.path.join(OUT, "ours_anime.log"))
+    report(a, sp, q, anime_iters, budget)
+
+
+def latest(folder, name):
+    import glob
+    files = sorted(glob.glob(os.path.join(folder, "checkpoints", f"{name}_*_net_G.pt")), key=os.path.getmtime)
+    return files[-1]
+
+
+def report(a, sp, q, anime_iters, budget):
+    ips, spb = sp["img_per_s"], sp["s_per_batch"]
+    lua_lo, lua_hi = 64 / LUA_S_PER_BATCH[1], 64 / LUA_S_PER_BATCH[0]
+    f = lambda r: f"{r['fid']:.2f} | {r['kid']:.4f} ± {r['kid_std']:.4f}"  # noqa: E731
+    lines = [
+        "## dcgan", "",
+        f"Machine: {machine()}. Commit {git_rev()}. Command: `python bench/dcgan_bench.py --minutes {a.minutes:g}`.",
+        "All budgets and timings are CPU seconds of the training process (`time.process_time()`, 1 torch "
+        "thread, data loaded in that process), so the other engineers' load on the shared cores does not "
+        "change them; same-run baselines are timed interleaved with ours.", "",
+        "### Training speed, 64x64, batch 64 (one D + G iteration)", "",
+        "| loop | s/batch (CPU) | images/s | vs Lua main.lua (2.7-3.6 s/batch) |", "|---|---|---|---|",
+    ]
+    for k, label in (("ours", f"ours (`train.py`: {sp['bf16']}, channels-last, no D weight grads in the G step)"),
+                     ("ours_fp32", "ours with `amp=0` (float32)"),
+                     ("plain", "plain pytorch/examples loop (same run, float32)")):
+        lines.append(f"| {label} | {spb[k]:.3f} | {ips[k]:.1f} | {LUA_S_PER_BATCH[0] / spb[k]:.1f}-"
+                     f"{LUA_S_PER_BATCH[1] / spb[k]:.1f}x faster |")
+    lines += ["", f"Medians of {sp['steps']} iterations each. Lua figure: {lua_lo:.1f}-{lua_hi:.1f} images/s.", "",
+              f"### FID after {budget / 60:g} CPU minutes, MNIST 32x32", "",
+              f"Features: {q['features']}. 2000 samples (BatchNorm with batch statistics, as generate.lua and "
+              f"pytorch/examples sample) against the 8000 training digits (mnist_t10k[:8000]).", "",
+              "| | iterations in the budget | FID | KID |", "|---|---|---|---|",
+              f"| ours (`train.py -dataset mnist -fineSize 32 -loadSize 32 -flip 0`) | {q['ours_iters']} | {f(q['ours'])} |",
+              f"| ours, sampled with `batchnorm=eval` | {q['ours_iters']} | {f(q['ours_eval_bn'])} |",
+              f"| plain pytorch/examples loop (same data, same budget) | {q['plain_iters']} | {f(q['plain'])} |",
+              f"| floor: 2000 held-back real digits (mnist_t10k[8000:]) | - | {f(q['floor'])} |", "",
+              f"### Anime faces after {budget / 60:g} CPU minutes", "",
+              f"`train.py -dataset folder -DATA_ROOT ../shared/data/anime_faces_2k -fineSize 64 -loadSize 64` "
+              f"ran {anime_iters} iterations; 36 samples in `dcgan/docs/anime_faces_10min.png` (shown in dcgan/README.md)."]
+    write_section("dcgan", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

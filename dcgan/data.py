@@ -1,0 +1,209 @@
+"""Training images as dcgan.torch's data loader serves them: random batches drawn with replacement.
+
+Each sample picks a class (a top-level subfolder) uniformly, then an image in it uniformly; the image's
+shorter side is scaled to `loadSize`, a random `fineSize` crop is taken and flipped with p = 0.5, and
+values go to [-1, 1] (data/donkey_folder.lua). An "epoch" is ceil(min(N, ntrain) / batchSize) batches.
+
+Datasets: `folder`/`imagenet`/`lsun` (an image folder, searched recursively: LSUN exported as images),
+`celebA` (img_align_celeba: the 138x138 face crop at (30, 40) of crop_celebA.lua, done on the fly
+instead of overwriting the files), `mnist` (IDX files, optionally gzipped; 1 channel).
+"""
+import gzip
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from common.cli import UserError
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+CELEBA_BOX = (30, 40, 168, 178)  # crop_celebA.lua: image.crop(img, 30, 40, 168, 178)
+
+
+def warn(msg):
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+def find_images(root, what="DATA_ROOT"):
+    """-> (paths, class index per path, class names): image files under `root`, classes = top subfolders.
+
+    Files that do not open as images are skipped with a warning; no image at all is a UserError.
+    """
+    if not root:
+        raise UserError(f"no {what} given: set {what}=path (or -{what} path)")
+    if not os.path.isdir(root):
+        raise UserError(f"{what}={root}: no such folder")
+    paths, labels, classes, bad = [], [], {}, []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, root)
+        cls = "." if rel == "." else rel.split(os.sep)[0]
+        for fn in sorted(filenames):
+            if not fn.lower().endswith(IMG_EXTENSIONS) or fn.startswith("."):
+                continue
+            p = os.path.join(dirpath, fn)
+            try:
+                with Image.open(p) as im:  # reads the header only
+                    im.size
+            except (OSError, UnidentifiedImageError, ValueError):
+                bad.append(p)
+                continue
+            paths.append(p)
+            labels.append(classes.setdefault(cls, len(classes)))
+    if bad:
+        warn(f"skipped {len(bad)} file(s) that are not readable images, e.g. {bad[0]}")
+    if not paths:
+        raise UserError(f"{what}={root}: no readable images found (looked for "
+                        f"{', '.join(IMG_EXTENSIONS)} in it and its subfolders)")
+    return paths, labels, list(classes)
+
+
+def read_idx_images(root):
+    """MNIST IDX image file in `root` (or the file itself), gzipped or not -> uint8 tensor N x 1 x H x W."""
+    path = root
+    if os.path.isdir(root):
+        names = sorted(f for f in os.listdir(root) if "images-idx3-ubyte" in f or "images.idx3-ubyte" in f)
+        if not names:
+            raise UserError(f"DATA_ROOT={root}: no MNIST '*-images-idx3-ubyte[.gz]' file in this folder")
+        path = os.path.join(root, names[0])
+    elif not os.path.isfile(root):
+        raise UserError(f"DATA_ROOT={root}: no such folder or file")
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            magic, n, h, w = struct.unpack(">iiii", f.read(16))
+            if magic != 2051:
+                raise UserError(f"{path}: not an IDX image file (magic {magic}, expected 2051)")
+            data = np.frombuffer(f.read(n * h * w), dtype=np.uint8)
+    except (OSError, struct.error, EOFError) as e:
+        raise UserError(f"{path}: cannot read IDX images ({e})") from None
+    if data.size != n * h * w:
+        raise UserError(f"{path}: truncated IDX file ({data.size} of {n * h * w} bytes)")
+    return torch.from_numpy(data.copy()).view(n, 1, h, w)
+
+
+def scale_shorter(img: Image.Image, size: int) -> Image.Image:
+    w, h = img.size
+    if w < h:
+        return img.resize((size, max(size, round(size * h / w))), Image.BILINEAR)
+    return img.resize((max(size, round(size * w / h)), size), Image.BILINEAR)
+
+
+def random_crop_flip(x, fineSize, flip):
+    """x: C x H x W float in [0, 1] -> random fineSize crop, horizontal flip with p = 0.5, mapped to [-1, 1]."""
+    h, w = x.shape[-2:]
+    i = int(torch.randint(0, h - fineSize + 1, ()))
+    j = int(torch.randint(0, w - fineSize + 1, ()))
+    x = x[..., i:i + fineSize, j:j + fineSize]
+    if flip and torch.rand(()) < 0.5:
+        x = x.flip(-1)
+    return x * 2 - 1
+
+
+class FolderImages(torch.utils.data.Dataset):
+    """Decoded on demand; a file that fails to decode now is replaced by another with a warning."""
+
+    def __init__(self, paths, loadSize, fineSize, nc=3, flip=True, celeba=False):
+        self.paths, self.loadSize, self.fineSize = paths, loadSize, fineSize
+        self.mode, self.flip, self.celeba = ("L" if nc == 1 else "RGB"), flip, celeba
+
+    def __len__(self):
+        return len(self.paths)
+
+    def load(self, path):
+        with Image.open(path) as im:
+            im = im.convert(self.mode)
+            if self.celeba and im.size[0] >= CELEBA_BOX[2] and im.size[1] >= CELEBA_BOX[3]:
+                im = im.crop(CELEBA_BOX)
+            im = scale_shorter(im, self.loadSize)
+            a = np.asarray(im, dtype=np.uint8)
+        a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+        return torch.from_numpy(a.copy()).float().div_(255)
+
+    def __getitem__(self, i):
+        for _ in range(10):
+            try:
+                x = self.load(self.paths[i])
+                break
+            except (OSError, UnidentifiedImageError, ValueError) as e:
+                warn(f"skipping {self.paths[i]}: {e}")
+                i = int(torch.randint(0, len(self.paths), ()))
+        else:
+            raise UserError(f"too many unreadable images under {os.path.dirname(self.paths[i])}")
+        return random_crop_flip(x, self.fineSize, self.flip)
+
+
+class TensorImages(torch.utils.data.Dataset):
+    """An in-memory uint8 N x C x H x W set (MNIST), scaled once so its shorter side is `loadSize`."""
+
+    def __init__(self, images, loadSize, fineSize, flip=True):
+        x = images.float().div(255)
+        if min(x.shape[-2:]) != loadSize:
+            h, w = x.shape[-2:]
+            size = (loadSize, round(loadSize * w / h)) if h <= w else (round(loadSize * h / w), loadSize)
+            x = torch.cat([F.interpolate(c, size=size, mode="bilinear", antialias=True, align_corners=False)
+                           for c in x.split(1000)]).clamp_(0, 1)
+        self.x, self.fineSize, self.flip = x, fineSize, flip
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return random_crop_flip(self.x[i], self.fineSize, self.flip)
+
+
+class ClassBalancedSampler(torch.utils.data.Sampler):
+    """dataset.lua's sampling: class uniformly, then an image of it uniformly, with replacement."""
+
+    def __init__(self, labels, n):
+        labels = torch.as_tensor(labels)
+        self.by_class = [torch.nonzero(labels == c).flatten() for c in range(int(labels.max()) + 1)]
+        self.by_class = [ix for ix in self.by_class if len(ix)]
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        cls = torch.randint(0, len(self.by_class), (self.n,))
+        for c in cls.tolist():
+            ix = self.by_class[c]
+            yield int(ix[torch.randint(0, len(ix), ())])
+
+
+def make_dataset(opt):
+    """-> (dataset, labels, nc) for opt.dataset under opt.DATA_ROOT."""
+    flip = bool(opt.flip)
+    if opt.dataset == "mnist":
+        images = read_idx_images(opt.DATA_ROOT)
+        if opt.nc == 3:
+            images = images.expand(-1, 3, -1, -1)
+        return TensorImages(images, opt.loadSize, opt.fineSize, flip), [0] * len(images), images.shape[1]
+    paths, labels, classes = find_images(opt.DATA_ROOT)
+    nc = opt.nc or 3
+    ds = FolderImages(paths, opt.loadSize, opt.fineSize, nc, flip, celeba=opt.dataset == "celebA")
+    return ds, labels, nc
+
+
+def check_sizes(opt, min_side=None):
+    if opt.loadSize < opt.fineSize:
+        raise UserError(f"loadSize={opt.loadSize} is smaller than fineSize={opt.fineSize}: the random crop "
+                        f"needs loadSize >= fineSize")
+
+
+def make_loader(opt, rank=0):
+    """-> (DataLoader yielding B x nc x fineSize x fineSize batches in [-1, 1], batches per epoch, nc)."""
+    check_sizes(opt)
+    ds, labels, nc = make_dataset(opt)
+    n = min(len(ds), opt.ntrain)
+    batches = math.ceil(n / opt.batchSize)
+    sampler = ClassBalancedSampler(labels, batches * opt.batchSize)
+    loader = torch.utils.data.DataLoader(ds, opt.batchSize, sampler=sampler, num_workers=opt.nThreads,
+                                         drop_last=True, persistent_workers=False,
+                                         pin_memory=torch.cuda.is_available() and opt.gpu > 0)
+    return loader, batches, nc, len(ds)
