@@ -127,7 +127,7 @@ def make_optimizer(model, opt):
     # two groups as train.lua's two Adam states; the CNN group only gets gradients once fine-tuning starts
     return torch.optim.Adam([{"params": rest}, {"params": cnn}], lr=opt.learning_rate,
                             betas=(opt.optim_beta1, opt.optim_beta2), eps=opt.optim_epsilon,
-                            weight_decay=opt.weight_decay)
+                            weight_decay=opt.weight_decay, foreach=True)
 
 
 def average_gradients(model, world):

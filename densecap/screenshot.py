@@ -1,0 +1,30 @@
+"""Save a screenshot of vis/view_results.html (served on 127.0.0.1, headless chromium), captions drawn.
+
+    python -m densecap.screenshot demo_out/densecap/vis viewer.png
+"""
+import sys
+
+from common.browser import headless_chromium, missing_reason, serve_folder
+
+
+def screenshot(vis_dir, out_png, keys="t"):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with serve_folder(vis_dir) as url, headless_chromium() as driver:
+        driver.set_window_size(700, 620)
+        driver.get(url + "/view_results.html")
+        WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#stage .box"))
+        body = driver.find_element(By.TAG_NAME, "body")
+        for k in keys:
+            body.send_keys(k)
+        driver.execute_script("document.getElementById('image').style.width = '384px'; window.dispatchEvent(new Event('keydown'));")
+        body.send_keys("w")
+        body.send_keys("s")
+        driver.save_screenshot(out_png)
+
+
+if __name__ == "__main__":
+    if missing_reason():
+        sys.exit(f"no screenshot: {missing_reason()}")
+    screenshot(sys.argv[1], sys.argv[2])
