@@ -9,7 +9,6 @@ per image) + 1/300 x classification cross-entropy. Validation PSNR is measured e
 photos through the same pipeline colorize.py uses.
 """
 import dataclasses
-import math
 import os
 import sys
 
@@ -23,7 +22,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from colorize import data, pipeline
+from colorize import data, metrics, pipeline
 from colorize.model import ColorNet, ColorNetConfig
 from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
@@ -90,8 +89,7 @@ def validate(model, files, device, mean, recombine="lab", max_side=512):
             continue
         y = (rgb.astype(np.float32) / 255) @ data.Y_WEIGHTS
         out, _ = pipeline.colorize_luminance(model, mean, y, device, recombine, max_side)
-        mse = np.mean((out.astype(np.float64) - rgb) ** 2)
-        scores.append(10 * math.log10(255 ** 2 / max(mse, 1e-10)))
+        scores.append(metrics.psnr(out, rgb))
     model.train()
     return float(np.mean(scores)) if scores else float("nan")
 

@@ -1,0 +1,205 @@
+"""colorize benchmark: quality after a fixed CPU budget on BSDS500, and inference speed/memory.
+
+    python bench/colorize_bench.py [--minutes 15] [--skip-train] [--skip-speed]
+
+Quality: train.py on bsds500/train (200 photos) for --minutes of *process CPU time* per run (one torch
+thread, so other load on the machine does not change the result), once with the paper's L2 loss and once
+with the chroma-weighted loss, the two runs side by side. Then every bsds500/val photo (100) is made gray
+(Y = 0.299 R + 0.587 G + 0.114 B), colorized at full resolution, and compared with the original: PSNR,
+SSIM, ab-error AuC (thresholds 0..150, Zhang et al. 2016) and Hasler-Suesstrunk colourfulness relative to
+the originals'. Baselines measured in the same run on the same photos: the gray image itself, and a
+per-pixel mean-ab predictor (the training set's mean ab at every pixel, on the gray's lightness).
+Speed: CPU seconds and peak RSS of `colorize.py` for a 768x512 and a 4000x3000 photo with the paper-size
+network (42M parameters; random weights, since the published ones cannot be downloaded here: the work is
+the same), and folder throughput against one `colorize.py` call per file.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import ROOT, git_rev, machine, write_section  # noqa: E402
+
+DATA = os.path.join(ROOT, "..", "shared", "data", "bsds500")
+TRAIN_ARGS = ["-width", "4", "-image_size", "128", "-batch_size", "16", "-optimizer", "adadelta",
+              "-learning_rate", "1.0", "-val_frac", "0.05", "-eval_every", "1000", "-save_every", "1000000",
+              "-max_iters", "100000000", "-print_every", "200", "-gpu", "-1"]
+ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+EVAL = r'''
+import json, sys, numpy as np, torch
+from pathlib import Path
+from PIL import Image
+from skimage.color import rgb2lab, lab2rgb
+torch.set_num_threads(1)
+from colorize import metrics, pipeline, data
+models, val_dir, train_dir = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+files = sorted(Path(val_dir).glob("*.jpg"))
+# the mean-ab baseline: the training photos' mean a and b
+ab_sum, n = np.zeros(2), 0
+for f in sorted(Path(train_dir).glob("*.jpg")):
+    lab = rgb2lab(np.asarray(Image.open(f).convert("RGB")))
+    ab_sum += lab[..., 1:].reshape(-1, 2).sum(0); n += lab.shape[0] * lab.shape[1]
+mean_ab = ab_sum / n
+nets = {name: pipeline.load_model(p, torch.device("cpu")) for name, p in models.items()}
+rows = {}
+def add(name, out, ref):
+    r = rows.setdefault(name, {"psnr": [], "ssim": [], "auc": [], "cf": [], "cf_ref": []})
+    r["psnr"].append(metrics.psnr(out, ref)); r["ssim"].append(metrics.ssim(out, ref)); r["auc"].append(metrics.auc(out, ref))
+    r["cf"].append(metrics.colourfulness(out)); r["cf_ref"].append(metrics.colourfulness(ref))
+for f in files:
+    ref = np.asarray(Image.open(f).convert("RGB"))
+    y = (ref.astype(np.float32) / 255) @ data.Y_WEIGHTS
+    gray = np.repeat((y * 255 + 0.5).astype(np.uint8)[..., None], 3, 2)
+    add("gray input", gray, ref)
+    L = rgb2lab(gray)[..., :1]
+    const = np.concatenate([L, np.broadcast_to(mean_ab, L.shape[:2] + (2,))], -1)
+    add("mean-ab predictor", (np.clip(lab2rgb(const), 0, 1) * 255 + 0.5).astype(np.uint8), ref)
+    for name, (net, ck) in nets.items():
+        for mode in ("yuv", "lab"):
+            out, _ = pipeline.colorize_luminance(net, ck["mean"], y, torch.device("cpu"), mode, max_side=0)
+            add(f"{name}, {mode} recombination", out, ref)
+print(json.dumps({k: {m: float(np.mean(v)) for m, v in r.items()} | {"cf_ratio": float(np.sum(r["cf"]) / np.sum(r["cf_ref"]))}
+                  for k, r in rows.items()}))
+'''
+
+SPEED = r'''
+import json, resource, sys, time, torch
+torch.set_num_threads(1)
+from colorize import colorize
+from common.cli import parse
+args = sys.argv[1:]
+t0 = time.process_time()
+out = colorize.main(parse(colorize.ColorizeOptions, args))
+print(json.dumps({"cpu_s": time.process_time() - t0, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+'''
+
+
+def train(loss, minutes, workdir):
+    cmd = [sys.executable, os.path.join(ROOT, "colorize", "train.py"), "-data_dir", os.path.join(DATA, "train"),
+           "-checkpoint_dir", os.path.join(workdir, loss), "-loss", loss, "-max_cpu_time", str(minutes * 60),
+           *TRAIN_ARGS]
+    log = open(os.path.join(workdir, f"{loss}.log"), "w")
+    return cmd, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=ENV, cwd=workdir)
+
+
+def photo(path, w, h, seed=0):
+    """A real BSDS photo resized to w x h (so the network sees natural image statistics)."""
+    from PIL import Image
+    src = sorted(os.listdir(os.path.join(DATA, "val")))[seed]
+    Image.open(os.path.join(DATA, "val", src)).convert("RGB").resize((w, h), Image.BICUBIC).save(path)
+
+
+def speed(workdir):
+    import torch
+    sys.path.insert(0, ROOT)
+    from colorize.model import ColorNet, ColorNetConfig
+    from common import checkpoint
+    torch.manual_seed(0)
+    net = ColorNet(ColorNetConfig(n_classes=205))
+    model = os.path.join(workdir, "paper_size.pt")
+    checkpoint.save(model, "colorize", {"model": net.state_dict(), "config": vars(net.config), "mean": 0.45,
+                                        "recombine": "yuv"})
+    res = {}
+    for w, h in ((768, 512), (4000, 3000)):
+        src = os.path.join(workdir, f"p{w}.jpg")
+        photo(src, w, h)
+        for max_side in ((1600, 0) if w == 768 else (1600,)):
+            r = subprocess.run([sys.executable, "-c", SPEED, src, os.path.join(workdir, f"o{w}.png"), "-model", model,
+                                "-max_side", str(max_side)], capture_output=True, text=True, env=ENV, check=True)
+            res[(w, h, max_side)] = json.loads(r.stdout.strip().splitlines()[-1])
+            print(f"{w}x{h} max_side {max_side}: {res[(w, h, max_side)]}", flush=True)
+    # folder throughput: one process for the folder vs one colorize.py process per file (model loaded each time)
+    folder, outdir = os.path.join(workdir, "folder"), os.path.join(workdir, "folder_out")
+    os.makedirs(folder)
+    names = sorted(os.listdir(os.path.join(DATA, "val")))[:8]
+    for n in names:
+        os.symlink(os.path.join(DATA, "val", n), os.path.join(folder, n))
+    t0 = time.time()
+    subprocess.run([sys.executable, os.path.join(ROOT, "colorize", "colorize.py"), folder, outdir, "-model", model],
+                   check=True, env=ENV, capture_output=True)
+    folder_s = time.time() - t0
+    t0 = time.time()
+    for n in names:
+        subprocess.run([sys.executable, os.path.join(ROOT, "colorize", "colorize.py"), os.path.join(folder, n),
+                        os.path.join(outdir, "single_" + n), "-model", model], check=True, env=ENV, capture_output=True)
+    single_s = time.time() - t0
+    res["folder"] = {"n": len(names), "folder_s": folder_s, "single_s": single_s}
+    print(res["folder"], flush=True)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=15)
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--workdir", default="", help="keep checkpoints and logs here (default: a temp folder)")
+    args = ap.parse_args()
+    workdir = args.workdir or tempfile.mkdtemp(prefix="colorize_bench_")
+    os.makedirs(workdir, exist_ok=True)
+    t_start = time.time()
+    runs = {loss: train(loss, args.minutes, workdir) for loss in ("l2", "weighted")}
+    speed_res = None if args.skip_speed else speed(workdir)
+    curves, models = {}, {}
+    for loss, (cmd, p) in runs.items():
+        if p.wait() != 0:
+            sys.exit(f"training with -loss {loss} failed; see {workdir}/{loss}.log")
+        text = open(os.path.join(workdir, f"{loss}.log")).read()
+        curves[loss] = re.findall(r"iteration (\d+): validation PSNR (\S+) dB", text)
+        models[loss] = re.findall(r"saved (\S+\.pt)", text)[-1]
+        models[loss] = os.path.join(workdir, models[loss]) if not os.path.isabs(models[loss]) else models[loss]
+    print("evaluating on bsds500/val", flush=True)
+    r = subprocess.run([sys.executable, "-c", EVAL, json.dumps({f"ours ({k} loss)": v for k, v in models.items()}),
+                        os.path.join(DATA, "val"), os.path.join(DATA, "train")], capture_output=True, text=True,
+                       env=ENV, cwd=ROOT)
+    if r.returncode:
+        sys.exit(r.stderr)
+    q = json.loads(r.stdout.strip().splitlines()[-1])
+    iters = {k: int(v[-1][0]) if v else 0 for k, v in curves.items()}
+
+    lines = ["## colorize", "",
+             f"Machine: {machine()}. Commit {git_rev()}, {time.strftime('%Y-%m-%d')}. Command: `make bench` "
+             f"(`python bench/colorize_bench.py --minutes {args.minutes:g}`); wall time {time.time() - t_start:.0f} s.",
+             "Budgets are CPU seconds of the training process (`time.process_time()`, one torch thread), so load "
+             "from other work on the machine does not change the result; the baselines are computed in the same "
+             "run on the same photos.", "",
+             f"### Quality after {args.minutes:g} CPU minutes of training on bsds500/train (200 photos)", "",
+             "`python colorize/train.py -data_dir bsds500/train " + " ".join(TRAIN_ARGS) +
+             f" -max_cpu_time {args.minutes * 60:g} -loss l2|weighted` (a 1/4-width network, 1.56M parameters, "
+             f"128-pixel crops; iterations reached: " + ", ".join(f"{k} {v}" for k, v in iters.items()) + ").",
+             "Evaluated on all 100 bsds500/val photos, gray input at full resolution (481x321), against the "
+             "originals. AuC: mean share of pixels whose ab error is within 0..150 (Zhang et al. 2016). "
+             "Colourfulness: Hasler-Suesstrunk, as a fraction of the originals' (sum over photos).", "",
+             "| method | PSNR (dB) | SSIM | AuC (ab) | colourfulness vs originals |", "|---|---|---|---|---|"]
+    for name, m in q.items():
+        lines.append(f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['auc']:.4f} | {m['cf_ratio']:.3f} |")
+    lines += ["", "Validation PSNR during training (10 held-out training photos, lab recombination): " +
+              "; ".join(f"{k}: " + ", ".join(f"{i}: {p}" for i, p in v) for k, v in curves.items()) + ".", ""]
+    if speed_res:
+        lines += ["### Inference speed and memory (paper-size network, 42.35M parameters, CPU, one thread)", "",
+                  "`python colorize/colorize.py photo.jpg out.png -model paper_size.pt -max_side N`, one fresh "
+                  "process each; CPU seconds include reading, the network, recombination and writing "
+                  "(not Python start-up).", "",
+                  "| photo | -max_side | CPU seconds | peak RSS |", "|---|---|---|---|"]
+        for key, v in speed_res.items():
+            if key != "folder":
+                lines.append(f"| {key[0]}x{key[1]} | {key[2] or '0 (full resolution, as the original)'} | "
+                             f"{v['cpu_s']:.1f} | {v['peak_rss_mb']:.0f} MB |")
+        f = speed_res["folder"]
+        lines += ["", f"Folder of {f['n']} bsds500/val photos (481x321): one `colorize.py in_dir/ out_dir/` "
+                      f"{f['n'] / f['folder_s']:.2f} images/s vs one `colorize.py` call per file "
+                      f"{f['n'] / f['single_s']:.2f} images/s ({f['single_s'] / f['folder_s']:.1f}x; wall "
+                      f"seconds, the model loaded once instead of per file).", ""]
+    write_section("colorize", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Colorization quality: PSNR, SSIM, the ab-error AuC of Zhang et al. (2016), Hasler-Suesstrunk colourfulness."""
+import numpy as np
+from skimage.color import rgb2lab
+from skimage.metrics import structural_similarity
+
+
+def psnr(out, ref):
+    """uint8 RGB images -> dB."""
+    mse = np.mean((out.astype(np.float64) - ref.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0 ** 2 / max(mse, 1e-10))
+
+
+def ssim(out, ref):
+    return structural_similarity(out, ref, channel_axis=2, data_range=255)
+
+
+def ab_error_curve(out, ref, thresholds=np.arange(151)):
+    """Share of pixels whose ab (Lab) error is within each threshold 0..150; its mean is the AuC (Zhang et al.)."""
+    d = np.linalg.norm(rgb2lab(out)[..., 1:] - rgb2lab(ref)[..., 1:], axis=-1).ravel()
+    d.sort()
+    return np.searchsorted(d, thresholds, side="right") / d.size
+
+
+def auc(out, ref):
+    return float(ab_error_curve(out, ref).mean())
+
+
+def colourfulness(rgb):
+    """Hasler and Suesstrunk (2003): sigma_rgyb + 0.3 mu_rgyb on 0..255 RGB."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))

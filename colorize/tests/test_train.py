@@ -1,0 +1,104 @@
+"""train.py: flat and class-folder data, bad photos skipped, exact resume, NaN stop, DDP = one process."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorize import pipeline, train
+from colorize.tests.conftest import COLORIZE, REPO
+from colorize.tests.test_colorize import photo
+from common import checkpoint
+from common.cli import UserError, parse
+
+TINY = ["-width", "16", "-image_size", "32", "-batch_size", "4", "-print_every", "1000", "-gpu", "-1"]
+
+
+def photos(folder, n, seed=0, size=(40, 48)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(photo(seed + i, *size)).save(folder / f"p{i}.jpg", quality=95)
+    return folder
+
+
+def train_main(*args):
+    return train.main(parse(train.TrainOptions, [str(a) for a in args]))
+
+
+def test_flat_folder_trains_skips_bad_photos_and_colorizes(tmp_path, capsys):
+    d = photos(tmp_path / "flat", 9)
+    Image.fromarray(np.full((40, 48), 128, np.uint8)).save(d / "gray.png")
+    Image.fromarray(np.repeat(photo(99).mean(2, keepdims=True), 3, 2).astype(np.uint8)).save(d / "gray_rgb.jpg")
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    path = train_main("-data_dir", d, "-checkpoint_dir", tmp_path / "cv", "-max_iters", 24, "-eval_every", 12,
+                      "-learning_rate", "1.0", *TINY)
+    err = capsys.readouterr()
+    for name in ("gray.png", "gray_rgb.jpg", "broken.jpg"):
+        assert f"skipping {d / name}" in err.err
+    ck = checkpoint.load(path, "colorize")
+    assert ck["iter"] == 24 and ck["config"]["n_classes"] == 0 and ck["recombine"] == "lab"
+    losses = ck["history"]["train_loss"]
+    assert len(losses) == 24 and np.mean(losses[-6:]) < 0.9 * np.mean(losses[:6])
+    assert [i for i, _ in ck["history"]["val_psnr"]] == [12, 24] and "validation PSNR" in err.out
+    net, _ = pipeline.load_model(path, torch.device("cpu"))
+    rgb, _ = pipeline.colorize_luminance(net, ck["mean"], np.random.rand(30, 50).astype(np.float32),
+                                         torch.device("cpu"), "lab")
+    assert rgb.shape == (30, 50, 3)
+
+
+def test_class_subfolders_add_the_classification_loss(tmp_path, monkeypatch):
+    for k, name in enumerate(("beach", "forest", "kitchen")):
+        photos(tmp_path / "places" / name, 3, seed=10 * k)
+    ce = []
+    real = train.F.cross_entropy
+    monkeypatch.setattr(train.F, "cross_entropy", lambda *a, **k: ce.append(1) or real(*a, **k))
+    path = train_main("-data_dir", tmp_path / "places", "-checkpoint_dir", tmp_path / "cv", "-max_iters", 2,
+                      "-val_frac", 0, *TINY)
+    ck = checkpoint.load(path, "colorize")
+    assert ck["classes"] == ["beach", "forest", "kitchen"] and ck["config"]["n_classes"] == 3 and len(ce) == 2
+
+
+def test_resume_is_exact(tmp_path):
+    d = photos(tmp_path / "flat", 8)
+    common = ["-data_dir", d, "-max_iters", 6, "-save_every", 3, "-val_frac", 0, *TINY]
+    full = checkpoint.load(train_main(*common, "-checkpoint_dir", tmp_path / "a"), "colorize")
+    half = tmp_path / "a" / "colornet_iter3.pt"
+    resumed = checkpoint.load(train_main(*common, "-checkpoint_dir", tmp_path / "b", "-init_from", half), "colorize")
+    assert resumed["iter"] == 6 and resumed["history"]["train_loss"] == full["history"]["train_loss"]
+    for k, v in full["model"].items():
+        assert torch.equal(v, resumed["model"][k]), k
+
+
+def test_nan_loss_stops_cleanly(tmp_path, monkeypatch):
+    d = photos(tmp_path / "flat", 4)
+    monkeypatch.setattr(train, "color_loss", lambda pred, *a: pred.sum() * float("nan"))
+    with pytest.raises(UserError, match="loss became nan at iteration 1"):
+        train_main("-data_dir", d, "-checkpoint_dir", tmp_path / "cv", "-max_iters", 3, *TINY)
+    assert not (tmp_path / "cv").exists()
+
+
+def test_bad_options(tmp_path):
+    with pytest.raises(UserError, match="no such folder"):
+        train_main("-data_dir", tmp_path / "none", *TINY)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images found"):
+        train_main("-data_dir", tmp_path / "empty", *TINY)
+    with pytest.raises(UserError, match="multiple of 32"):
+        train_main("-data_dir", tmp_path / "empty", *TINY, "-image_size", 50)
+
+
+def test_ddp_two_processes_equal_one(tmp_path):
+    d = photos(tmp_path / "flat", 8)
+    args = ["-data_dir", str(d), "-max_iters", "2", "-val_frac", "0", "-batch_norm", "0", *TINY]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(COLORIZE / "train.py"), *args, "-checkpoint_dir", str(tmp_path / "ddp")],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    one = checkpoint.load(train_main(*args, "-checkpoint_dir", tmp_path / "one"), "colorize")
+    two = checkpoint.load(tmp_path / "ddp" / "colornet_iter2.pt", "colorize")
+    for k, v in one["model"].items():
+        torch.testing.assert_close(two["model"][k], v, atol=1e-5, rtol=1e-4)
