@@ -62,7 +62,10 @@ def build_captioner(ck, device="cpu"):
     decoder = build_model(opt["caption_model"], vocab_size, cnn.fc_dim, cnn.att_dim, opt["input_encoding_size"],
                           opt["rnn_size"], opt.get("num_layers", 1), opt["drop_prob_lm"], ck["seq_length"])
     decoder.load_state_dict(ck["model"])
-    return CaptionModel(decoder, cnn).to(device).eval()
+    model = CaptionModel(decoder, cnn)
+    if "feat_stats" in ck:
+        model.set_feature_stats(**ck["feat_stats"])
+    return model.to(device).eval()
 
 
 @torch.no_grad()

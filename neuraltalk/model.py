@@ -133,11 +133,31 @@ def build_model(caption_model, vocab_size, fc_dim, att_dim, input_encoding_size=
 
 
 class CaptionModel(nn.Module):
-    """What a checkpoint holds: an optional CNN (raw images in, or fine-tuning) plus the caption model."""
+    """What a checkpoint holds: the CNN (raw images in, or fine-tuning), the feature standardisation and the
+    caption model.
+
+    Features are standardised per dimension with statistics of the training set (buffers `fc_mean`,
+    `fc_std`, `att_mean`, `att_std`; identity until set): a randomly initialised CNN's features vary by a
+    few percent around a large mean, and without this the decoder first learns to ignore the image.
+    """
 
     def __init__(self, decoder: nn.Module, cnn: nn.Module = None):
         super().__init__()
         self.decoder, self.cnn = decoder, cnn
+        fc_dim, att_dim = (cnn.fc_dim, cnn.att_dim) if cnn is not None else (0, 0)
+        self.register_buffer("fc_mean", torch.zeros(fc_dim))
+        self.register_buffer("fc_std", torch.ones(fc_dim))
+        self.register_buffer("att_mean", torch.zeros(att_dim))
+        self.register_buffer("att_std", torch.ones(att_dim))
+
+    def set_feature_stats(self, fc_mean, fc_std, att_mean=None, att_std=None):
+        with torch.no_grad():
+            self.fc_mean.copy_(fc_mean), self.fc_std.copy_(fc_std)
+            if att_mean is not None:
+                self.att_mean.copy_(att_mean), self.att_std.copy_(att_std)
+
+    def feature_stats(self):
+        return {k: getattr(self, k).detach().cpu() for k in ("fc_mean", "fc_std", "att_mean", "att_std")}
 
     def features(self, images, finetune=False):
         """uint8 images (B, 3, H, W) -> (fc, att) through the CNN (no gradient unless fine-tuning)."""
@@ -145,4 +165,7 @@ class CaptionModel(nn.Module):
             return self.cnn(images)
 
     def forward(self, fc, att=None, labels=None, ss_prob=0.0, mode="xe", **kw):
+        fc = (fc - self.fc_mean) / self.fc_std
+        if att is not None and self.att_mean.numel():
+            att = (att - self.att_mean) / self.att_std
         return self.decoder(fc, att, labels, ss_prob, mode, **kw)

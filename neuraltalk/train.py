@@ -147,9 +147,28 @@ def build(opt, data, ckpt, log):
     if ckpt is not None:
         model.decoder.load_state_dict(ckpt["model"])
         model.cnn.load_state_dict(ckpt["cnn"])
+        model.set_feature_stats(**ckpt["feat_stats"])
+    elif data.has_feats:
+        model.set_feature_stats(*feature_stats(data, data.split_ix["train"]))
     log(f"{canonical(opt.caption_model)}: {sum(p.numel() for p in decoder.parameters()):,} parameters "
         f"(+ {info['cnn']} CNN {sum(p.numel() for p in cnn.parameters()):,})")
     return model
+
+
+def feature_stats(data, ixs, chunk=256):
+    """Per-dimension mean and std of the training images' fc (and att, per channel) features, read in chunks."""
+    sums = {}
+    for name in ("fc", "att") if data.has_att else ("fc",):
+        n, s1, s2 = 0, 0.0, 0.0
+        for b in range(0, len(ixs), chunk):
+            x = torch.from_numpy(data.read(name, ixs[b:b + chunk])).double()
+            x = x.reshape(-1, x.shape[-1])
+            n, s1, s2 = n + x.shape[0], s1 + x.sum(0), s2 + (x * x).sum(0)
+        mean = s1 / n
+        std = (s2 / n - mean * mean).clamp(min=0).sqrt()
+        std = std.clamp(min=1e-2 * float(std.mean()) + 1e-8)  # dead (always-zero) units: no division by 0
+        sums[name] = (mean.float(), std.float())
+    return (*sums["fc"], *sums.get("att", (None, None)))
 
 
 def make_optimizers(model, opt):
@@ -214,6 +233,7 @@ def save(opt, model, lm_opt, cnn_opt, hist, data, best):
     folder = opt.checkpoint_path or "."
     payload = {"model": {k: v.cpu() for k, v in model.decoder.state_dict().items()},
                "cnn": {k: v.cpu() for k, v in model.cnn.state_dict().items()},
+               "feat_stats": model.feature_stats(),
                "cnn_info": {k: (v.item() if hasattr(v, "item") else v) for k, v in data.cnn_info.items()
                             if k in ("cnn", "cnn_weights", "att_size", "seed", "image_size", "crop_size")},
                "cnn_preprocess": model.cnn.preprocess,

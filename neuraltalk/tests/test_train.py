@@ -1,0 +1,137 @@
+"""train.py on the shapes world: learning, checkpoints, exact resume, SCST, scheduled sampling, bad input."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from common import checkpoint
+from common.cli import UserError, parse
+from neuraltalk import train
+from neuraltalk.rewards import CiderD
+from neuraltalk.tests.conftest import NEURALTALK, TINY_MODEL
+
+
+def train_args(prepped, cv, *extra):
+    json_path, h5_path = prepped
+    return ["-input_json", str(json_path), "-input_h5", str(h5_path), "-checkpoint_path", str(cv), *TINY_MODEL,
+            "-batch_size", "16", "-learning_rate", "2e-3", "-drop_prob_lm", "0.2", "-losses_log_every", "1",
+            "-val_images_use", "-1", *extra]
+
+
+def run_train(prepped, cv, *extra):
+    return train.main(parse(train.TrainOptions, train_args(prepped, cv, *extra)))
+
+
+def test_show_tell_learns_the_shapes_and_keeps_the_best(prepped, tmp_path):
+    path = run_train(prepped, tmp_path, "-max_iters", "60", "-save_checkpoint_every", "30", "-id", "st")
+    ck = checkpoint.load(path, "neuraltalk")
+    hist = ck["history"]
+    losses = [hist["loss_history"][k] for k in sorted(hist["loss_history"])]
+    assert len(losses) == 60 and np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
+    assert sorted(hist["val_loss_history"]) == [30, 60]
+    assert (tmp_path / "model_idst-best.pt").exists()
+    info = json.load(open(tmp_path / "model_idst.json"))
+    assert info["opt"]["caption_model"] == "show_tell" and len(info["val_predictions"]) == 8
+    # the feature standardisation was fitted on the training images
+    assert ck["feat_stats"]["fc_std"].min() > 0 and ck["feat_stats"]["fc_mean"].abs().sum() > 0
+
+
+def test_resume_is_exact(prepped, tmp_path):
+    a = run_train(prepped, tmp_path / "a", "-max_iters", "6", "-save_checkpoint_every", "3", "-val_images_use", "0",
+                  "-scheduled_sampling_start", "0", "-scheduled_sampling_increase_every", "1",
+                  "-scheduled_sampling_increase_prob", "0.2")
+    run_train(prepped, tmp_path / "b", "-max_iters", "3", "-save_checkpoint_every", "3", "-val_images_use", "0",
+              "-scheduled_sampling_start", "0", "-scheduled_sampling_increase_every", "1",
+              "-scheduled_sampling_increase_prob", "0.2")
+    b = run_train(prepped, tmp_path / "b", "-max_iters", "6", "-save_checkpoint_every", "3", "-val_images_use", "0",
+                  "-scheduled_sampling_start", "0", "-scheduled_sampling_increase_every", "1",
+                  "-scheduled_sampling_increase_prob", "0.2", "-start_from", str(tmp_path / "b"))
+    ca, cb = checkpoint.load(a, "neuraltalk"), checkpoint.load(b, "neuraltalk")
+    assert ca["history"]["iter"] == cb["history"]["iter"] == 6
+    assert ca["history"]["loss_history"] == cb["history"]["loss_history"]
+    for k in ca["model"]:
+        assert torch.equal(ca["model"][k], cb["model"][k]), k
+
+
+def test_topdown_with_self_critical_training(prepped, tmp_path, capsys):
+    run_train(prepped, tmp_path, "-caption_model", "topdown", "-max_iters", "40", "-save_checkpoint_every", "40",
+              "-val_images_use", "0", "-id", "td")
+    before = checkpoint.load(tmp_path / "model_idtd.pt", "neuraltalk")
+    path = run_train(prepped, tmp_path, "-caption_model", "updown", "-max_iters", "44", "-save_checkpoint_every", "4",
+                     "-val_images_use", "0", "-id", "td", "-start_from", str(tmp_path), "-self_critical_after", "0",
+                     "-train_sample_n", "3", "-learning_rate", "5e-4")
+    after = checkpoint.load(path, "neuraltalk")
+    assert after["history"]["iter"] == 44
+    scst_losses = [after["history"]["loss_history"][k] for k in range(41, 45)]
+    assert all(np.isfinite(scst_losses))
+    assert any(not torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
+
+
+def test_cider_d_matches_pycocoevalcap():
+    from pycocoevalcap.cider.cider import Cider
+
+    refs = {1: ["a red circle left of a blue square", "a blue square right of a red circle"],
+            2: ["a green triangle", "there is a green triangle"], 3: ["two shapes with a red square on the left"]}
+    hyps = {1: "a red circle and a blue square", 2: "a green triangle", 3: "a red square"}
+    want, per = Cider().compute_score({k: v for k, v in refs.items()}, {k: [v] for k, v in hyps.items()})
+    ours = CiderD([[r.split() for r in refs[k]] for k in refs])
+    got = [ours.score(hyps[k].split(), [r.split() for r in refs[k]]) for k in refs]
+    assert np.allclose(got, per, atol=1e-9) and got[1] > got[2]
+
+
+def test_bad_inputs_are_one_line(prepped, tmp_path):
+    with pytest.raises(UserError, match="no such folder or file"):
+        run_train(prepped, tmp_path, "-start_from", str(tmp_path / "nope"))
+    run_train(prepped, tmp_path, "-max_iters", "2", "-save_checkpoint_every", "2", "-val_images_use", "0", "-id", "x")
+    with pytest.raises(UserError, match="a show_tell checkpoint, but -caption_model is topdown"):
+        run_train(prepped, tmp_path, "-start_from", str(tmp_path), "-id", "x", "-caption_model", "topdown")
+    with pytest.raises(UserError, match="no model_idy.pt there"):
+        run_train(prepped, tmp_path, "-start_from", str(tmp_path), "-id", "y")
+    checkpoint.save(tmp_path / "other.pt", "charrnn", {"model": {}})
+    with pytest.raises(UserError, match="charrnn checkpoint, expected a neuraltalk one"):
+        run_train(prepped, tmp_path, "-start_from", str(tmp_path / "other.pt"))
+    with pytest.raises(UserError, match="fine-tuning|needs the images"):
+        json_path, h5_path = prepped
+        import h5py
+        import shutil
+        shutil.copy(h5_path, tmp_path / "noimg.h5")
+        with h5py.File(tmp_path / "noimg.h5", "a") as f:
+            del f["images"]
+        run_train((json_path, tmp_path / "noimg.h5"), tmp_path, "-finetune_cnn_after", "0")
+
+
+def test_no_val_split_says_so(tmp_path, shapes):
+    from neuraltalk import prepro
+
+    root, paths = shapes
+    data = json.load(open(paths["karpathy_json"]))
+    for im in data["images"]:
+        im["split"] = "train"
+    (tmp_path / "d.json").write_text(json.dumps(data))
+    prepro.main(parse(prepro.PreproOptions, ["-input_json", str(tmp_path / "d.json"), "-output_json",
+                                             str(tmp_path / "t.json"), "-output_h5", str(tmp_path / "t.h5"),
+                                             "-image_data", "none"]))
+    with pytest.raises(UserError, match="no image data"):
+        run_train((tmp_path / "t.json", tmp_path / "t.h5"), tmp_path)
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit):
+        parse(train.TrainOptions, ["-h"])
+    out = capsys.readouterr().out
+    for f in ("-finetune_cnn_after", "-seq_per_img", "-learning_rate_decay_start", "-self_critical_after",
+              "-scheduled_sampling_start", "-language_eval", "-start_from", "-caption_model"):
+        assert f in out
+
+
+def test_finetune_changes_the_cnn(prepped, tmp_path):
+    path = run_train(prepped, tmp_path, "-max_iters", "3", "-save_checkpoint_every", "3", "-val_images_use", "0",
+                     "-finetune_cnn_after", "1", "-cnn_learning_rate", "1e-3", "-batch_size", "4")
+    from neuraltalk.cnn import build_cnn
+
+    fresh = build_cnn("resnet18", "", 2, 123).state_dict()
+    tuned = checkpoint.load(path, "neuraltalk")["cnn"]
+    assert any(not torch.equal(fresh[k], tuned[k]) for k in fresh if k.endswith("weight"))
