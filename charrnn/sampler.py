@@ -72,19 +72,16 @@ class LSTMStep:
     def __call__(self, tokens) -> torch.Tensor:
         """tokens: an int (B = 1) or a (B,) long tensor -> logits (B, V), a buffer reused by the next call."""
         for k, (g, sig, i, f, o, tr, c, h, inp) in enumerate(self.views):
-            if k == 0:
-                if isinstance(tokens, int):
-                    torch.addmm(self.table[tokens], h, self.w_hh0, out=g)
-                else:
-                    torch.index_select(self.table, 0, tokens, out=g)
-                    g.addmm_(h, self.w_hh0)
-            else:
+            if k > 0:  # [h_{k-1} | h_k] @ [W_ih; W_hh] + b
                 torch.addmm(self.b[k - 1], inp, self.w[k - 1], out=g)
+            elif type(tokens) is int:  # table row + h_0 @ W_hh
+                torch.addmm(self.table[tokens], h, self.w_hh0, out=g)
+            else:
+                torch.index_select(self.table, 0, tokens, out=g).addmm_(h, self.w_hh0)
             sig.sigmoid_()
             tr.tanh_()
             c.mul_(f).addcmul_(i, tr)
-            torch.tanh(c, out=self.tanh_c)
-            torch.mul(o, self.tanh_c, out=h)
+            torch.mul(o, torch.tanh(c, out=self.tanh_c), out=h)
         return torch.addmm(self.dec_b, self.h_top, self.dec_w, out=self.logits)
 
 
