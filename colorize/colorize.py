@@ -12,7 +12,6 @@ if os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from colorize import pipeline

@@ -11,10 +11,10 @@ photos through the same pipeline colorize.py uses.
 import dataclasses
 import os
 import sys
+import time
 
 if os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
     del sys.path[0]  # run as a script: this folder's colorize.py must not hide the colorize package
-import time
 
 import numpy as np
 import torch

@@ -15,7 +15,7 @@ from colorize.model import ColorNet, ColorNetConfig
 from colorize.tests.conftest import COLORIZE, T7_FIXTURES
 from colorize.tests.t7_colornet import make_colornet, reference_forward
 from common import checkpoint, t7
-from common.cli import UserError
+from common.cli import UserError, parse
 
 
 def forward(net, x1, x2):
@@ -53,12 +53,10 @@ def test_the_paper_sizes_map_one_to_one():
     assert net.global_fc[0][0].in_features == 512 * 7 * 7
 
 
-def test_convert_cli_and_colorize_with_the_result(tiny_t7, tmp_path):
+def test_convert_main_and_colorize_with_the_result(tiny_t7, tmp_path):
     path, spec = tiny_t7
     out = tmp_path / "colornet.pt"
-    r = subprocess.run([os.sys.executable, str(COLORIZE / "convert.py"), str(path), str(out)], capture_output=True,
-                       text=True)
-    assert r.returncode == 0, r.stderr
+    convert.main(parse(convert.ConvertOptions, [str(path), str(out)]))  # the script itself: download_model.sh
     ck = checkpoint.load(out, "colorize")
     assert ck["recombine"] == "yuv" and ck["mean"] == pytest.approx(0.4512)
     net_t7, _ = convert.load_t7(path)
