@@ -1,0 +1,111 @@
+"""eval.py: a dataset split with metrics, a folder of your own images, the vis page in a real browser, DDP."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import browser
+from common.cli import UserError, parse
+from neuraltalk import eval as nt_eval
+from neuraltalk import train
+from neuraltalk.tests.conftest import NEURALTALK, TINY_MODEL
+
+
+@pytest.fixture(scope="module")
+def trained(prepped, tmp_path_factory):
+    cv = tmp_path_factory.mktemp("cv")
+    json_path, h5_path = prepped
+    train.main(parse(train.TrainOptions, [
+        "-input_json", str(json_path), "-input_h5", str(h5_path), "-checkpoint_path", str(cv), *TINY_MODEL,
+        "-batch_size", "16", "-learning_rate", "3e-3", "-drop_prob_lm", "0.1", "-max_iters", "120",
+        "-save_checkpoint_every", "120", "-val_images_use", "0", "-id", "e"]))
+    return cv / "model_ide.pt"
+
+
+def run_eval(*args):
+    return nt_eval.main(parse(nt_eval.EvalOptions, list(args)))
+
+
+def test_split_eval_scores_and_beam(trained, tmp_path, capsys):
+    preds, stats = run_eval("-model", str(trained), "-split", "test", "-num_images", "-1", "-language_eval", "1",
+                            "-beam_size", "3", "-batch_size", "4", "-gpuid", "-1", "-vis_dir", str(tmp_path / "vis"))
+    assert len(preds) == 8 and set(stats) >= {"Bleu_4", "METEOR", "ROUGE_L", "CIDEr"}
+    # the shapes captions are learnable: far better than an unrelated caption would score
+    assert stats["Bleu_1"] > 0.5 and stats["CIDEr"] > 0.3
+    vis = json.load(open(tmp_path / "vis" / "vis.json"))
+    assert [v["caption"] for v in vis] == [p["caption"] for p in preds]
+    assert len(os.listdir(tmp_path / "vis" / "imgs")) == 8
+    greedy, _ = run_eval("-model", str(trained), "-split", "test", "-num_images", "3", "-beam_size", "1",
+                         "-gpuid", "-1", "-dump_images", "0", "-dump_json", "0")
+    assert len(greedy) == 3
+
+
+def test_image_folder_of_odd_images(trained, tmp_path, shapes, capsys):
+    root, _ = shapes
+    d = tmp_path / "mine"
+    d.mkdir()
+    src = Image.open(root / "images" / "3.png")
+    src.convert("RGBA").save(d / "rgba.png")
+    src.convert("L").save(d / "gray.jpeg")
+    src.save(d / "photo.JPG")
+    src.save(d / "._photo.jpg")  # macOS resource fork name: the Lua code crashed on these
+    (d / "broken.jpg").write_bytes(b"not a jpeg")
+    (d / "notes.txt").write_text("hello")
+    preds, stats = run_eval("-model", str(trained), "-image_folder", str(d), "-gpuid", "-1", "-language_eval", "1",
+                            "-vis_dir", str(tmp_path / "vis"), "-beam_size", "2")
+    out = capsys.readouterr()
+    assert sorted(p["file_name"] for p in preds) == ["gray.jpeg", "photo.JPG", "rgba.png"]
+    assert "broken.jpg: skipped" in out.err and "no reference" not in out.err
+    assert "-language_eval 1 needs reference captions" in out.out and stats == {}
+    rgb = {p["file_name"]: p["caption"] for p in preds}
+    assert rgb["rgba.png"] == rgb["photo.JPG"] and all(rgb.values())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="found 0 images"):
+        run_eval("-model", str(trained), "-image_folder", str(tmp_path / "empty"), "-gpuid", "-1")
+
+
+def test_vis_page_shows_each_caption_next_to_its_image(trained, tmp_path, shapes):
+    browser.require_chromium()
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    root, _ = shapes
+    preds, _ = run_eval("-model", str(trained), "-image_folder", str(root / "images"), "-num_images", "5",
+                        "-gpuid", "-1", "-vis_dir", str(tmp_path / "vis"))
+    with browser.serve_folder(tmp_path / "vis") as url, browser.headless_chromium() as driver:
+        driver.get(url + "/index.html")
+        WebDriverWait(driver, 20).until(lambda d: len(d.find_elements("css selector", ".item")) == 5)
+        WebDriverWait(driver, 20).until(lambda d: all(
+            d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", im)
+            for im in d.find_elements("css selector", ".item img")))
+        items = driver.find_elements("css selector", ".item")
+        for k, (item, p) in enumerate(zip(items, preds), 1):
+            img = item.find_element("css selector", "img")
+            assert img.get_attribute("src").endswith(f"imgs/img{k}.jpg")
+            assert item.find_element("css selector", ".caption").text == p["caption"]
+            # next to: the caption sits right under its own image, inside the same card
+            ib, cb = img.rect, item.find_element("css selector", ".caption").rect
+            assert abs(cb["y"] - (ib["y"] + ib["height"])) < 2 and abs(cb["x"] - ib["x"]) < 2
+        assert driver.find_element("id", "status").text == "5 images"
+
+
+def test_ddp_two_processes(prepped, tmp_path):
+    json_path, h5_path = prepped
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    with socket.socket() as s:  # torchrun hangs with --master_port 0: pick a free one
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
+           str(NEURALTALK / "train.py"), "-input_json", str(json_path), "-input_h5", str(h5_path),
+           "-checkpoint_path", str(tmp_path), *TINY_MODEL, "-batch_size", "8", "-max_iters", "4",
+           "-save_checkpoint_every", "4", "-val_images_use", "0", "-id", "ddp"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from common import checkpoint
+
+    ck = checkpoint.load(tmp_path / "model_idddp.pt", "neuraltalk")
+    assert ck["history"]["iter"] == 4 and np.isfinite(list(ck["history"]["loss_history"].values())).all()
