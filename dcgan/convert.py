@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from common import checkpoint, t7
-from common.cli import UserError, run
+from common.cli import UserError
 from dcgan.model import SIZES, GANConfig, Generator
-from dcgan.options import ConvertOptions, parse_env
+from dcgan.options import ConvertOptions, cli
 
 
 def _kind(m):
@@ -119,4 +119,4 @@ def main(opt: ConvertOptions):
 
 
 if __name__ == "__main__":
-    run(main, parse_env(ConvertOptions))
+    cli(main, ConvertOptions)

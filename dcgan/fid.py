@@ -23,10 +23,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from common import checkpoint
-from common.cli import UserError, run
+from common.cli import UserError
 from common.device import get_device
 from dcgan.data import find_images, read_idx_images
-from dcgan.options import FidOptions, parse_env
+from dcgan.options import FidOptions, cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MNIST_ROOT = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "mnist_t10k"))
@@ -259,4 +259,4 @@ def main(opt: FidOptions):
 
 
 if __name__ == "__main__":
-    run(main, parse_env(FidOptions))
+    cli(main, FidOptions)

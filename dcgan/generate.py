@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from common import t7
-from common.cli import UserError, run
+from common.cli import UserError
 from common.device import get_device, seed_everything
 from dcgan.convert import load_generator
 from dcgan.images import display_tensor, save_png
 from dcgan.model import batch_statistics, make_noise
-from dcgan.options import GenerateOptions, parse_env
+from dcgan.options import GenerateOptions, cli
 
 
 def pick_device(gpu):
@@ -68,9 +68,9 @@ def draw_noise(opt, nz):
     return noise
 
 
-def activation_bytes(G, noise):
+def activation_bytes(G, noise_shape):
     """Peak bytes of a no-grad forward: the largest input + output pair of any layer, in float32."""
-    shape, peak = tuple(noise.shape), 0
+    shape, peak = tuple(noise_shape), 0
     for m in G.main:
         if isinstance(m, torch.nn.ConvTranspose2d):
             b, _, h, w = shape
@@ -92,13 +92,19 @@ def free_bytes(device):
         return None
 
 
-def generate(G, noise, device, batchnorm="eval"):
-    """-> images in [-1, 1] (CPU). BatchNorm uses running statistics, or each batch's own ('train')."""
-    need, shape = activation_bytes(G, noise)
+def check_memory(G, noise_shape, device):
+    """One clear line, before anything is allocated, when the images cannot fit in memory."""
+    need, shape = activation_bytes(G, noise_shape)
     free = free_bytes(device)
     if free is not None and need > 0.8 * free:
         raise UserError(f"{shape[0]} images of {shape[2]}x{shape[3]} need about {need / 2**30:.1f} GiB, only "
                         f"{free / 2**30:.1f} GiB is free on {device}; lower imsize or batchSize")
+    return shape
+
+
+def generate(G, noise, device, batchnorm="eval"):
+    """-> images in [-1, 1] (CPU). BatchNorm uses running statistics, or each batch's own ('train')."""
+    shape = check_memory(G, noise.shape, device)
     G = G.to(device)
     try:
         with torch.no_grad():
@@ -118,8 +124,11 @@ def main(opt: GenerateOptions):
         raise UserError(f"nz={opt.nz} but {opt.net} takes {cfg.nz}-dimensional noise; leave nz unset")
     if opt.imsize < 1 or opt.batchSize < 1:
         raise UserError("imsize and batchSize must be at least 1")
+    device = pick_device(opt.gpu)
+    if not opt.noise_file:
+        check_memory(G, (opt.batchSize, cfg.nz, opt.imsize, opt.imsize), device)
     noise = read_noise(opt.noise_file, cfg.nz) if opt.noise_file else draw_noise(opt, cfg.nz)
-    images = generate(G, noise, pick_device(opt.gpu), opt.batchnorm)
+    images = generate(G, noise, device, opt.batchnorm)
     print(f"{tuple(images.shape)}", file=sys.stderr)
     images = (images + 1) * 0.5
     print(f"min {images.min():.4f} max {images.max():.4f} mean {images.mean():.4f} std {images.std():.4f}")
@@ -129,4 +138,4 @@ def main(opt: GenerateOptions):
 
 
 if __name__ == "__main__":
-    run(main, parse_env(GenerateOptions))
+    cli(main, GenerateOptions)

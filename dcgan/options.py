@@ -20,7 +20,7 @@ import math
 import os
 import re
 
-from common.cli import UserError, flag, options, parse
+from common.cli import UserError, flag, options, parse, run
 
 ORDINARY = {"no_proxy", "http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "rsync_proxy", "ssh_auth_sock"}
 _OPTION_LIKE = re.compile(r"^[a-z][A-Za-z0-9_]*$")
@@ -170,3 +170,8 @@ def parse_env(cls, argv=None, environ=None):
     import sys
     argv = sys.argv[1:] if argv is None else list(argv)
     return parse(cls, env_argv(cls, environ) + argv)
+
+
+def cli(main, cls, argv=None, environ=None):
+    """Parse (environment, then flags) and run `main`: a UserError anywhere is one line and exit status 1."""
+    return run(lambda: main(parse_env(cls, argv, environ)))

@@ -19,12 +19,12 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from common import checkpoint
-from common.cli import UserError, run
+from common.cli import UserError
 from common.device import get_device, rng_state, seed_everything, set_rng_state
 from dcgan.data import make_loader
 from dcgan.engine import autocast, train_step
 from dcgan.model import SIZES, GANConfig, batch_statistics, build, make_noise
-from dcgan.options import TrainOptions, parse_env
+from dcgan.options import TrainOptions, cli
 
 
 def setup_device(opt):
@@ -107,6 +107,8 @@ def main(opt: TrainOptions):
     fixed_noise = fixed_noise.to(device)
     log(f"generator: {sum(p.numel() for p in G.parameters()):,} parameters; "
         f"discriminator: {sum(p.numel() for p in D.parameters()):,}")
+    if world > 1:
+        log(f"DistributedDataParallel over {world} processes, {opt.batchSize // world} images each per batch")
     Gt = torch.nn.parallel.DistributedDataParallel(G) if world > 1 else G
     Dsync = torch.nn.parallel.DistributedDataParallel(D) if world > 1 else None
     precision = autocast(device, bool(opt.amp))
@@ -190,4 +192,4 @@ def _cpu(state):
 
 
 if __name__ == "__main__":
-    run(main, parse_env(TrainOptions))
+    cli(main, TrainOptions)
