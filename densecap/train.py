@@ -242,7 +242,13 @@ def main(opt: TrainOptions):
     bar.close()
     if stop == "done":
         save(base + "_last.pt")
-    if world > 1:
+    if world > 1:  # every rank applied the same averaged gradients: their weights must agree
+        total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().view(1)
+        sums = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
+        dist.all_gather(sums, total.cpu())
+        if max(s.item() for s in sums) - min(s.item() for s in sums) > 1e-6 * abs(total.item()) + 1e-9:
+            raise RuntimeError(f"ranks diverged: parameter sums {[s.item() for s in sums]}")
+        log(f"{world} ranks in sync after {it} iterations")
         dist.destroy_process_group()
     return {"iter": it, "best_val_score": best_score, "history": history, "stopped": stop}
 

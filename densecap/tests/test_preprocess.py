@@ -127,9 +127,10 @@ def test_bad_inputs(tmp_path):
 def _peak_rss_mb(tmp_path, n):
     d = tmp_path / f"n{n}"
     paths = write_dataset(d, n, seed=0, size=32)
-    code = ("import resource, sys; from common.cli import parse; from densecap import preprocess;"
+    code = ("import sys; from common.cli import parse; from densecap import preprocess;"
             "preprocess.main(parse(preprocess.PreprocessOptions, sys.argv[1:]));"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking (pytest) process
+            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))")
     out = subprocess.run([sys.executable, "-c", code, "--region_data", paths["region_descriptions"], "--image_dir",
                           paths["images"], "--split_json", paths["splits_json"], "--h5_output", d / "o.h5",
                           "--json_output", d / "o.json", "--image_size", "400", "--num_workers", "1"],

@@ -92,3 +92,36 @@ def test_evaluate_model_and_bad_checkpoint(data, tmp_path, capsys):
     other = checkpoint.save(tmp_path / "x.pt", "neuraltalk", {})
     with pytest.raises(UserError, match="neuraltalk checkpoint, expected a densecap"):
         train_run(data, tmp_path, "-max_iters", 1, "-checkpoint_start_from", other)
+
+
+def _rank(rank, port, argv, log):
+    import os
+    import sys
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    sys.stdout = open(log, "w")
+    try:
+        train.main(parse(train.TrainOptions, argv))
+    finally:
+        sys.stdout.flush()
+
+
+def test_two_ranks_as_torchrun_starts_them(data, tmp_path):
+    """Two processes with torchrun's environment (RANK, WORLD_SIZE, MASTER_*), forked so they need not
+    import torch again; train.py checks at the end that both hold the same weights."""
+    import multiprocessing as mp
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = SMALL + data + ["-max_iters", "3", "-save_checkpoint_every", "100", "-checkpoint_path", str(tmp_path / "ck.pt")]
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_rank, args=(r, port, argv, tmp_path / f"rank{r}.log")) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=240)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert "2 ranks in sync after 3 iterations" in (tmp_path / "rank0.log").read_text()
+    assert checkpoint.load(tmp_path / "ck_last.pt", "densecap")["iter"] == 3
