@@ -1,22 +1,28 @@
-"""chatbot benchmark: attention vs plain seq2seq on dgk_lost_conv, and memory on all of it vs a tenth.
+"""chatbot benchmark: training throughput vs today's trainer, perplexity after 10 CPU minutes next to a
+Kneser-Ney baseline, the question's effect with --context 0 and 2, and reply latency.
 
-    python bench/chatbot_bench.py                 # the full run (`make bench`): 10 min per model
-    python bench/chatbot_bench.py --minutes 1 --rss-steps 20 --no-write   # a quick check
+    python bench/chatbot_bench.py                      # the full run (`make bench`)
+    python bench/chatbot_bench.py --cpu-minutes 0.5 --steps 10 30 --requests 40 --no-write   # a quick check
 
-1. Quality: the Luong-attention model and the plain encoder-decoder (the original's), same sizes and
-   settings, are trained for the same wall-clock time at the same time, one CPU thread each (so they
-   share the machine equally and the whole run takes half as long). Each is then scored on the held-out
-   dialogs: per-token perplexity (words or characters, --tokens), BLEU-2 and distinct-1/2 of greedy replies.
-2. Memory: peak RSS (ru_maxrss of each child process, from wait4) of preprocessing and of training
-   (a few hundred batches) on all of dgk_lost_conv vs on its first tenth of dialogs.
+Every budget is CPU seconds of the training process (`--maxCpuTime`, one torch thread), so load from
+other work on the machine changes wall time, not the result; each throughput figure is the CPU time
+(from wait4) of two runs of N1 and N2 batches subtracted, so start-up, preprocessing and the final
+validation cancel out. "Today's trainer" is chatbot/ and common/ at commit BASELINE (git archive),
+run on the same corpus with the same flags, interleaved with ours (each pair of runs at the same time).
 """
 import argparse
+import json
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -24,182 +30,264 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from bench.report import git_rev, machine, write_section  # noqa: E402
 
+BASELINE = "2070518"  # the last commit before issue 11's chatbot work
 CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "data", "dgk_lost_conv")
-DIALOGS = 47378  # data/README.md; --dataset N keeps the first N dialogs
-MODEL = ["--hiddenSize", "256", "--numLayers", "1", "--batchSize", "64", "--dropout", "0.1", "--learningRate", "0.002",
-         "--optim", "adam", "--threads", "1", "--seed", "123"]
-VOCAB = {"word": "8000", "char": "4000"}
+DATA = ["--corpus", CORPUS, "--tokens", "char", "--vocabSize", "4000", "--threads", "1", "--seed", "123"]
+TODAY = ["--hiddenSize", "256", "--batchSize", "64", "--dropout", "0.1", "--learningRate", "0.002",
+         "--attention", "general"]  # the model of today's BENCHMARKS.md (56.6/56.8 per character after 10 min)
+OURS = ["--hiddenSize", "256", "--batchSize", "64", "--dropout", "0", "--learningRate", "0.003",
+        "--attention", "general"]  # the same size, defaults of this trainer (adaptive softmax, bf16 where fast)
 
 
-def start(args, log):
+def start(args, log, cwd=ROOT):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=cwd)
     with open(log, "w") as f:
-        p = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+        p = subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=env)
     p.log = log
     return p
 
 
 def finish(p):
-    """Wait for a child; returns its peak RSS in MiB (this child only, unlike RUSAGE_CHILDREN)."""
+    """Wait for a child; returns its CPU seconds (user + system, this child only)."""
     _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise SystemExit(f"command failed ({p.returncode}): {' '.join(p.args)}; see {p.log}")
-    return usage.ru_maxrss / 1024
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"command failed: {' '.join(p.args)}; see {p.log}")
+    return usage.ru_utime + usage.ru_stime
 
 
-def question_overlap(h5_path):
-    """Share of validation reply tokens (not <unknown>) that occur in their own question, and in the
-    question of the pair half a batch away (as eval.py's mismatched perplexity pairs them)."""
-    from chatbot.corpus import UNK, PairData
-    data = PairData(h5_path, "val")
-    hits, hits_mm, total = 0, 0, 0
-    for src, tgt in data.batches(64, shuffle=False):
-        half = len(src) // 2
-        for s, s_mm, t in zip(src, src[half:] + src[:half], tgt):
-            t = t[t != UNK]
-            hits, hits_mm, total = hits + int(np.isin(t, s).sum()), hits_mm + int(np.isin(t, s_mm).sum()), total + len(t)
+def throughput(a, out):
+    """pairs/s of today's trainer and ours, same model size and batches, run side by side."""
+    old_root = os.path.join(out, "today_src")
+    shutil.rmtree(old_root, ignore_errors=True)
+    os.makedirs(old_root)
+    subprocess.run(f"git archive {BASELINE} chatbot common | tar -x -C {old_root}", shell=True, cwd=ROOT, check=True)
+    dirs = {"today": os.path.join(out, "tp_today"), "ours": os.path.join(out, "tp_ours")}
+    cwd = {"today": old_root, "ours": ROOT}
+    for name, d in dirs.items():  # preprocess once, outside the timed runs
+        shutil.rmtree(d, ignore_errors=True)
+        finish(start(["-m", "chatbot.corpus", *DATA[:6], "--dataDir", d], os.path.join(out, f"tp_prep_{name}.log"), cwd[name]))
+    cpu = {}
+    for steps in a.steps:
+        procs = {name: start(["-m", "chatbot.train", *DATA, *TODAY, "--dataDir", dirs[name], "--maxSteps", str(steps),
+                              "--printEvery", "100000"], os.path.join(out, f"tp_{name}_{steps}.log"), cwd[name])
+                 for name in dirs}
+        for name, p in procs.items():
+            cpu[name, steps] = finish(p)
+        print(f"throughput: {steps} batches: " + ", ".join(f"{n} {cpu[n, steps]:.1f} CPU s" for n in dirs), flush=True)
+    n1, n2 = a.steps
+    rate = {name: (n2 - n1) * 64 / (cpu[name, n2] - cpu[name, n1]) for name in dirs}
+    head = open(os.path.join(out, f"tp_ours_{n2}.log")).readline().strip()
+    return rate, cpu, head
+
+
+def train_run(name, extra, a, out):
+    d = os.path.join(out, name)
+    shutil.rmtree(d, ignore_errors=True)
+    return d, start(["-m", "chatbot.train", *DATA, *OURS, *extra, "--dataDir", d, "--maxCpuTime", str(60 * a.cpu_minutes),
+                     "--maxEpoch", "100", "--patience", "0", "--printEvery", "500"], os.path.join(out, f"{name}.log"))
+
+
+def metrics(d, out, name, pairs):
+    p = start(["-m", "chatbot.eval", "--dataDir", d, "--metrics", str(pairs), "--threads", "1"], os.path.join(out, f"eval_{name}.log"))
+    finish(p)
+    log = open(p.log, encoding="utf-8").read()
+    m = re.search(r"validation: (\d+) pairs, perplexity ([\d.]+) per (\w+); greedy replies to (\d+): "
+                  r"BLEU-2 ([\d.]+), distinct-1 ([\d.]+), distinct-2 ([\d.]+)", log)
+    mm = re.search(r"after another dialog's question: perplexity ([\d.]+)", log)
+    tlog = open(os.path.join(out, f"{name}.log"), encoding="utf-8").read()
+    stop = re.findall(r"stopped at epoch (\d+) batch (\d+)", tlog)
+    n_batches = int(re.search(r"\((\d+) batches of", tlog).group(1))
+    steps = (int(stop[-1][0]) - 1) * n_batches + int(stop[-1][1]) if stop else None
+    return dict(pairs=int(m.group(1)), ppl=float(m.group(2)), unit=m.group(3), bleu2=float(m.group(5)),
+                d1=float(m.group(6)), d2=float(m.group(7)), ppl_mm=float(mm.group(1)), steps=steps,
+                n_batches=n_batches)
+
+
+def kneser_ney(h5_path, orders):
+    """Validation perplexity per token of KN n-gram LMs of the replies, and their CPU seconds."""
+    from chatbot.batches import PairData
+    from chatbot.ngram import KneserNey
+    from chatbot.prep import read_meta
+    V = len(read_meta(h5_path)["words"])
+    train, val = PairData(h5_path, "train"), PairData(h5_path, "val")
+    train_replies = _all(train.tgt)
+    val_replies = _all(val.tgt)
+    train.close(), val.close()
+    result = {}
+    for n in orders:
+        t = time.process_time()
+        total, count = KneserNey(n, V).fit(train_replies).nll(val_replies)
+        result[n] = (math.exp(total / count), time.process_time() - t)
+        print(f"Kneser-Ney {n}-gram: {result[n][0]:.2f} ({result[n][1]:.0f} CPU s)", flush=True)
+    return result
+
+
+def _all(reader):
+    flat, off = reader.tokens[...], reader.offsets
+    return [flat[off[i]:off[i + 1]].tolist() for i in range(len(off) - 1)]
+
+
+def latency(d, a, out):
+    """Server: `a.requests` GETs at concurrency 8 on loopback (ms, wall); you> loop: ms per reply."""
+    import torch
+    torch.set_num_threads(1)
+    from chatbot.batches import PairData
+    from chatbot.bot import Chatbot
+    from chatbot.tokens import SEP
+    data = PairData(os.path.join(d, "corpus.h5"), "val")
+    bot = Chatbot(os.path.join(d, "model.pt"))
+    questions = []
+    for i in range(len(data)):
+        ids = data.src[i].tolist()
+        ids = ids[:ids.index(SEP)] if SEP in ids else ids
+        questions.append("".join(bot.words[t] for t in ids))
+        if len(questions) == 200:
+            break
     data.close()
-    return hits / total, hits_mm / total
+    loop = {}
+    for beam in (1, 5):
+        bot.beam = beam
+        bot.reply(questions[0])
+        wall, cpu = [], time.process_time()
+        for q in questions[:a.replies]:
+            t = time.perf_counter()
+            bot.reply(q)
+            wall.append(1000 * (time.perf_counter() - t))
+        loop[beam] = (float(np.median(wall)), 1000 * (time.process_time() - cpu) / a.replies)
+        print(f"you> loop, beam {beam}: median {loop[beam][0]:.1f} ms wall, {loop[beam][1]:.1f} CPU ms per reply", flush=True)
+    p = subprocess.Popen([sys.executable, "-m", "chatbot.server", "--dataDir", d, "--port", "0", "--threads", "1"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        port = int(p.stdout.readline().split(":")[2].split("/")[0])
+        threading.Thread(target=p.stdout.read, daemon=True).start()
+
+        def one(q):
+            t = time.perf_counter()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/?text={urllib.parse.quote(q)}", timeout=120) as r:
+                assert r.status == 200 and json.loads(r.read())["reply"]
+            return 1000 * (time.perf_counter() - t)
+        qs = (questions * (a.requests // len(questions) + 1))[:a.requests]
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            ms = list(pool.map(one, qs))
+        span = time.perf_counter() - t0
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+    server = dict(p50=float(np.percentile(ms, 50)), p99=float(np.percentile(ms, 99)), rps=len(ms) / span)
+    print(f"server: p50 {server['p50']:.0f} ms, p99 {server['p99']:.0f} ms, {server['rps']:.1f} requests/s", flush=True)
+    return loop, server
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=10.0, help="training time per model (default 10)")
-    ap.add_argument("--rss-steps", type=int, default=300, help="training batches for the memory runs")
-    ap.add_argument("--score-pairs", type=int, default=1000, help="validation pairs given greedy replies")
+    ap.add_argument("--cpu-minutes", type=float, default=10.0, help="CPU minutes of training per model (default 10)")
+    ap.add_argument("--steps", type=int, nargs=2, default=[20, 220], help="batches of the two throughput runs")
+    ap.add_argument("--orders", type=int, nargs="+", default=[3, 4, 5], help="Kneser-Ney orders")
+    ap.add_argument("--score-pairs", type=int, default=300, help="validation questions given greedy replies")
+    ap.add_argument("--requests", type=int, default=200, help="server requests (concurrency 8)")
+    ap.add_argument("--replies", type=int, default=100, help="you> loop replies timed per decoding mode")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "chatbot"), help="work folder")
-    ap.add_argument("--tokens", default="char", choices=["word", "char"],
-                    help="characters (default, as chatbot-zh's char-split corpora) or jieba words")
+    ap.add_argument("--skip-throughput", action="store_true", help="only the quality and latency parts")
     ap.add_argument("--no-write", action="store_true", help="print the section instead of writing BENCHMARKS.md")
     a = ap.parse_args()
-    MODEL[:0] = ["--tokens", a.tokens, "--vocabSize", VOCAB[a.tokens]]
     os.makedirs(a.out, exist_ok=True)
-    tenth = DIALOGS // 10
-    data = {"full": os.path.join(a.out, "full"), "tenth": os.path.join(a.out, "tenth")}
-    for d in data.values():
-        shutil.rmtree(d, ignore_errors=True)
     t_start = time.time()
 
-    # --- memory: preprocessing, then a few hundred training batches, each in its own process
-    rss = {}
-    for name, n in (("tenth", tenth), ("full", 0)):
-        prep = ["-m", "chatbot.corpus", "--corpus", CORPUS, "--dataDir", data[name], "--dataset", str(n),
-                "--tokens", a.tokens, "--vocabSize", VOCAB[a.tokens]]
-        t = time.time()
-        rss[name, "prep"] = finish(start(prep, os.path.join(a.out, f"prep_{name}.log")))
-        rss[name, "prep_s"] = time.time() - t
-        train = ["-m", "chatbot.train", "--corpus", CORPUS, "--dataDir", data[name], "--dataset", str(n), *MODEL,
-                 "--maxSteps", str(a.rss_steps), "--printEvery", "100"]
-        rss[name, "train"] = finish(start(train, os.path.join(a.out, f"rss_train_{name}.log")))
-        print(f"{name}: preprocessing {rss[name, 'prep']:.0f} MiB, training {rss[name, 'train']:.0f} MiB", flush=True)
-    prep_log = open(os.path.join(a.out, "prep_full.log"), encoding="utf-8").read()
-    stats = re.search(r"(\d+) dialogs, (\d+) training pairs, (\d+) validation pairs, vocabulary (\d+)", prep_log)
-
-    # --- quality: attention vs plain, trained side by side for the same time, one thread each
-    runs = {}
-    for att in ("general", "none"):
-        d = os.path.join(a.out, f"model_{att}")
-        shutil.rmtree(d, ignore_errors=True)
-        os.makedirs(d)
-        shutil.copy(os.path.join(data["full"], "corpus.h5"), d)  # same preprocessed data, own model files
-        shutil.copy(os.path.join(data["full"], "vocab.json"), d)
-        args = ["-m", "chatbot.train", "--corpus", CORPUS, "--dataDir", d, *MODEL, "--attention", att,
-                "--maxTime", str(60 * a.minutes), "--maxEpoch", "100", "--patience", "0", "--printEvery", "200"]
-        runs[att] = (d, start(args, os.path.join(a.out, f"train_{att}.log")))
-    for att, (d, p) in runs.items():
+    # quality: 10 CPU minutes with --context 0 and 2, side by side, one thread each
+    runs = {name: train_run(name, extra, a, a.out) for name, extra in (("ctx0", []), ("ctx2", ["--context", "2"]))}
+    tp = None if a.skip_throughput else throughput(a, a.out)  # meanwhile: the speed side by side
+    for name, (d, p) in runs.items():
         finish(p)
-    scores = {}
-    procs = {att: start(["-m", "chatbot.eval", "--dataDir", d, "--metrics", str(a.score_pairs), "--threads", "1"],
-                        os.path.join(a.out, f"eval_{att}.log")) for att, (d, _) in runs.items()}
-    for att, p in procs.items():
-        finish(p)
-        log = open(p.log, encoding="utf-8").read()
-        m = re.search(r"validation: (\d+) pairs, perplexity ([\d.]+) per (\w+); greedy replies to (\d+): "
-                      r"BLEU-2 ([\d.]+), distinct-1 ([\d.]+), distinct-2 ([\d.]+)", log)
-        mm = re.search(r"after another dialog's question: perplexity ([\d.]+)", log)
-        tlog = open(os.path.join(a.out, f"train_{att}.log"), encoding="utf-8").read()
-        params = re.search(r"([\d.]+)M parameters", tlog).group(1)
-        stop = re.search(r"stopped at epoch (\d+) batch (\d+)", tlog)
-        n_batches = int(re.search(r"\((\d+) batches of", tlog).group(1))
-        steps = (int(stop.group(1)) - 1) * n_batches + int(stop.group(2)) if stop else None
-        scores[att] = dict(pairs=int(m.group(1)), ppl=float(m.group(2)), unit=m.group(3), scored=int(m.group(4)),
-                           bleu2=float(m.group(5)), d1=float(m.group(6)), d2=float(m.group(7)), params=params,
-                           steps=steps, ppl_mm=float(mm.group(1)))
-        print(att, scores[att], flush=True)
-
-    # --- the section
-    att, plain = scores["general"], scores["none"]
-    gain = 1 - att["ppl"] / plain["ppl"]
-    r_prep = rss["full", "prep"] / rss["tenth", "prep"]
-    r_train = rss["full", "train"] / rss["tenth", "train"]
-    cmd = "python bench/chatbot_bench.py" + ("" if a.minutes == 10 and a.rss_steps == 300 else
-                                              f" --minutes {a.minutes:g} --rss-steps {a.rss_steps}")
-    cmd += "" if a.tokens == "char" else f" --tokens {a.tokens}"
-    share, share_mm = question_overlap(os.path.join(data["full"], "corpus.h5"))
-    used = max(1 - r["ppl"] / r["ppl_mm"] for r in scores.values())
-    settings = " ".join(MODEL)
-    unit = att["unit"]
-    tok_text = "jieba **word** tokens" if a.tokens == "word" else "**character** tokens (`--tokens char`)"
-    unit_text = "jieba token" if a.tokens == "word" else "character"
-
-    def row(label, r, bold=False):
-        ppl = f"**{r['ppl']:.2f}**" if bold else f"{r['ppl']:.2f}"
-        return (f"| {label} | {r['params']}M | {r['steps']} | {ppl} | {r['ppl_mm']:.2f} "
-                f"({100 * (1 - r['ppl'] / r['ppl_mm']):.1f}%) | {r['bleu2']:.2f} | {r['d1']:.3f} | {r['d2']:.3f} |")
-
-    def rss_row(label, key, ratio):
-        cells = [f"{rss[n, key]:.0f} MiB" + (f" ({rss[n, 'prep_s']:.0f} s)" if key == "prep" else "")
-                 for n in ("tenth", "full")]
-        return f"| {label} | {cells[0]} | {cells[1]} | {ratio:.2f}x |"
-    mm_head = "same, questions mismatched (question's effect)"
-    body = f"""## chatbot (seq2seq on dgk_lost_conv)
-
-Machine: {machine()}. Commit {git_rev()}. Command: `{cmd}` (run by `make bench`), {(time.time() - t_start) / 60:.0f} min.
-
-Corpus: `../shared/data/dgk_lost_conv` (5 files), {stats.group(1)} dialogs -> {stats.group(2)} training pairs and
-{stats.group(3)} validation pairs (consecutive turns; 5% of dialogs held out), {tok_text},
-vocabulary {stats.group(4)} (`--vocabSize {VOCAB[a.tokens]}` + 4 specials). Model settings for both: `{settings}`.
-
-### Attention vs plain seq2seq, {a.minutes:g} minutes of CPU training each
-
-Both models trained at the same time, one CPU thread each (`--threads 1`), so each got the same share
-of the {os.cpu_count()}-core machine for the same wall-clock time (`--maxTime {60 * a.minutes:g}`). Perplexity is per
-{unit} ({unit_text}, plus `<eos>`) over all {att['pairs']} validation pairs; BLEU-2 (corpus, x100) and distinct-1/2 are
-of greedy replies to the first {att['scored']} validation questions.
-
-| model | parameters | batches in {a.minutes:g} min | val perplexity (per {unit}) | {mm_head} | BLEU-2 | distinct-1 | distinct-2 |
-| --- | --- | --- | --- | --- | --- | --- | --- |
-{row('Luong attention (`--attention general`, default)', att, bold=True)}
-{row('plain encoder-decoder (`--attention none`, the original)', plain)}
-
-Attention's validation perplexity is **{abs(100 * gain):.1f}% {"lower" if gain >= 0 else "higher"}** than the plain model's
-(target: at least 20% lower) -> **{"met" if gain >= 0.2 else "NOT met"}**.
-
-How much the question matters: the "questions mismatched" column scores every validation reply after
-the question of a pair half a batch away (another dialog, almost always) instead of its own. The gap
-is what a model draws from the question, which is what attention is there to improve: apart from it,
-both decoders are the same language model. Here it is at most {100 * used:.1f}%, so a 20% lead could not
-come from reading the question better. The corpus says why: {100 * share:.1f}% of the validation replies' {unit}s
-occur in their own question, against {100 * share_mm:.1f}% in a mismatched one. Consecutive subtitle lines
-rarely echo each other, so most of what a reply holds cannot be read off the question.
-
-### Peak memory: all of dgk_lost_conv vs a tenth
-
-Peak RSS of each step in its own process (`ru_maxrss` from `wait4`). Training reads batches from
-`corpus.h5` block by block, so only the model, the optimizer and one block of pairs are in memory.
-
-| step | first tenth (`--dataset {tenth}`) | all ({stats.group(1)} dialogs) | ratio |
-| --- | --- | --- | --- |
-{rss_row('preprocessing (`python -m chatbot.corpus`)', 'prep', r_prep)}
-{rss_row(f'training, {a.rss_steps} batches + validation', 'train', r_train)}
-
-Target: training on all of it within 1.5x of a tenth -> **{"met" if max(r_prep, r_train) <= 1.5 else "NOT met"}**.
-"""
+    kn = kneser_ney(os.path.join(runs["ctx0"][0], "corpus.h5"), a.orders)
+    scores = {name: metrics(d, a.out, name, a.score_pairs) for name, (d, _) in runs.items()}
+    for name, s in scores.items():
+        print(name, s, flush=True)
+    loop, server = latency(runs["ctx0"][0], a, a.out)
+    body = section(a, tp, scores, kn, loop, server, (time.time() - t_start) / 60)
     if a.no_write:
         print(body)
     else:
         write_section("chatbot", body)
         print("wrote the chatbot section of BENCHMARKS.md")
+
+
+def section(a, tp, scores, kn, loop, server, minutes):
+    cmd = "python bench/chatbot_bench.py" + ("" if a.cpu_minutes == 10 else f" --cpu-minutes {a.cpu_minutes:g}")
+    s0, s2 = scores["ctx0"], scores["ctx2"]
+    best_n = min(kn, key=lambda n: kn[n][0])
+    effect = {k: 100 * (1 - s["ppl"] / s["ppl_mm"]) for k, s in scores.items()}
+    if tp:
+        rate, cpu, head = tp
+        n1, n2 = a.steps
+        speed = rate["ours"] / rate["today"]
+        tp_text = f"""### Training throughput, same model size, side by side
+
+Today's trainer (`chatbot/` + `common/` at commit {BASELINE}) and ours, on the same corpus with the same flags
+(`{' '.join(DATA[2:] + TODAY)}`), each run twice, for {n1} and {n2} batches, the two
+trainers at the same time, one thread each. pairs/s = {n2 - n1} x 64 / (CPU seconds of the {n2}-batch run - CPU
+seconds of the {n1}-batch run).
+
+| trainer | CPU s, {n1} batches | CPU s, {n2} batches | pairs/s (CPU) |
+| --- | --- | --- | --- |
+| today's (full softmax, fp32, Adam) | {cpu['today', n1]:.1f} | {cpu['today', n2]:.1f} | {rate['today']:.0f} |
+| ours (adaptive softmax, bf16 autocast, fused Adam) | {cpu['ours', n1]:.1f} | {cpu['ours', n2]:.1f} | **{rate['ours']:.0f}** |
+
+Ours: **{speed:.2f}x** today's (target: at least 2x) -> **{"met" if speed >= 2 else "NOT met"}**. Ours reported `{head}`.
+Resume stays exact (bf16 included): `chatbot/tests/test_train.py::test_resume_is_exact` checks a run stopped
+mid-epoch and resumed gives bit-identical weights to an uninterrupted one.
+"""
+    else:
+        tp_text = "(throughput part skipped: --skip-throughput)\n"
+    kn_rows = "\n".join(f"| Kneser-Ney {n}-gram LM of replies (no question) | - | {kn[n][0]:.2f} | - | {kn[n][1]:.0f} CPU s |"
+                        for n in sorted(kn))
+    return f"""## chatbot (seq2seq on dgk_lost_conv)
+
+Machine: {machine()}. Commit {git_rev()}. Command: `{cmd}` (run by `make bench`), {minutes:.0f} min wall.
+Budgets are CPU seconds of each training process (`--maxCpuTime`, `--threads 1`, `OMP_NUM_THREADS=1`),
+not wall seconds, so other work on the machine does not shorten a run; it can still slow each CPU second
+(shared caches), which is why the throughput comparison runs both trainers at the same time.
+
+Corpus: `../shared/data/dgk_lost_conv` (5 files, 47,373 dialogs), the split and tokens of the earlier
+benchmark: 190,224 training and 10,405 validation pairs (5% of dialogs held out, `--seed 123`),
+character tokens (`--tokens char --vocabSize 4000`, + 5 specials now that `<sep>` exists).
+
+{tp_text}
+### Validation perplexity after {a.cpu_minutes:g} CPU minutes, next to a count-based baseline
+
+Our model: `{' '.join(OURS)}` (adaptive softmax and bf16 autocast by default), trained for
+`--maxCpuTime {60 * a.cpu_minutes:g}`; perplexity per character (plus `<eos>`) over all {s0['pairs']} validation
+pairs. The question's effect: each reply scored after the encoder input of a pair half a batch away (another
+dialog, almost always) instead of its own (`eval.py --metrics`). With `--context 2` the encoder reads the two
+turns before the question too (question `<sep>` previous turn `<sep>` the one before). The n-gram LMs are
+our own interpolated Kneser-Ney (`chatbot/ngram.py`: one discount per order from count-of-counts,
+continuation counts below the top order; nltk is not installed here), fit on the training replies and
+scored on the same validation replies and tokens.
+
+| model | batches in {a.cpu_minutes:g} CPU min | val perplexity (per character) | questions mismatched (question's effect) | cost |
+| --- | --- | --- | --- | --- |
+| seq2seq, `--context 0` | {s0['steps']} ({s0['steps'] / s0['n_batches']:.2f} epochs) | **{s0['ppl']:.2f}** | {s0['ppl_mm']:.2f} ({effect['ctx0']:.1f}%) | {a.cpu_minutes:g} CPU min |
+| seq2seq, `--context 2` | {s2['steps']} ({s2['steps'] / s2['n_batches']:.2f} epochs) | {s2['ppl']:.2f} | {s2['ppl_mm']:.2f} ({effect['ctx2']:.1f}%) | {a.cpu_minutes:g} CPU min |
+{kn_rows}
+
+Target: at most 48 per character after 10 CPU minutes (today 56.6) -> **{"met" if s0['ppl'] <= 48 else "NOT met"}**
+({s0['ppl']:.2f}). The best n-gram LM ({best_n}-gram) reaches {kn[best_n][0]:.2f}: the seq2seq model is
+{100 * (1 - s0['ppl'] / kn[best_n][0]):.1f}% {"below" if s0['ppl'] < kn[best_n][0] else "above"} it. The question (with its context)
+lowers perplexity by {effect['ctx0']:.1f}% with `--context 0` and {effect['ctx2']:.1f}% with `--context 2`.
+Greedy replies to the first {a.score_pairs} validation questions: BLEU-2 {s0['bleu2']:.2f} / {s2['bleu2']:.2f},
+distinct-1 {s0['d1']:.3f} / {s2['d1']:.3f}, distinct-2 {s0['d2']:.3f} / {s2['d2']:.3f} (context 0 / 2).
+
+### Reply latency (the `--context 0` model)
+
+| where | greedy | `--beam 5` |
+| --- | --- | --- |
+| `you> ` loop (`Chatbot.reply`, median ms wall / CPU ms per reply, {a.replies} validation questions) | {loop[1][0]:.1f} / {loop[1][1]:.1f} | {loop[5][0]:.1f} / {loop[5][1]:.1f} |
+
+`server.py --threads 1` (greedy) on loopback, {a.requests} GET requests at concurrency 8: p50 **{server['p50']:.0f} ms**,
+p99 **{server['p99']:.0f} ms**, {server['rps']:.1f} requests/s (wall time: includes waiting for the other 7
+requests, since one process decodes them one at a time under Python's GIL).
+"""
 
 
 if __name__ == "__main__":

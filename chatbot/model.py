@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-PAD, GO, EOS, UNK = 0, 1, 2, 3
+PAD, GO, EOS, UNK, SEP = 0, 1, 2, 3, 4  # the original's ids 0-3, plus <sep> between context turns
 
 
 @dataclass
@@ -185,7 +185,7 @@ class Seq2Seq(nn.Module):
         """Token ids of the best reply to one source (src: (1, S)), by beam search (beam=1: greedy), or
         sampled at `temperature` > 0 (beam must then be 1).
 
-        Never emits <unknown>/<pad>/<go>; blocks a token that would appear three times in a row or
+        Never emits <unknown>/<pad>/<go>/<sep>; blocks a token that would appear three times in a row or
         repeat a `no_repeat_ngram`-gram already said (the "sorry, sorry, sorry" of neuralconvo #18).
         Finished beams are ranked by log-probability per token (including <eos>).
         `trace`, a list, receives the top-4 (id, prob) of each greedy step (eval.py --debug)."""
@@ -200,7 +200,7 @@ class Seq2Seq(nn.Module):
             y = torch.tensor([[b[1][-1]] for b in beams], device=src.device)
             h, state = self.decoder(y, state, enc_out.expand(k, -1, -1), mask.expand(k, -1))
             logp = self.decoder.out.log_prob(h[:, -1])
-            logp[:, [PAD, GO, UNK]] = float("-inf")
+            logp[:, [PAD, GO, UNK, SEP]] = float("-inf")
             if t == 0:
                 logp[:, EOS] = float("-inf")  # say something
             if t == max_len:  # out of room: end here

@@ -106,7 +106,7 @@ def _pass1(opt, fmt, files, mode, tmp_path, name):
             src_w, tgt_w = writers[split]
             for i, (q, a) in enumerate(zip(turns, turns[1:])):
                 if q and a:
-                    src_w.append(with_context(q, [t for t in turns[max(0, i - opt.context):i] if t], max_len)
+                    src_w.append(with_context(q, [t for t in turns[max(0, i - opt.context):i] if t], max_len, sep=0)
                                  if opt.context else q[:max_len])
                     tgt_w.append(a[:max_len - 2])  # room for <go> and <eos>, as the original
                     n_pairs += 1

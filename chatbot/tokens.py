@@ -1,12 +1,11 @@
 """Turns of text <-> tokens <-> ids: jieba words, characters, or the corpus's own `/` marks."""
 import re
 
-from chatbot.model import EOS, GO, PAD, UNK
+from chatbot.model import EOS, GO, PAD, SEP, UNK
 from chatbot.readers import read_dialogs
 from common.cli import UserError
 from common.text import CJK, jieba_cut
 
-SEP = 4  # between the turns of the context (--context N): question <sep> previous turn <sep> ...
 SPECIALS = ["<pad>", "<go>", "<eos>", "<unknown>", "<sep>"]  # the original's ids 0-3, plus <sep>
 assert [PAD, GO, EOS, UNK, SEP] == list(range(len(SPECIALS)))
 TOKEN_MODES = ("auto", "word", "char", "slash")
@@ -72,10 +71,10 @@ def encode(text, input_mode, word_to_id):
     return ids
 
 
-def with_context(question, previous, max_len):
+def with_context(question, previous, max_len, sep=SEP):
     """The encoder's input: the question, then each earlier turn, most recent first, joined by <sep>
     (reversed by `collate`, so the question's first token is read last, next to the decoder)."""
     ids = list(question[:max_len])
     for turn in reversed(previous):
-        ids += [SEP, *turn[:max_len]]
+        ids += [sep, *turn[:max_len]]
     return ids

@@ -182,3 +182,21 @@ def test_bad_corpora_give_one_clear_error(tmp_path):
         prep(str(bad_yaml), tmp_path / "d5")
     with pytest.raises(UserError, match="--tokens"):
         prep(str(single), tmp_path / "d6", tokens="bytes")
+
+
+def test_context_feeds_the_previous_turns_to_the_encoder(tmp_path):
+    conv = tmp_path / "c.conv"
+    conv.write_text("E\nM 一\nM 二\nM 三\nM 四\nE\nM 五\nM 六\n", encoding="utf-8")
+    h5 = prep(conv, tmp_path / "d", tokens="char", context=2, valSetSize=0)
+    words = read_meta(h5)["words"]
+    assert read_meta(h5)["context"] == 2 and words[SEP] == "<sep>"
+    data = PairData(h5, "train")
+    pairs = [("".join(words[i] for i in data.src[k]), "".join(words[i] for i in data.tgt[k])) for k in range(len(data))]
+    data.close()
+    # question first, then the earlier turns, most recent first, at most 2, never across dialogs
+    assert pairs == [("一", "二"), ("二<sep>一", "三"), ("三<sep>二<sep>一", "四"), ("五", "六")]
+    x, lengths = collate([[7, SEP, 8]])
+    assert x.tolist() == [[8, SEP, 7]]  # reversed: the question's first token is read last
+    h5_0 = prep(conv, tmp_path / "d0", tokens="char", valSetSize=0)
+    with h5py.File(h5_0) as f:
+        assert f["train/src/tokens"].shape[0] == 4  # no context: questions only

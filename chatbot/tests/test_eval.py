@@ -59,6 +59,8 @@ def test_bad_input_is_one_clear_line(trained, tmp_path):
     d, _ = trained
     gbk = tmp_path / "gbk.txt"
     gbk.write_bytes("你好\n".encode("gbk"))
+    text_pt = tmp_path / "text.pt"
+    text_pt.write_text("this is not a model\n")
     p = _eval(d, "--input", str(gbk))
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines() == [
@@ -66,6 +68,9 @@ def test_bad_input_is_one_clear_line(trained, tmp_path):
     for args, message in ((["--input", str(tmp_path / "none.txt")], "none.txt: cannot read"),
                           (["--beam", "0"], "--beam"),
                           (["--model", str(gbk)], "not a torch-classics checkpoint"),
+                          (["--model", str(text_pt)], r"text.pt: not a torch-classics checkpoint \(\S.*\)$"),
+                          (["--temperature", "-1"], "--temperature -1"),
+                          (["--temperature", "0.5", "--beam", "3"], "--temperature"),
                           (["--dataDir", str(tmp_path / "empty_dir")], "no model yet")):
         with pytest.raises(UserError, match=message):
             eval_main(parse(EvalOpts, ["--dataDir", str(d), *args]))
@@ -148,3 +153,18 @@ def test_mismatched_questions_pair_each_reply_with_another_question(trained):
         pytest.approx(evaluate(model, _Pairs(rolled, tgt), 4, "cpu"), rel=1e-6)
     assert evaluate(model, _Pairs(src, tgt), 4, "cpu", mismatch=True) != \
         pytest.approx(evaluate(model, _Pairs(src, tgt), 4, "cpu"), rel=1e-6)
+
+
+def test_temperature_samples_reproducibly(trained, tmp_path, capsys):
+    d, _ = trained
+    q = tmp_path / "q.txt"
+    q.write_text("你好\n你是谁\n我想吃饭\n今天天气怎么样\n", encoding="utf-8")
+
+    def replies(*args):
+        eval_main(parse(EvalOpts, ["--dataDir", str(d), "--input", str(q), "--threads", "1", *args]))
+        return [line for line in capsys.readouterr().out.splitlines() if line.startswith(ANSWER)]
+    greedy = replies()
+    hot = replies("--temperature", "1.5", "--seed", "1")
+    assert hot == replies("--temperature", "1.5", "--seed", "1")  # same seed, same replies
+    assert hot != greedy and hot != replies("--temperature", "1.5", "--seed", "2")
+    assert replies("--temperature", "0.0001", "--seed", "3") == greedy  # a cold sample is the argmax

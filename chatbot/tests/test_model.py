@@ -1,10 +1,12 @@
 """The seq2seq model: shapes, masking, attention vs plain, decoding rules, and that it can learn."""
+import itertools
+
 import torch
 import torch.nn.functional as F
 
 from chatbot.batches import collate
 from chatbot.tokens import EOS, GO, PAD, UNK
-from chatbot.model import Seq2Seq, Seq2SeqConfig, banned_next
+from chatbot.model import AdaptiveSoftmax, Seq2Seq, Seq2SeqConfig, banned_next
 
 
 def make(attention="general", V=20, H=16, dropout=0.0, seed=0):
@@ -24,9 +26,21 @@ def test_shapes_and_padding_is_ignored():
 
 
 def test_plain_model_has_no_attention_parameters():
-    plain, attn = make("none"), make("general")
+    plain, attn, dot = make("none"), make("general"), make("dot")
     n = lambda m: sum(p.numel() for p in m.parameters())
     assert n(attn) - n(plain) == 16 * 16 + 2 * 16 * 16  # W_a and W_c
+    assert n(dot) - n(plain) == 2 * 16 * 16  # dot scores h_t . h_s directly: W_c only
+
+
+def test_dot_attention_weights_are_a_softmax_over_real_source_positions():
+    m = make("dot")
+    x, lengths, y_in, _ = collate([[5, 6, 7], [8]], [[9, 10], [11, 12, 13]])
+    enc_out, state = m.encoder(x, lengths)
+    dec_out, _ = m.decoder.rnn(m.decoder.embedding(y_in), state)
+    _, w = m.decoder.attention(dec_out, enc_out, x != PAD)
+    assert torch.allclose(w.sum(-1), torch.ones(2, 4)) and (w[1, :, 1:] == 0).all()
+    expected = torch.softmax(dec_out[0] @ enc_out[0].T, -1)  # Luong's dot score, by hand
+    assert torch.allclose(w[0], expected, atol=1e-6)
 
 
 def test_banned_next():
@@ -50,20 +64,87 @@ def test_generate_never_says_unknown_and_never_loops():
         assert len(grams) == len(set(grams))
 
 
-def test_greedy_is_argmax_and_beam_finds_at_least_as_likely_replies():
-    m = make("general", seed=3)
-    x, lengths = collate([[4, 9, 6, 11]])
-    trace = []
-    greedy = m.generate(x, lengths, max_len=6, beam=1, no_repeat_ngram=0, trace=trace)
-    assert [top[0][0] for top in trace[:len(greedy)]] == greedy  # each step took the top token
+def _reply_score(m, x, lengths, reply):
+    """generate()'s ranking of a finished reply: log-probability per token, <eos> included."""
+    _, _, y_in, y_out = collate([[0]], [reply])
+    lp = m(x, lengths, y_in)[0]
+    return lp.gather(1, y_out[0][:, None]).sum().item() / len(y_out[0])
 
-    def logprob(seq):
-        _, _, y_in, y_out = collate([[4, 9, 6, 11]], [seq])
-        lp = F.log_softmax(m(x, lengths, y_in), -1)[0]
-        return lp.gather(1, y_out[0][:, None]).sum().item() / len(y_out[0])
-    beam = m.generate(x, lengths, max_len=6, beam=5, no_repeat_ngram=0)
-    if len(greedy) < 6:  # greedy ended by itself (not cut at max_len)
-        assert logprob(beam) >= logprob(greedy) - 1e-4
+
+def test_greedy_is_argmax_and_beam_search_finds_the_best_reply():
+    # V = 8: five specials and three words, so every reply of up to 3 words can be enumerated
+    x, lengths = collate([[5, 6, 7]])
+    differs = 0
+    for seed in range(6):
+        m = make("general", V=8, H=16, seed=seed)
+        with torch.no_grad():  # sharpen the distributions so that replies differ
+            for p in m.decoder.out.parameters():
+                p.mul_(4)
+        trace = []
+        greedy = m.generate(x, lengths, max_len=3, beam=1, no_repeat_ngram=0, trace=trace)
+        assert [top[0][0] for top in trace[:len(greedy)]] == greedy  # each step took the top token
+        # every reply the rules allow (words 5-7, 1 to 3 of them, no third copy in a row)
+        replies = [list(r) for n in (1, 2, 3) for r in itertools.product((5, 6, 7), repeat=n)
+                   if not (n == 3 and r[0] == r[1] == r[2])]
+        scores = {tuple(r): _reply_score(m, x, lengths, r) for r in replies}
+        best = max(scores, key=scores.get)
+        exhaustive = m.generate(x, lengths, max_len=3, beam=len(replies), no_repeat_ngram=0)
+        assert tuple(exhaustive) == best  # a beam as wide as the space finds the optimum
+        beam5 = m.generate(x, lengths, max_len=3, beam=5, no_repeat_ngram=0)
+        assert scores[tuple(beam5)] >= scores[tuple(greedy)] - 1e-5
+        differs += tuple(greedy) != best
+    assert differs >= 1  # the test is not vacuous: greedy misses the best reply for some model
+
+
+def test_sampling_follows_the_softmax_at_the_temperature():
+    m = make("general", V=9, H=16, seed=1)
+    x, lengths = collate([[5, 6]])
+    with torch.no_grad():
+        _, _, y_in, _ = collate([[0]], [[]])
+        logp = m(x, lengths, y_in)[0, 0]  # first reply token; <pad> <go> <eos> <unknown> <sep> excluded
+    g = torch.Generator().manual_seed(0)
+    for temperature in (0.5, 2.0):
+        expected = torch.softmax(logp[5:] / temperature, -1)
+        draws = [m.generate(x, lengths, max_len=1, temperature=temperature, generator=g)[0] for _ in range(2000)]
+        freq = torch.bincount(torch.tensor(draws) - 5, minlength=4).float() / len(draws)
+        assert torch.allclose(freq, expected, atol=0.035), (temperature, freq, expected)
+    # seeded: the same draws again
+    a = [m.generate(x, lengths, max_len=5, temperature=1.0, generator=torch.Generator().manual_seed(7)) for _ in range(3)]
+    b = [m.generate(x, lengths, max_len=5, temperature=1.0, generator=torch.Generator().manual_seed(7)) for _ in range(3)]
+    assert a == b
+
+
+def test_adaptive_softmax_matches_torch_and_is_normalised():
+    torch.manual_seed(0)
+    ours = AdaptiveSoftmax(128, 700, [100, 300])  # tails of 32 and 8
+    ref = torch.nn.AdaptiveLogSoftmaxWithLoss(128, 700, [100, 300], div_value=4.0, head_bias=True)
+    ref.head.load_state_dict(ours.head.state_dict())
+    for i, tail in enumerate(ours.tails):
+        ref.tail[i].load_state_dict(tail.state_dict())
+    h = torch.randn(50, 128)
+    target = torch.cat([torch.randint(0, 100, (20,)), torch.randint(100, 300, (20,)), torch.randint(300, 700, (10,))])
+    assert torch.allclose(ours.log_prob(h), ref.log_prob(h), atol=1e-5)
+    assert torch.allclose(ours.log_prob(h).logsumexp(-1), torch.zeros(50), atol=1e-5)
+    assert torch.allclose(-ours.nll(h, target), ref(h, target).output, atol=1e-5)
+    assert isinstance(make("none").decoder.out, torch.nn.Linear)  # full softmax by default (old checkpoints)
+    m = Seq2Seq(Seq2SeqConfig(700, 32, 1, 0.0, "dot", "adaptive")).eval()
+    x, lengths, y_in, y_out = collate([[5, 6, 7], [8]], [[650, 10], [11, 200, 13]])
+    lp = m(x, lengths, y_in)
+    keep = y_out != PAD
+    assert torch.allclose(m(x, lengths, y_in, y_out, reduction="sum"),
+                          -lp[keep].gather(1, y_out[keep][:, None]).sum(), atol=1e-4)
+
+
+def test_two_layers_and_bf16_autocast():
+    torch.manual_seed(0)
+    m = Seq2Seq(Seq2SeqConfig(30, 16, 2, 0.0, "dot", "adaptive")).eval()
+    assert m.encoder.rnn.num_layers == 2 and m.decoder.rnn.num_layers == 2
+    x, lengths, y_in, y_out = collate([[5, 6, 7], [8]], [[9, 10], [11, 12, 13]])
+    x1, l1, y1, _ = collate([[8]], [[11, 12, 13]])
+    assert torch.allclose(m(x1, l1, y1)[0], m(x, lengths, y_in)[1], atol=1e-5)  # padding ignored
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = m(x, lengths, y_in, y_out)
+    assert loss.dtype == torch.float32 and abs(loss.item() - m(x, lengths, y_in, y_out).item()) < 0.05
 
 
 def test_model_learns_to_answer_a_few_pairs():

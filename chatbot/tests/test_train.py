@@ -1,4 +1,5 @@
 """train.py: options, learning, exact resume, stale data detection, Ctrl-C, bad input from the shell."""
+import dataclasses
 import math
 import os
 import signal
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from chatbot.tests.conftest import DGK, train
+from chatbot.prep import CorpusOpts
 from chatbot.train import TrainOpts, sgd_lr
 from common.cli import UserError, parse
 
@@ -96,3 +98,85 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     assert "interrupted: saved" in err and "Traceback" not in err
     ck = torch.load(d / "checkpoint.pt", weights_only=True)
     assert ck["progress"]["epoch"] == 1 and ck["progress"]["step"] >= 3
+
+
+SMALL = ["--corpus", DGK / "juemds.conv", "--dataset", "120", "--hiddenSize", "16", "--batchSize", "16"]
+
+
+def test_sgd_follows_chatbot_zh_schedule(tmp_path):
+    state = train(tmp_path, *SMALL, "--optim", "sgd", "--learningRate", "0.5", "--minLR", "0.1",
+                  "--saturateEpoch", "2", "--maxEpoch", "3", "--patience", "0")
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    group = ck["optimizer"]["param_groups"][0]
+    assert group["momentum"] == 0.9 and "exp_avg" not in str(ck["optimizer"]["state"])  # SGD, not Adam
+    assert math.isclose(group["lr"], 0.1)  # epoch 3: 0.5 - 2 * (0.5 - 0.1) / 2, floored at minLR
+    train_ppl = [h["train_ppl"] for h in state.history]
+    assert train_ppl[-1] < train_ppl[0]
+
+
+def test_early_stopping_counts_epochs_without_improvement(tmp_path, capsys):
+    # learning rate 0: perplexity never improves after epoch 1, so patience 2 stops after epoch 3
+    state = train(tmp_path, *SMALL, "--learningRate", "0", "--dropout", "0", "--patience", "2", "--maxEpoch", "10")
+    assert [h["epoch"] for h in state.history] == [1, 2, 3] and state.bad_epochs == 2
+    assert "early stop: no better perplexity for 2 epochs" in capsys.readouterr().out
+    # --patience 0 never stops early
+    state = train(tmp_path / "b", *SMALL, "--learningRate", "0", "--patience", "0", "--maxEpoch", "4")
+    assert [h["epoch"] for h in state.history] == [1, 2, 3, 4]
+
+
+def test_time_and_step_limits_stop_mid_epoch_resumably(tmp_path, capsys):
+    for limit in ("--maxTime", "--maxCpuTime"):
+        d = tmp_path / limit.strip("-")
+        state = train(d, *SMALL, limit, "0.000001", "--maxEpoch", "5")
+        assert (state.epoch, state.step, state.steps_done) == (1, 1, 1)  # stopped after the first batch
+        ck = torch.load(d / "checkpoint.pt", weights_only=True)
+        assert ck["progress"]["step"] == 1 and (d / "model.pt").exists()
+        assert "stopped at epoch 1 batch 1" in capsys.readouterr().out
+    state = train(tmp_path / "steps", *SMALL, "--maxSteps", "9", "--maxEpoch", "5")
+    n = state.history[0]["step"] if state.epoch == 2 else None  # batches per epoch (120 dialogs)
+    assert state.steps_done == 9 and (n is None or state.epoch == 1 + 9 // n)
+
+
+def test_two_layers_dot_attention_and_full_softmax_train_and_talk(tmp_path):
+    from chatbot.bot import Chatbot
+    state = train(tmp_path, *SMALL, "--numLayers", "2", "--attention", "dot", "--softmax", "full",
+                  "--precision", "fp32", "--maxEpoch", "2", "--learningRate", "0.01")
+    bot = Chatbot(tmp_path / "model.pt")
+    assert bot.cfg.num_layers == 2 and bot.cfg.attention == "dot" and bot.cfg.softmax == "full"
+    assert bot.model.encoder.rnn.num_layers == 2 and bot.reply("你好")
+    assert state.history[1]["train_ppl"] < state.history[0]["train_ppl"]
+
+
+def test_corpus_cli_and_train_share_options_so_a_seeded_corpus_is_reused(tmp_path):
+    d = tmp_path / "d"
+    p = _run("-m", "chatbot.corpus", "--corpus", str(DGK / "juemds.conv"), "--dataDir", str(d), "--dataset", "80",
+             "--seed", "7", "--context", "1")
+    assert p.returncode == 0, p.stderr
+    mtime = os.path.getmtime(d / "corpus.h5")
+    train(d, "--corpus", DGK / "juemds.conv", "--dataset", "80", "--seed", "7", "--context", "1", "--hiddenSize", "8",
+          "--maxSteps", "1")
+    assert os.path.getmtime(d / "corpus.h5") == mtime  # not rebuilt
+    # the model knows its context: the bot feeds it the turns before the question
+    from chatbot.bot import Chatbot
+    from chatbot.tokens import SEP
+    bot = Chatbot(d / "model.pt")
+    seen = []
+    bot.reply_ids = lambda ids, trace=None: seen.append(ids) or [5]
+    bot.reply("好", history=["你", "在", "吗"])  # context 1: only the last earlier turn, 吗
+    assert bot.context == 1 and seen[-1] == [bot.word_to_id["好"], SEP, bot.word_to_id["吗"]]
+    assert {f.name for f in dataclasses.fields(CorpusOpts)} <= {f.name for f in dataclasses.fields(TrainOpts)}
+
+
+def test_help_documents_every_flag():
+    p = _run("-m", "chatbot.train", "-h")
+    assert p.returncode == 0
+    for f in dataclasses.fields(TrainOpts):
+        assert f"-{f.name}" in p.stdout
+    assert "(default: 'adaptive')" in p.stdout and "AVX512-BF16" in p.stdout
+
+
+def test_bad_options_are_one_line(tmp_path):
+    for args, message in ((["--softmax", "sampled"], "--softmax"), (["--precision", "fp8"], "--precision"),
+                          (["--context", "-1"], "--context"), (["--optim", "rmsprop"], "--optim")):
+        with pytest.raises(UserError, match=message):
+            train(tmp_path, *SMALL, *args)
