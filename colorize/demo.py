@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from colorize import metrics
 from colorize.data import Y_WEIGHTS
 
-TRAIN = ["astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "colorwheel"]
+TRAIN = ["astronaut", "rocket", "hubble_deep_field", "colorwheel"]  # + the stereo motorcycle pair
 HELDOUT = ["chelsea", "coffee"]
 
 

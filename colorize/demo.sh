@@ -11,7 +11,7 @@ rm -rf "$OUT/cv" "$OUT/colorized"
 mkdir -p "$OUT"
 "$PY" -m colorize.demo photos "$OUT/data"
 "$PY" "$HERE/train.py" -data_dir "$OUT/data/train" -val_dir "$OUT/data/heldout" -checkpoint_dir "$OUT/cv" \
-    -width 4 -image_size 128 -batch_size 16 -loss weighted -max_cpu_time 70 -eval_every 100 -print_every 50 \
+    -width 4 -image_size 128 -batch_size 16 -loss l2 -max_cpu_time 70 -eval_every 100 -print_every 50 \
     -save_every 1000000 -gpu -1
 MODEL=$(ls -t "$OUT"/cv/colornet_iter*.pt | head -1)
 "$PY" "$HERE/colorize.py" "$OUT/data/heldout_gray" "$OUT/colorized" -model "$MODEL" -gpu -1
