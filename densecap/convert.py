@@ -105,6 +105,7 @@ def load_t7_model(path):
         anchors = a.T.reshape(-1, 2)
         field = tuple(float(t7.get(make_anchors[0], n)) for n in ("x0", "y0", "sx", "sy"))
     cfg = ModelConfig(vocab_size=V, seq_length=int(t7.get(lm_obj, "seq_length")), cnn=cnn, tiny_channels=tiny,
+                      tiny_input_scale=1.0,
                       fc_dim=fcs[1][0].shape[0], rpn_num_filters=rpn_convs[0][0].shape[0],
                       input_encoding_size=enc[0].shape[0], rnn_size=int(t7.get(lstm[0], "hidden_dim")),
                       anchors=None if anchors is None else anchors.tolist())

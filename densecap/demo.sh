@@ -4,6 +4,8 @@
 # Run from the repo root as  PY=.venv/bin/python DEMO=$PWD/demo_out bash densecap/demo.sh
 set -euo pipefail
 PY=${PY:-python}
+# the repo root on the path, for `import densecap` / `common` whether or not the package is installed
+export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 DEMO=${DEMO:-$(pwd)/demo_out}
 OUT="$DEMO/densecap"
 mkdir -p "$OUT"

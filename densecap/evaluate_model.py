@@ -14,7 +14,7 @@ import torch
 
 from common.cli import UserError, flag, options, parse, run
 from common.device import get_device
-from densecap.checkpoints import captions_of, load_model
+from densecap.checkpoints import load_model
 from densecap.evaluation import DenseCaptioningEvaluator, eval_split
 from densecap.loader import DataLoader
 

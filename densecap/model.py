@@ -28,6 +28,7 @@ class ModelConfig:
     seq_length: int = 15
     cnn: str = "vgg16"              # vgg16 | tiny
     tiny_channels: int = 64         # width of the tiny trunk's last conv
+    tiny_input_scale: float = 1 / 64  # the tiny trunk trains from scratch: bring its input near unit scale
     fc_dim: int = 4096              # fc6/fc7 width (VGG: 4096)
     rpn_num_filters: int = 256
     anchor_scale: float = 1.0
@@ -48,6 +49,15 @@ class ModelConfig:
     std: float = 0.01
 
 
+class InputScale(nn.Module):
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return x * self.scale
+
+
 def build_trunk(cfg: ModelConfig):
     """(conv_net1, conv_net2, channels): the frozen and the fine-tunable halves of the conv trunk."""
     if cfg.cnn == "vgg16":
@@ -57,7 +67,7 @@ def build_trunk(cfg: ModelConfig):
     if cfg.cnn == "tiny":
         c = cfg.tiny_channels
         widths = [3, c // 4, c // 2, c, c]
-        layers = []
+        layers = [InputScale(cfg.tiny_input_scale)]  # Caffe-range input (about +-128) -> about +-2
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Conv2d(a, b, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2)]
         return nn.Sequential(), nn.Sequential(*layers), c
@@ -106,8 +116,8 @@ class DenseCapModel(nn.Module):
         self.cfg = cfg
         self.conv_net1, self.conv_net2, channels = build_trunk(cfg)
         self.localization = LocalizationLayer(
-            channels, cfg.rpn_num_filters, cfg.anchors or ANCHORS, cfg.anchor_scale, cfg.sampler_batch_size, cfg.sampler_high_thresh,
-            cfg.sampler_low_thresh, cfg.train_remove_outbounds_boxes, cfg.mid_box_reg_weight,
+            channels, cfg.rpn_num_filters, cfg.anchors or ANCHORS, cfg.anchor_scale, cfg.sampler_batch_size,
+            cfg.sampler_high_thresh, cfg.sampler_low_thresh, cfg.train_remove_outbounds_boxes, cfg.mid_box_reg_weight,
             cfg.mid_objectness_weight, cfg.box_reg_decay)
         self.recog_base = build_recog_base(channels * 7 * 7, cfg.fc_dim, cfg.drop_prob)
         self.objectness = nn.Linear(cfg.fc_dim, 1)

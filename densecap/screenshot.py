@@ -18,8 +18,8 @@ def screenshot(vis_dir, out_png, keys="t"):
         body = driver.find_element(By.TAG_NAME, "body")
         for k in keys:
             body.send_keys(k)
-        driver.execute_script("document.getElementById('image').style.width = '384px'; window.dispatchEvent(new Event('keydown'));")
-        body.send_keys("w")
+        driver.execute_script("document.getElementById('image').style.width = '384px';")
+        body.send_keys("w")  # re-render the boxes at the new size
         body.send_keys("s")
         driver.save_screenshot(out_png)
 

@@ -52,7 +52,7 @@ def test_rpn_anchor_order_and_recognition_head(t7_model):
     feats = torch.randn(1, 16, 3, 5)
     with torch.no_grad():
         boxes, anchors, trans, scores = model.localization.rpn(feats)
-    k, Hf, Wf = 4, 3, 5
+    Hf, Wf = 3, 5
     hid = torch.relu(torch.nn.functional.conv2d(feats, torch.tensor(A["rpn"][0], dtype=torch.float32),
                                                 torch.tensor(A["rpn"][1], dtype=torch.float32), padding=1))[0].numpy()
     for a, y, x in [(0, 0, 0), (2, 1, 3), (3, 2, 4)]:
@@ -70,7 +70,7 @@ def test_rpn_anchor_order_and_recognition_head(t7_model):
         ours = model.objectness(model.recog_base(torch.tensor(roi, dtype=torch.float32)))
     np.testing.assert_allclose(ours.numpy()[:, 0], code @ A["obj"][0][0] + A["obj"][1][0], atol=1e-4)
     # the trunk: the first conv (cudnn 4-D) and the second (SpatialConvolutionMM 2-D) both land as (out, in, 3, 3)
-    np.testing.assert_allclose(model.conv_net2[3].weight.detach().numpy(), A["conv1"][0], atol=1e-6)
+    np.testing.assert_allclose(model.conv_net2[4].weight.detach().numpy(), A["conv1"][0], atol=1e-6)
 
 
 def test_run_model_takes_the_t7_and_convert_writes_a_pt(t7_model, shapes_dir, tmp_path):

@@ -79,7 +79,7 @@ def test_train_losses_and_inference_shapes():
     assert losses["obj_loss_pos"].item() == pytest.approx(0.1 * np.log(2), abs=0.01)
     assert losses["end_objectness_loss"].item() == pytest.approx(0.1 * np.log(2), abs=0.01)
     sum(losses.values()).backward()
-    assert model.conv_net2[0].weight.grad is not None
+    assert model.conv_net2[1].weight.grad is not None
     model.eval()
     boxes, scores, seqs = model.forward_test(img, num_proposals=50)
     assert boxes.shape[1] == 4 and len(boxes) == len(scores) == len(seqs) <= 50
