@@ -51,8 +51,8 @@ class Colorizer:
             y_style, _, _ = pipeline.read_image(opt.style_image)
             self.style = pipeline.style_features(self.net, y_style, self.mean, self.device)
 
-    def __call__(self, src, dst):
-        y, alpha, _ = pipeline.read_image(src)
+    def __call__(self, src, dst, image=None):
+        y, alpha, _ = image or pipeline.read_image(src)
         pipeline.check_writable(dst)
         rgb, ab = pipeline.colorize_luminance(self.net, self.mean, y, self.device, self.recombine, self.opt.max_side,
                                               bool(self.opt.keep_size), self.style, want_ab=bool(self.opt.save_ab))
@@ -67,6 +67,9 @@ def colorize_folder(colorizer, src_dir, dst_dir):
     files = sorted(p for p in Path(src_dir).iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise UserError(f"{src_dir}: no images in this folder")
+    if os.path.isdir(dst_dir) and os.path.samefile(src_dir, dst_dir):
+        raise UserError(f"{dst_dir}: the output folder must differ from the input folder (it would overwrite "
+                        f"the originals)")
     try:
         os.makedirs(dst_dir, exist_ok=True)
     except OSError as e:
@@ -93,15 +96,16 @@ def main(opt: ColorizeOptions):
         raise UserError("usage: python colorize/colorize.py in.png out.png  (or in_dir/ out_dir/)")
     if not os.path.exists(opt.input):
         raise UserError(f"{opt.input}: no such file or folder")
+    image = None
     if os.path.isfile(opt.input):  # fail on a bad image or output path before loading a 600 MB model
-        pipeline.read_image(opt.input)
+        image = pipeline.read_image(opt.input)
         if os.path.isdir(opt.output):
             opt.output = os.path.join(opt.output, Path(opt.input).name)
         pipeline.check_writable(opt.output)
     colorizer = Colorizer(opt)
     if os.path.isdir(opt.input):
         return colorize_folder(colorizer, opt.input, opt.output)
-    colorizer(opt.input, opt.output)
+    colorizer(opt.input, opt.output, image)
     print(f"wrote {opt.output}")
 
 

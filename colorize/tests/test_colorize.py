@@ -142,6 +142,7 @@ def test_bad_input_is_one_line_each(tiny_pt, tmp_path, capsys):
              ((tmp_path / "empty.jpg", tmp_path / "o.png", *m), "empty file"),
              ((tmp_path / "nothing", tmp_path / "o", *m), "no images in this folder"),
              ((ok, tmp_path / "file" / "o.png", *m), "does not exist"),
+             ((tmp_path, tmp_path, *m), "must differ from the input folder"),
              ((ok, "/proc/o.png", *m), "cannot write"),
              ((ok, tmp_path / "o.xyz", *m), "unknown output format"),
              ((ok, tmp_path / "o.png", "-model", tmp_path / "lm.pt"), "charrnn checkpoint, expected a colorize"),
