@@ -141,6 +141,16 @@ def speed(workdir):
     return res
 
 
+def cpu_used(models, workdir):
+    """CPU seconds each run trained: stored in its checkpoint, or noted in cpu_seconds.json for a run stopped by hand."""
+    import torch
+    noted = {}
+    if os.path.exists(os.path.join(workdir, "cpu_seconds.json")):
+        noted = json.load(open(os.path.join(workdir, "cpu_seconds.json")))
+    return {k: float(noted.get(k) or torch.load(p, map_location="cpu", weights_only=True).get("cpu_seconds", 0.0))
+            for k, p in models.items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=15)
@@ -169,7 +179,10 @@ def main():
     if r.returncode:
         sys.exit(r.stderr)
     q = json.loads(r.stdout.strip().splitlines()[-1])
-    iters = {k: int(v[-1][0]) if v else 0 for k, v in curves.items()}
+    used = cpu_used(models, workdir)
+    iters = {k: (int(re.search(r"colornet_iter(\d+)\.pt", v).group(1)), used[k]) for k, v in models.items()}
+    budget = (f"{args.minutes:g} CPU minutes" if all(abs(c - args.minutes * 60) < 30 for _, c in iters.values())
+              else " and ".join(f"{c / 60:.1f} ({k})" for k, (_, c) in iters.items()) + " CPU minutes")
 
     lines = ["## colorize", "",
              f"Machine: {machine()}. Commit {git_rev()}, {time.strftime('%Y-%m-%d')}. Command: `make bench` "
@@ -178,10 +191,11 @@ def main():
              "Budgets are CPU seconds of the training process (`time.process_time()`, one torch thread), so load "
              "from other work on the machine does not change the result; the baselines are computed in the same "
              "run on the same photos.", "",
-             f"### Quality after {args.minutes:g} CPU minutes of training on bsds500/train (200 photos)", "",
+             f"### Quality after {budget} of training on bsds500/train (200 photos)", "",
              "`python colorize/train.py -data_dir bsds500/train " + " ".join(TRAIN_ARGS) +
              f" -max_cpu_time {args.minutes * 60:g} -loss l2|weighted` (a 1/4-width network, 1.56M parameters, "
-             f"128-pixel crops; iterations reached: " + ", ".join(f"{k} {v}" for k, v in iters.items()) + ").",
+             f"128-pixel crops; iterations and CPU seconds reached: " +
+             ", ".join(f"{k} {i} in {c:.0f} s" for k, (i, c) in iters.items()) + ").",
              "Evaluated on all 100 bsds500/val photos, gray input at full resolution (481x321), against the "
              "originals. AuC: mean share of pixels whose ab error is within 0..150 (Zhang et al. 2016). "
              "Colourfulness: Hasler-Suesstrunk, as a fraction of the originals' (sum over photos).", "",

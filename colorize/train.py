@@ -155,12 +155,14 @@ def main(opt: TrainOptions):
         checkpoint.save(path, "colorize", {
             "model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": dataclasses.asdict(config),
             "mean": mean, "recombine": "lab", "classes": classes, "opt": dataclasses.asdict(opt),
-            "optimizer": optimizer.state_dict(), "iter": it, "history": history, "source": "trained"})
+            "optimizer": optimizer.state_dict(), "iter": it, "history": history, "source": "trained",
+            "cpu_seconds": cpu_before + time.process_time() - cpu0})
         log(f"saved {path}")
 
     # ---- the loop
     amp = device.type == "cuda" and bool(opt.amp)
     cpu0, it = time.process_time(), start
+    cpu_before = ck.get("cpu_seconds", 0.0) if ck is not None and start else 0.0
     bar = tqdm(total=opt.max_iters, initial=start, disable=not master or not sys.stderr.isatty(), unit="it")
     try:
         while it < opt.max_iters:
@@ -205,6 +207,7 @@ def main(opt: TrainOptions):
     except KeyboardInterrupt:
         log(f"\ninterrupted at iteration {it}; saving")
     bar.close()
+    log(f"trained {it} iterations, {cpu_before + time.process_time() - cpu0:.0f} CPU seconds in all")
     save(it)
     if world > 1:
         dist.destroy_process_group()
