@@ -39,8 +39,8 @@ from PIL import Image
 from skimage.color import rgb2lab, lab2rgb
 torch.set_num_threads(1)
 from colorize import metrics, pipeline, data
-models, val_dir, train_dir = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
-files = sorted(Path(val_dir).glob("*.jpg"))
+models, val_dir, train_dir, limit = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+files = sorted(Path(val_dir).glob("*.jpg"))[:limit or None]
 # the mean-ab baseline: the training photos' mean a and b
 ab_sum, n = np.zeros(2), 0
 for f in sorted(Path(train_dir).glob("*.jpg")):
@@ -156,6 +156,7 @@ def main():
     ap.add_argument("--minutes", type=float, default=15)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--workdir", default="", help="keep checkpoints and logs here (default: a temp folder)")
+    ap.add_argument("--limit", type=int, default=0, help="evaluate on the first N val photos only (a quick check)")
     ap.add_argument("--reuse", action="store_true", help="evaluate the checkpoints a previous run left in --workdir")
     args = ap.parse_args()
     workdir = args.workdir or tempfile.mkdtemp(prefix="colorize_bench_")
@@ -163,7 +164,7 @@ def main():
     t_start = time.time()
     losses = ("l2", "weighted")
     runs = {} if args.reuse else {loss: train(loss, args.minutes, workdir) for loss in losses}
-    speed_res = None if args.skip_speed else speed(workdir)
+    speed_res = None if args.skip_speed or args.reuse else speed(workdir)   # alongside the training runs
     curves, models = {}, {}
     for loss in losses:
         if loss in runs and runs[loss][1].wait() != 0:
@@ -173,12 +174,15 @@ def main():
         models[loss] = re.findall(r"saved (\S+\.pt)", text)[-1]
         models[loss] = os.path.join(workdir, models[loss]) if not os.path.isabs(models[loss]) else models[loss]
     print("evaluating on bsds500/val", flush=True)
-    r = subprocess.run([sys.executable, "-c", EVAL, json.dumps({f"ours ({k} loss)": v for k, v in models.items()}),
-                        os.path.join(DATA, "val"), os.path.join(DATA, "train")], capture_output=True, text=True,
-                       env=ENV, cwd=ROOT)
-    if r.returncode:
-        sys.exit(r.stderr)
-    q = json.loads(r.stdout.strip().splitlines()[-1])
+    ev = subprocess.Popen([sys.executable, "-c", EVAL, json.dumps({f"ours ({k} loss)": v for k, v in models.items()}),
+                           os.path.join(DATA, "val"), os.path.join(DATA, "train"), str(args.limit)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
+    if args.reuse and not args.skip_speed:
+        speed_res = speed(workdir)   # alongside the evaluation
+    out, err = ev.communicate()
+    if ev.returncode:
+        sys.exit(err)
+    q = json.loads(out.strip().splitlines()[-1])
     used = cpu_used(models, workdir)
     iters = {k: (int(re.search(r"colornet_iter(\d+)\.pt", v).group(1)), used[k]) for k, v in models.items()}
     budget = (f"{args.minutes:g} CPU minutes" if all(abs(c - args.minutes * 60) < 30 for _, c in iters.values())
