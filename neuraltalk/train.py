@@ -248,6 +248,35 @@ def save(opt, model, lm_opt, cnn_opt, hist, data, best):
     return path
 
 
+def train_iteration(net, model, data, ixs, it, epoch, opt, lm_opt, cnn_opt, cider, device):
+    """One iteration on images `ixs`: features, XE (or SCST) loss, backward, clip, Adam -> (loss, reward)."""
+    rng = np.random.default_rng([opt.seed, it])  # captions and crops of this iteration: same on resume
+    finetune = 0 <= opt.finetune_cnn_after <= it
+    for g in lm_opt.param_groups:
+        g["lr"] = learning_rate(opt, it)
+    model.train()
+    model.cnn.train(finetune)  # a frozen CNN keeps its BatchNorm statistics
+    fc, att = engine.image_features(model, data, ixs, device, int(data.cnn_info.get("crop_size", 224)), rng,
+                                    finetune)
+    if 0 <= opt.self_critical_after <= epoch:
+        loss, reward = engine.scst_step(net, model, fc, att, engine.ref_tokens(data, ixs), cider,
+                                        opt.train_sample_n, data.ix_to_word)
+    else:
+        labels = engine.labels_for(data, ixs, opt.seq_per_img, rng).to(device)
+        loss = engine.xe_step(net, model, engine.expand(fc, opt.seq_per_img), engine.expand(att, opt.seq_per_img),
+                              labels, ss_prob(opt, epoch))
+        reward = None
+    lm_opt.zero_grad(set_to_none=True)
+    cnn_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if opt.grad_clip > 0:
+        torch.nn.utils.clip_grad_value_(model.parameters(), opt.grad_clip)
+    lm_opt.step()
+    if finetune:
+        cnn_opt.step()
+    return loss, reward
+
+
 def agree(*values, world, device):
     """Under DDP: the mean of each value over ranks (stop flags become > 0 if any rank set them)."""
     if world == 1:
@@ -295,31 +324,8 @@ def main(opt: TrainOptions):
             while total is None or hist.iter < total:
                 ixs, _ = engine.next_batch(train_ix, order, opt.batch_size, opt.seed)
                 ixs = ixs[rank::world]
-                rng = np.random.default_rng([opt.seed, hist.iter])
-                epoch = hist.iter / iters_per_epoch
-                finetune = 0 <= opt.finetune_cnn_after <= hist.iter
-                for g in lm_opt.param_groups:
-                    g["lr"] = learning_rate(opt, hist.iter)
-                model.train()
-                model.cnn.train(finetune)  # a frozen CNN keeps its BatchNorm statistics
-                fc, att = engine.image_features(model, data, ixs, device, int(data.cnn_info.get("crop_size", 224)),
-                                                rng, finetune)
-                if 0 <= opt.self_critical_after <= epoch:
-                    loss, reward = engine.scst_step(net, model, fc, att, engine.ref_tokens(data, ixs), cider,
-                                                    opt.train_sample_n, data.ix_to_word)
-                else:
-                    labels = engine.labels_for(data, ixs, opt.seq_per_img, rng).to(device)
-                    loss = engine.xe_step(net, model, engine.expand(fc, opt.seq_per_img),
-                                          engine.expand(att, opt.seq_per_img), labels, ss_prob(opt, epoch))
-                    reward = None
-                lm_opt.zero_grad(set_to_none=True)
-                cnn_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if opt.grad_clip > 0:
-                    torch.nn.utils.clip_grad_value_(model.parameters(), opt.grad_clip)
-                lm_opt.step()
-                if finetune:
-                    cnn_opt.step()
+                loss, reward = train_iteration(net, model, data, ixs, hist.iter, hist.iter / iters_per_epoch, opt,
+                                               lm_opt, cnn_opt, cider, device)
                 hist.iter += 1
                 hist.epoch, hist.pos = order.epoch, order.pos
                 out_of_time = opt.max_time > 0 and time.process_time() - t_cpu >= opt.max_time
@@ -328,6 +334,10 @@ def main(opt: TrainOptions):
                 first_loss = loss_v if first_loss is None else first_loss
                 if hist.iter % opt.losses_log_every == 0:
                     hist.loss_history[hist.iter] = loss_v
+                    if bar.disable:  # no progress bar (a log file): a line now and then instead
+                        log(f"iter {hist.iter}: loss {loss_v:.3f}" + (f", reward {reward:.3f}" if reward is not None
+                                                                     else ""))
+                epoch = hist.iter / iters_per_epoch
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_v:.3f}", epoch=f"{epoch:.2f}",
                                 **({"reward": f"{reward:.3f}"} if reward is not None else {}))
