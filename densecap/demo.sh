@@ -21,8 +21,8 @@ cd "$(dirname "$0")"   # run the scripts from inside densecap/, as the original 
 # learns to find the shapes within the minute
 "$PY" train.py -data_h5 "$OUT/shapes.h5" -data_json "$OUT/shapes.json" -gpu -1 \
     -cnn tiny -fc_dim 256 -rnn_size 128 -input_encoding_size 128 -anchor_scale 0.5 -drop_prob 0 \
-    -learning_rate 7e-4 -sampler_batch_size 64 -finetune_cnn_after 0 -mid_box_reg_weight 1 -mid_objectness_weight 1 \
-    -end_box_reg_weight 1 -end_objectness_weight 1 -max_time 50 -save_checkpoint_every 200 \
+    -learning_rate 7e-4 -sampler_batch_size 64 -region_code_norm 1 -finetune_cnn_after 0 -mid_box_reg_weight 1 -mid_objectness_weight 1 \
+    -end_box_reg_weight 1 -end_objectness_weight 1 -max_time 45 -save_checkpoint_every 200 \
     -val_metric detmap -val_images_use 30 -test_num_proposals 100 -losses_log_every 100 \
     -checkpoint_path "$OUT/checkpoint.pt" | tee "$OUT/train.log"
 

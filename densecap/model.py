@@ -47,6 +47,7 @@ class ModelConfig:
     captioning_weight: float = 1.0
     box_reg_decay: float = 5e-5
     std: float = 0.01
+    region_code_norm: bool = False  # new: LayerNorm on the region code before the language model
 
 
 class InputScale(nn.Module):
@@ -126,8 +127,11 @@ class DenseCapModel(nn.Module):
         nn.init.zeros_(self.objectness.bias)
         nn.init.zeros_(self.box_reg.weight)
         nn.init.zeros_(self.box_reg.bias)
-        # LanguageModel.lua's image encoder: region code -> input_encoding_size, ReLU
-        self.lm_encoder = nn.Sequential(nn.Linear(cfg.fc_dim, cfg.input_encoding_size), nn.ReLU(inplace=True))
+        # LanguageModel.lua's image encoder: region code -> input_encoding_size, ReLU. A trunk trained from
+        # scratch at a high learning rate grows fc7 codes to ~100, saturating the LSTM so that it learns only
+        # the caption prior; region_code_norm (off for VGG, as the original) normalises them first.
+        norm = [nn.LayerNorm(cfg.fc_dim)] if cfg.region_code_norm else []
+        self.lm_encoder = nn.Sequential(*norm, nn.Linear(cfg.fc_dim, cfg.input_encoding_size), nn.ReLU(inplace=True))
         # one LSTM layer, no dropout: DenseCapModel.lua never passes drop_prob to its LanguageModel
         self.lm = LanguageModel(cfg.vocab_size, cfg.input_encoding_size, cfg.rnn_size, 1, 0.0, cfg.seq_length)
         for p in self.conv_net1.parameters():

@@ -33,6 +33,8 @@ class TrainOptions:
     cnn_weights: str = flag("", "new: torchvision vgg16 state_dict (.pth) for the trunk and fc6/fc7; '' = random")
     fc_dim: int = flag(4096, "new: width of fc6/fc7 (VGG: 4096)")
     tiny_channels: int = flag(64, "new: channels of the tiny trunk")
+    region_code_norm: int = flag(0, "new: 1 = LayerNorm on region codes before the language model (for "
+                                    "trunks trained from scratch at high learning rates)")
     anchor_scale: float = flag(1.0, "scale of the 12 anchors (LocalizationLayer's anchor_scale)")
     backend: str = flag("cudnn", "accepted for compatibility (PyTorch chooses its own kernels)")
     rpn_hidden_dim: int = flag(512, "accepted for compatibility: never read by the original either "
@@ -96,7 +98,8 @@ def model_config(opt, vocab_size, seq_length):
                        train_remove_outbounds_boxes=opt.train_remove_outbounds_boxes,
                        mid_box_reg_weight=opt.mid_box_reg_weight, mid_objectness_weight=opt.mid_objectness_weight,
                        end_box_reg_weight=opt.end_box_reg_weight, end_objectness_weight=opt.end_objectness_weight,
-                       captioning_weight=opt.captioning_weight, box_reg_decay=opt.box_reg_decay)
+                       captioning_weight=opt.captioning_weight, box_reg_decay=opt.box_reg_decay,
+                       region_code_norm=bool(opt.region_code_norm))
 
 
 def build_model(opt, loader, log):

@@ -11,7 +11,7 @@ from densecap.model import DenseCapModel
 SMALL = ["-cnn", "tiny", "-tiny_channels", "16", "-fc_dim", "32", "-rpn_num_filters", "16", "-rnn_size", "16",
          "-input_encoding_size", "16", "-anchor_scale", "0.5", "-sampler_batch_size", "32", "-learning_rate", "1e-3",
          "-finetune_cnn_after", "0", "-gpu", "-1", "-val_metric", "detmap", "-val_images_use", "3",
-         "-test_num_proposals", "30", "-losses_log_every", "2"]
+         "-test_num_proposals", "30", "-losses_log_every", "2", "-region_code_norm", "1"]
 
 
 @pytest.fixture(scope="module")
