@@ -90,3 +90,17 @@ def test_viewer_shows_boxes_and_captions_in_a_browser(tmp_path):
         WebDriverWait(driver, 5).until(lambda d: len(caps()) == 2)
         driver.save_screenshot(str(tmp_path / "shot.png"))
     assert Image.open(tmp_path / "shot.png").size[0] > 0
+
+
+def test_input_split_reads_vg_ids(tiny_checkpoint, shapes_dir, tmp_path):
+    root = tmp_path / "vg"
+    root.mkdir()
+    for i, f in enumerate(sorted(shapes_dir.iterdir())):
+        Image.open(f).convert("RGB").save(root / f"{i + 10}.jpg")
+    (tmp_path / "splits.json").write_text(json.dumps({"train": [10], "val": [11, 12], "test": []}))
+    results = run(["-checkpoint", str(tiny_checkpoint), "-input_split", "val", "-splits_json",
+                   str(tmp_path / "splits.json"), "-vg_img_root_dir", str(root), "-output_vis_dir", str(tmp_path / "v"),
+                   "-max_images", "1"])
+    assert [r["img_name"] for r in results] == ["11.jpg"]
+    with pytest.raises(UserError, match="has"):
+        run(["-checkpoint", str(tiny_checkpoint), "-input_split", "dev", "-splits_json", str(tmp_path / "splits.json")])
