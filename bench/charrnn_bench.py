@@ -2,10 +2,11 @@
 
     python bench/charrnn_bench.py [--minutes 10] [--data ../shared/data/tinyshakespeare/input.txt]
 
-Throughput is one training step (forward, backward, clamp, RMSprop) on a 50x50 batch, measured for our
-model (fused nn.LSTM) and for a per-timestep nn.LSTMCell loop (the naive port of the Lua code, which
-clones the cell per timestep), each in its own process so peak RSS is per configuration. The anchor is
-Lua char-rnn itself on this kind of machine: 0.21 s/batch for the default model (11.9k chars/s).
+Training throughput is one step (forward, backward, clamp, RMSprop) on a 50x50 batch, in CPU seconds of one
+thread, for our model (fused nn.LSTM) and for a per-timestep nn.LSTMCell loop (the naive port of the Lua
+code), each in its own process so peak RSS is per configuration; the anchor is Lua char-rnn on this kind
+of machine: 0.21 s/batch for the default model (11.9k chars/s). Sampling speed compares today's sample.py
+(BASELINE_COMMIT) with ours on the same checkpoints, interleaved, per CPU second and best wall clock.
 """
 import argparse
 import json
@@ -33,6 +34,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from charrnn.model import LanguageModel
 kind, H, L, steps, V, B, T = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), 65, 50, 50
 torch.manual_seed(0)
+torch.set_num_threads(1)  # timed in CPU seconds of this process: one thread, so CPU time is the step's time
 
 class NaiveLoop(nn.Module):  # the literal port: one LSTMCell call per layer per timestep
     def __init__(self):
@@ -56,14 +58,14 @@ opt = torch.optim.RMSprop(model.parameters(), lr=2e-3, alpha=0.95, eps=1e-8)
 x, y, state = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T)), None
 times = []
 for i in range(steps + 2):
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     logits, state = model(x, state)
     state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state
     loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
     opt.zero_grad(); (loss * T).backward()
     torch.nn.utils.clip_grad_value_(model.parameters(), 5)
     opt.step()
-    times.append(time.perf_counter() - t0)
+    times.append(time.process_time() - t0)
 dt = sorted(times[2:])[len(times[2:]) // 2]
 out = {"s_per_batch": dt, "chars_per_s": B * T / dt, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 print(json.dumps(out))
@@ -262,12 +264,14 @@ def main():
     lines = ["## charrnn", "",
              f"Machine: {machine()}. Commit {git_rev()}, {time.strftime('%Y-%m-%d')}.",
              "Command: `make bench` (`python bench/charrnn_bench.py`), data: tinyshakespeare (1,115,394 chars, V=65).", "",
-             "### Training throughput (batch 50 x seq 50, forward + backward + clamp + RMSprop, CPU)", "",
+             "### Training throughput (batch 50 x seq 50, forward + backward + clamp + RMSprop, CPU, 1 thread)", "",
              "Each figure is the best of 3 fresh processes, each timing the median of its steps after 2 warm-up "
-             f"steps (wall clock; load average {os.getloadavg()[0]:.0f} on 2 cores at the start of this run, from "
-             "other work); all runs are listed below the table.", "",
-             "| model | ours: fused nn.LSTM | naive nn.LSTMCell loop | ours / naive | ours / Lua char-rnn (11.9k chars/s) |"
-             " peak RSS ours / naive |",
+             "steps in CPU seconds of the process (`time.process_time()`, one torch thread), so that the other "
+             f"work on this shared machine (load average {os.getloadavg()[0]:.0f} on 2 cores when this section was "
+             "written) changes the figures little; all runs are listed below the table. (Earlier runs timed wall "
+             "clock with 2 threads on a quieter machine: 41,952 and 5,195 chars/s.)", "",
+             "| model | ours: fused nn.LSTM | naive nn.LSTMCell loop | ours / naive | ours / Lua char-rnn (11.9k chars/s, "
+             "wall) | peak RSS ours / naive |",
              "|---|---|---|---|---|---|"]
     for H, L, f, n in rows:
         lua = f"{f['chars_per_s'] / LUA_CHARS_PER_S:.1f}x" if H == 128 else "n/a (no Lua anchor)"

@@ -214,12 +214,14 @@ def test_word_level_model_trains_and_samples_chinese(wangfeng_dir, tmp_path):
     assert out.getvalue().startswith("我") and re.search(r"[\u4e00-\u9fff]{2}", out.getvalue()[3:])
 
 
-def test_sample_warns_on_out_of_vocabulary_primetext(shakespeare_dir, tmp_path):
+def test_sample_warns_on_out_of_vocabulary_primetext(shakespeare_dir, tmp_path, capsys):
     path = run_train(shakespeare_dir, tmp_path, "-max_epochs", "0.1")
-    r = subprocess.run([sys.executable, "sample.py", path, "-gpuid", "-1", "-length", "10", "-verbose", "0",
-                        "-primetext", "Firstë 你好"], cwd=CHARRNN, capture_output=True, text=True)
-    assert r.returncode == 0 and "3 symbol(s) not in the model's vocabulary" in r.stderr and "ë" in r.stderr
-    assert r.stdout.startswith("First ") and len(r.stdout) == len("First ") + 11
+    capsys.readouterr()
+    run(sample.main, parse(sample.SampleOptions, [path, "-gpuid", "-1", "-length", "10", "-verbose", "0",
+                                                  "-primetext", "Firstë 你好"]))
+    out, err = capsys.readouterr()
+    assert "3 symbol(s) not in the model's vocabulary" in err and "ë" in err
+    assert out.startswith("First ") and len(out) == len("First ") + 11
 
 
 def test_torchrun_two_processes_equal_one(shakespeare_dir, tmp_path):
