@@ -8,13 +8,13 @@ PY=${PY:-python}
 DEMO=${DEMO:-$(pwd)/demo_out}
 OUT="$DEMO/neuraltalk"
 mkdir -p "$OUT"
-"$PY" -c "from common.shapes import write_dataset; write_dataset('$OUT/shapes', 300, seed=0, size=64)"
+"$PY" -c "from common.shapes import write_dataset; write_dataset('$OUT/shapes', 300, seed=0, size=128)"
 cd "$(dirname "$0")"   # run the scripts from inside neuraltalk/, as the originals ran `th train.lua`
 
-# a small random-weight ResNet-18 on 64x64 scenes is enough to see colours, shapes and places
+# a random-weight ResNet-18 on 128x128 scenes (112 crops) sees colours, shapes and places well enough
 "$PY" prepro.py -input_json "$OUT/shapes/dataset_shapes.json" -images_root "$OUT/shapes" \
     -output_json "$OUT/talk.json" -output_h5 "$OUT/talk.h5" -word_count_threshold 0 \
-    -cnn resnet18 -image_size 64 -crop_size 56 -att_size 2 -batch_size 50
+    -cnn resnet18 -image_size 128 -crop_size 112 -att_size 4 -batch_size 50
 "$PY" train.py -input_json "$OUT/talk.json" -input_h5 "$OUT/talk.h5" -caption_model show_tell \
     -rnn_size 96 -input_encoding_size 96 -batch_size 16 -learning_rate 2e-3 -drop_prob_lm 0.2 \
     -max_iters 300 -save_checkpoint_every 100 -val_images_use -1 -losses_log_every 25 \
