@@ -82,13 +82,19 @@ def throughput(a, out):
 
 def train_run(name, extra, a, out):
     d = os.path.join(out, name)
-    shutil.rmtree(d, ignore_errors=True)
+    log = os.path.join(out, f"{name}.log")
+    if a.reuse and os.path.exists(os.path.join(d, "model.pt")) and "stopped at" in open(log).read():
+        return d, None  # trained by an earlier run of this script with the same settings
+    for f in ("model.pt", "checkpoint.pt"):  # a fresh model; corpus.h5 is kept if its settings match
+        if os.path.exists(os.path.join(d, f)):
+            os.unlink(os.path.join(d, f))
     return d, start(["-m", "chatbot.train", *DATA, *OURS, *extra, "--dataDir", d, "--maxCpuTime", str(60 * a.cpu_minutes),
                      "--maxEpoch", "100", "--patience", "0", "--printEvery", "500"], os.path.join(out, f"{name}.log"))
 
 
 def metrics(d, out, name, pairs):
-    p = start(["-m", "chatbot.eval", "--dataDir", d, "--metrics", str(pairs), "--threads", "1"], os.path.join(out, f"eval_{name}.log"))
+    p = start(["-m", "chatbot.eval", "--dataDir", d, "--metrics", str(pairs), "--threads", "1"],
+              os.path.join(out, f"eval_{name}.log"))
     finish(p)
     log = open(p.log, encoding="utf-8").read()
     m = re.search(r"validation: (\d+) pairs, perplexity ([\d.]+) per (\w+); greedy replies to (\d+): "
@@ -180,16 +186,53 @@ def latency(d, a, out):
     return loop, server
 
 
+def cached(a, name, compute):
+    """compute(), saved as JSON in the work folder; with --reuse, an earlier run's result."""
+    path = os.path.join(a.out, f"{name}.json")
+    if a.reuse and os.path.exists(path):
+        return _keys(json.load(open(path)))
+    result = compute()
+    with open(path, "w") as f:
+        json.dump(_strkeys(result), f)
+    return _keys(_strkeys(result))
+
+
+def _strkeys(x):
+    if isinstance(x, dict):
+        return {json.dumps(k) if not isinstance(k, str) else k: _strkeys(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_strkeys(v) for v in x]
+    return x
+
+
+def _keys(x):
+    """Undo _strkeys: tuple and int keys come back from their JSON spelling."""
+    if isinstance(x, dict):
+        out = {}
+        for k, v in x.items():
+            try:
+                key = json.loads(k)
+                key = tuple(key) if isinstance(key, list) else key
+            except ValueError:
+                key = k
+            out[key] = _keys(v)
+        return out
+    if isinstance(x, list):
+        return [_keys(v) for v in x]
+    return x
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpu-minutes", type=float, default=10.0, help="CPU minutes of training per model (default 10)")
-    ap.add_argument("--steps", type=int, nargs=2, default=[20, 220], help="batches of the two throughput runs")
+    ap.add_argument("--steps", type=int, nargs=2, default=[20, 170], help="batches of the two throughput runs")
     ap.add_argument("--orders", type=int, nargs="+", default=[3, 4, 5], help="Kneser-Ney orders")
-    ap.add_argument("--score-pairs", type=int, default=300, help="validation questions given greedy replies")
+    ap.add_argument("--score-pairs", type=int, default=200, help="validation questions given greedy replies")
     ap.add_argument("--requests", type=int, default=200, help="server requests (concurrency 8)")
     ap.add_argument("--replies", type=int, default=100, help="you> loop replies timed per decoding mode")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "chatbot"), help="work folder")
     ap.add_argument("--skip-throughput", action="store_true", help="only the quality and latency parts")
+    ap.add_argument("--reuse", action="store_true", help="keep models an earlier run trained to completion")
     ap.add_argument("--no-write", action="store_true", help="print the section instead of writing BENCHMARKS.md")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -197,14 +240,16 @@ def main():
 
     # quality: 10 CPU minutes with --context 0 and 2, side by side, one thread each
     runs = {name: train_run(name, extra, a, a.out) for name, extra in (("ctx0", []), ("ctx2", ["--context", "2"]))}
-    tp = None if a.skip_throughput else throughput(a, a.out)  # meanwhile: the speed side by side
+    tp = None if a.skip_throughput else cached(a, "throughput", lambda: throughput(a, a.out))  # meanwhile
     for name, (d, p) in runs.items():
-        finish(p)
-    kn = kneser_ney(os.path.join(runs["ctx0"][0], "corpus.h5"), a.orders)
-    scores = {name: metrics(d, a.out, name, a.score_pairs) for name, (d, _) in runs.items()}
+        if p is not None:
+            finish(p)
+    kn = cached(a, "kneser_ney", lambda: kneser_ney(os.path.join(runs["ctx0"][0], "corpus.h5"), a.orders))
+    scores = {name: cached(a, f"metrics_{name}", lambda: metrics(d, a.out, name, a.score_pairs))
+              for name, (d, _) in runs.items()}
     for name, s in scores.items():
         print(name, s, flush=True)
-    loop, server = latency(runs["ctx0"][0], a, a.out)
+    loop, server = cached(a, "latency", lambda: latency(runs["ctx0"][0], a, a.out))
     body = section(a, tp, scores, kn, loop, server, (time.time() - t_start) / 60)
     if a.no_write:
         print(body)
@@ -240,6 +285,12 @@ mid-epoch and resumed gives bit-identical weights to an uninterrupted one.
 """
     else:
         tp_text = "(throughput part skipped: --skip-throughput)\n"
+    loop_cells = " | ".join(f"{loop[b][0]:.1f} / {loop[b][1]:.1f}" for b in (1, 5))
+
+    def row(label, r, eff, bold=False):
+        ppl = f"**{r['ppl']:.2f}**" if bold else f"{r['ppl']:.2f}"
+        return (f"| {label} | {r['steps']} ({r['steps'] / r['n_batches']:.2f} epochs) | {ppl} | "
+                f"{r['ppl_mm']:.2f} ({eff:.1f}%) | {a.cpu_minutes:g} CPU min |")
     kn_rows = "\n".join(f"| Kneser-Ney {n}-gram LM of replies (no question) | - | {kn[n][0]:.2f} | - | {kn[n][1]:.0f} CPU s |"
                         for n in sorted(kn))
     return f"""## chatbot (seq2seq on dgk_lost_conv)
@@ -265,15 +316,16 @@ our own interpolated Kneser-Ney (`chatbot/ngram.py`: one discount per order from
 continuation counts below the top order; nltk is not installed here), fit on the training replies and
 scored on the same validation replies and tokens.
 
-| model | batches in {a.cpu_minutes:g} CPU min | val perplexity (per character) | questions mismatched (question's effect) | cost |
+| model | batches in {a.cpu_minutes:g} CPU min | val perplexity (per character) | questions mismatched (effect) | cost |
 | --- | --- | --- | --- | --- |
-| seq2seq, `--context 0` | {s0['steps']} ({s0['steps'] / s0['n_batches']:.2f} epochs) | **{s0['ppl']:.2f}** | {s0['ppl_mm']:.2f} ({effect['ctx0']:.1f}%) | {a.cpu_minutes:g} CPU min |
-| seq2seq, `--context 2` | {s2['steps']} ({s2['steps'] / s2['n_batches']:.2f} epochs) | {s2['ppl']:.2f} | {s2['ppl_mm']:.2f} ({effect['ctx2']:.1f}%) | {a.cpu_minutes:g} CPU min |
+{row('seq2seq, `--context 0`', s0, effect['ctx0'], True)}
+{row('seq2seq, `--context 2`', s2, effect['ctx2'])}
 {kn_rows}
 
 Target: at most 48 per character after 10 CPU minutes (today 56.6) -> **{"met" if s0['ppl'] <= 48 else "NOT met"}**
 ({s0['ppl']:.2f}). The best n-gram LM ({best_n}-gram) reaches {kn[best_n][0]:.2f}: the seq2seq model is
-{100 * (1 - s0['ppl'] / kn[best_n][0]):.1f}% {"below" if s0['ppl'] < kn[best_n][0] else "above"} it. The question (with its context)
+{abs(100 * (1 - s0['ppl'] / kn[best_n][0])):.1f}% {"below" if s0['ppl'] < kn[best_n][0] else "above"} it.
+The question (with its context)
 lowers perplexity by {effect['ctx0']:.1f}% with `--context 0` and {effect['ctx2']:.1f}% with `--context 2`.
 Greedy replies to the first {a.score_pairs} validation questions: BLEU-2 {s0['bleu2']:.2f} / {s2['bleu2']:.2f},
 distinct-1 {s0['d1']:.3f} / {s2['d1']:.3f}, distinct-2 {s0['d2']:.3f} / {s2['d2']:.3f} (context 0 / 2).
@@ -282,7 +334,7 @@ distinct-1 {s0['d1']:.3f} / {s2['d1']:.3f}, distinct-2 {s0['d2']:.3f} / {s2['d2'
 
 | where | greedy | `--beam 5` |
 | --- | --- | --- |
-| `you> ` loop (`Chatbot.reply`, median ms wall / CPU ms per reply, {a.replies} validation questions) | {loop[1][0]:.1f} / {loop[1][1]:.1f} | {loop[5][0]:.1f} / {loop[5][1]:.1f} |
+| `you> ` loop (`Chatbot.reply`: median ms wall / CPU ms per reply, {a.replies} questions) | {loop_cells} |
 
 `server.py --threads 1` (greedy) on loopback, {a.requests} GET requests at concurrency 8: p50 **{server['p50']:.0f} ms**,
 p99 **{server['p99']:.0f} ms**, {server['rps']:.1f} requests/s (wall time: includes waiting for the other 7

@@ -8,8 +8,8 @@ import pytest
 from chatbot.batches import PairData, collate
 from chatbot.prep import CorpusOpts, prepare, read_meta
 from chatbot.readers import builtin_corpus, corpus_files, read_conv, read_dialogs
-from chatbot.tokens import EOS, GO, SEP, UNK, detokenize, encode, resolve_tokens, tokenize
 from chatbot.tests.conftest import DGK
+from chatbot.tokens import EOS, GO, SEP, UNK, detokenize, encode, resolve_tokens, tokenize
 from common.cli import UserError
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from chatbot.bot import Chatbot
 from chatbot.eval import ANSWER, PROMPT, EvalOpts
-from chatbot.metrics import bleu2, distinct, evaluate, score
 from chatbot.eval import main as eval_main
+from chatbot.metrics import bleu2, distinct, evaluate, score
 from chatbot.prep import CorpusOpts, prepare
 from chatbot.tests.conftest import DGK
 from common.cli import UserError, parse

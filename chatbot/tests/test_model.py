@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from chatbot.batches import collate
-from chatbot.tokens import EOS, GO, PAD, UNK
 from chatbot.model import AdaptiveSoftmax, Seq2Seq, Seq2SeqConfig, banned_next
+from chatbot.tokens import EOS, GO, PAD, UNK
 
 
 def make(attention="general", V=20, H=16, dropout=0.0, seed=0):
@@ -105,9 +105,9 @@ def test_sampling_follows_the_softmax_at_the_temperature():
     g = torch.Generator().manual_seed(0)
     for temperature in (0.5, 2.0):
         expected = torch.softmax(logp[5:] / temperature, -1)
-        draws = [m.generate(x, lengths, max_len=1, temperature=temperature, generator=g)[0] for _ in range(2000)]
+        draws = [m.generate(x, lengths, max_len=1, temperature=temperature, generator=g)[0] for _ in range(1000)]
         freq = torch.bincount(torch.tensor(draws) - 5, minlength=4).float() / len(draws)
-        assert torch.allclose(freq, expected, atol=0.035), (temperature, freq, expected)
+        assert torch.allclose(freq, expected, atol=0.05), (temperature, freq, expected)  # ~3.5 SD
     # seeded: the same draws again
     a = [m.generate(x, lengths, max_len=5, temperature=1.0, generator=torch.Generator().manual_seed(7)) for _ in range(3)]
     b = [m.generate(x, lengths, max_len=5, temperature=1.0, generator=torch.Generator().manual_seed(7)) for _ in range(3)]
