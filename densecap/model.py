@@ -96,14 +96,10 @@ def load_torchvision_vgg16(model, state_dict):
     w = (w * scale.view(1, 3, 1, 1)).flip(1)
     sd["features.0.weight"], sd["features.0.bias"] = w, b
     trunk = {}
-    for k, v in sd.items():
-        if k.startswith("features."):
-            i = int(k.split(".")[1])
-            rest = k.split(".", 2)[2]
-            if i < 10:
-                trunk[f"conv_net1.{i}.{rest}"] = v
-            elif i < 30:
-                trunk[f"conv_net2.{i - 10}.{rest}"] = v
+    convs = sorted({int(k.split(".")[1]) for k in sd if k.startswith("features.")})  # conv layer indices
+    ours = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and n.startswith("conv_net")]
+    for i, name in zip(convs, ours):
+        trunk[f"{name}.weight"], trunk[f"{name}.bias"] = sd[f"features.{i}.weight"], sd[f"features.{i}.bias"]
     trunk["recog_base.0.weight"], trunk["recog_base.0.bias"] = sd["classifier.0.weight"], sd["classifier.0.bias"]
     trunk["recog_base.3.weight"], trunk["recog_base.3.bias"] = sd["classifier.3.weight"], sd["classifier.3.bias"]
     missing = model.load_state_dict(trunk, strict=False)

@@ -90,3 +90,33 @@ def test_train_losses_and_inference_shapes():
     tiny_boxes, _, _ = model.forward_test(torch.randn(1, 3, 10, 7), num_proposals=20)
     t = box_utils.xcycwh_to_x1y1x2y2(tiny_boxes)
     assert len(tiny_boxes) > 0 and t[:, 2].max() <= 7 + 1e-4 and t[:, 3].max() <= 10 + 1e-4
+
+
+def test_torchvision_vgg16_weights_keep_caffe_input(monkeypatch):
+    """-cnn_weights: torchvision's RGB/[0,1]/mean-std VGG-16 folded into conv1_1, so our BGR 0-255 minus
+    the Caffe mean input gives torchvision's own conv5_3 features and fc7 codes."""
+    import numpy as np
+    from torchvision.models import vgg16
+
+    from densecap.loader import to_input
+    from densecap.model import ModelConfig, load_torchvision_vgg16
+
+    torch.manual_seed(0)
+    for name in ("kaiming_uniform_", "kaiming_normal_", "uniform_", "normal_", "constant_"):  # cheap construction
+        monkeypatch.setattr(torch.nn.init, name, lambda t, *a, **k: t)
+    tv = vgg16(weights=None).eval()
+    ours = DenseCapModel(ModelConfig(vocab_size=5)).eval()
+    monkeypatch.undo()
+    with torch.no_grad():
+        for p in tv.parameters():
+            p.normal_(0, 0.02)
+    load_torchvision_vgg16(ours, tv.state_dict())
+    rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    x_tv = (torch.from_numpy(rgb).float().permute(2, 0, 1) / 255 - torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)) \
+        / torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    with torch.no_grad():
+        ref = tv.features[:30](x_tv[None])
+        got = ours.extract_features(to_input(rgb))
+        assert torch.allclose(got, ref, rtol=1e-3, atol=1e-3 * ref.abs().max().item())
+        v = torch.randn(2, 25088)
+        assert torch.allclose(ours.recog_base(v), tv.classifier[:6](v), atol=1e-4)
