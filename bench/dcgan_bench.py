@@ -99,12 +99,15 @@ def plain_train(idx_dir, budget, out, seed=1):
     optD = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     optG = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     crit = torch.nn.BCELoss()
+    import signal
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))  # stop early, keeping what was trained
     t0, iters = time.process_time(), 0
-    while time.process_time() - t0 < budget:
+    while time.process_time() - t0 < budget and not stop:
         for (real,) in loader:
             plain_step(G, D, optG, optD, real, crit)
             iters += 1
-            if time.process_time() - t0 >= budget:
+            if time.process_time() - t0 >= budget or stop:
                 break
     torch.save({"G": G.state_dict(), "iters": iters, "cpu_s": time.process_time() - t0}, out)
 
@@ -182,8 +185,11 @@ def run_training(args, log):
 
 
 def iters_from_log(log):
-    lines = [ln for ln in open(log) if ln.startswith("time budget reached")]
-    return int(lines[-1].split("after ")[1].split(" iterations")[0]) if lines else None
+    """-> (iterations, CPU seconds) from train.py's last line."""
+    lines = [ln for ln in open(log) if ln.startswith(("time budget reached", "stopped in epoch"))]
+    if not lines:
+        return None, None
+    return int(lines[-1].split("after ")[1].split(" iterations")[0]), float(lines[-1].split("wall, ")[1].split("s CPU")[0])
 
 
 def fid_of(G, feats, ref, n=2000, batchnorm="train"):
@@ -218,12 +224,12 @@ def main():
         jobs["ours_mnist"] = ["-dataset", "mnist", "-DATA_ROOT", "mnist8000", "-fineSize", "32", "-loadSize", "32",
                               "-flip", "0", "-nThreads", "0", "-gpu", "0", "-niter", "100000", "-seed", "1",
                               "-name", "mnist", "-max_cpu_time", str(budget), "-print_every", "100",
-                              "-display_every", "500", "-epoch_save_modulo", "100000"]
+                              "-display_every", "500", "-epoch_save_modulo", "5"]
     if not os.path.exists(os.path.join(OUT, "ours_anime.done")):
         jobs["ours_anime"] = ["-dataset", "folder", "-DATA_ROOT", os.path.join(SHARED, "anime_faces_2k"),
                               "-fineSize", "64", "-loadSize", "64", "-nThreads", "0", "-gpu", "0", "-niter", "100000",
                               "-seed", "1", "-name", "anime", "-max_cpu_time", str(budget), "-print_every", "50",
-                              "-display_every", "200", "-epoch_save_modulo", "100000"]
+                              "-display_every", "100", "-epoch_save_modulo", "5"]
     procs = {k: subprocess.Popen([sys.executable, os.path.join(ROOT, "dcgan", "train.py")] + v, env=env, cwd=OUT,
                                  stdout=open(os.path.join(OUT, f"{k}.log"), "w"), stderr=subprocess.STDOUT)
              for k, v in jobs.items()}
@@ -232,18 +238,17 @@ def main():
             [sys.executable, os.path.abspath(__file__), "--worker", os.path.join(OUT, "mnist8000"), str(budget),
              os.path.join(OUT, "plain_mnist.pt")], env=env, cwd=OUT,
             stdout=open(os.path.join(OUT, "plain_mnist.log"), "w"), stderr=subprocess.STDOUT)
+    from dcgan.convert import load_generator
+    from dcgan.fid import MNIST_TRAIN, feature_net, tensor_features, scores
+    from dcgan.images import display_tensor, save_png
+    feats = feature_net("mnist", feature_path=os.path.join(OUT, "mnist_features.pt"),  # while they train
+                        mnist_root=os.path.join(SHARED, "mnist_t10k"))
+    ref = tensor_features(mnist[:MNIST_TRAIN].float().div(255), feats)
     for k, p in procs.items():
         if p.wait() != 0:
             sys.exit(f"{k} failed: see {os.path.join(OUT, k + '.log')}")
         if k.startswith("ours"):
             open(os.path.join(OUT, f"{k}.done"), "w").close()
-
-    from dcgan.convert import load_generator
-    from dcgan.fid import MNIST_TRAIN, feature_net, tensor_features, scores
-    from dcgan.images import display_tensor, save_png
-    feats = feature_net("mnist", feature_path=os.path.join(OUT, "mnist_features.pt"),
-                        mnist_root=os.path.join(SHARED, "mnist_t10k"))
-    ref = tensor_features(mnist[:MNIST_TRAIN].float().div(255), feats)
 
     def quality():
         G, _ = load_generator(latest(OUT, "mnist"))
@@ -256,7 +261,7 @@ def main():
                 "plain": fid_of(pG, feats, ref),
                 "floor": scores(tensor_features(mnist[MNIST_TRAIN:].float().div(255), feats), ref),
                 "ours_iters": iters_from_log(os.path.join(OUT, "ours_mnist.log")),
-                "plain_iters": ck["iters"], "features": feats.name}
+                "plain_iters": [ck["iters"], ck["cpu_s"]], "features": feats.name}
     q = stage("quality", a.fresh, quality)
 
     G, _ = load_generator(latest(OUT, "anime"))
@@ -279,6 +284,7 @@ def report(a, sp, q, anime_iters, budget):
     ips, spb = sp["img_per_s"], sp["s_per_batch"]
     lua_lo, lua_hi = 64 / LUA_S_PER_BATCH[1], 64 / LUA_S_PER_BATCH[0]
     f = lambda r: f"{r['fid']:.2f} | {r['kid']:.4f} ± {r['kid_std']:.4f}"  # noqa: E731
+    it = lambda r: f"{r[0]} ({r[1]:.0f})"  # noqa: E731
     lines = [
         "## dcgan", "",
         f"Machine: {machine()}. Commit {git_rev()}. Command: `python bench/dcgan_bench.py --minutes {a.minutes:g}`.",
@@ -297,14 +303,14 @@ def report(a, sp, q, anime_iters, budget):
               f"### FID after {budget / 60:g} CPU minutes, MNIST 32x32", "",
               f"Features: {q['features']}. 2000 samples (BatchNorm with batch statistics, as generate.lua and "
               f"pytorch/examples sample) against the 8000 training digits (mnist_t10k[:8000]).", "",
-              "| | iterations in the budget | FID | KID |", "|---|---|---|---|",
-              f"| ours (`train.py -dataset mnist -fineSize 32 -loadSize 32 -flip 0`) | {q['ours_iters']} | {f(q['ours'])} |",
-              f"| ours, sampled with `batchnorm=eval` | {q['ours_iters']} | {f(q['ours_eval_bn'])} |",
-              f"| plain pytorch/examples loop (same data, same budget) | {q['plain_iters']} | {f(q['plain'])} |",
+              "| | iterations (CPU s) | FID | KID |", "|---|---|---|---|",
+              f"| ours (`train.py -dataset mnist -fineSize 32 -loadSize 32 -flip 0`) | {it(q['ours_iters'])} | {f(q['ours'])} |",
+              f"| ours, sampled with `batchnorm=eval` | {it(q['ours_iters'])} | {f(q['ours_eval_bn'])} |",
+              f"| plain pytorch/examples loop (same data, same budget) | {it(q['plain_iters'])} | {f(q['plain'])} |",
               f"| floor: 2000 held-back real digits (mnist_t10k[8000:]) | - | {f(q['floor'])} |", "",
               f"### Anime faces after {budget / 60:g} CPU minutes", "",
               f"`train.py -dataset folder -DATA_ROOT ../shared/data/anime_faces_2k -fineSize 64 -loadSize 64` "
-              f"ran {anime_iters} iterations; 36 samples in `dcgan/docs/anime_faces_10min.png` (shown in dcgan/README.md)."]
+              f"ran {it(anime_iters)} iterations (CPU s); 36 samples in `dcgan/docs/anime_faces_10min.png` (shown in dcgan/README.md)."]
     write_section("dcgan", "\n".join(lines))
     print("\n".join(lines))
 

@@ -13,6 +13,7 @@ import glob
 import hashlib
 import os
 import sys
+import warnings
 
 import numpy as np
 import scipy.linalg
@@ -30,6 +31,7 @@ from dcgan.options import FidOptions, cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MNIST_ROOT = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "mnist_t10k"))
+FEATURE_EPOCHS = 3
 MNIST_TRAIN = 8000  # the feature net (and the benchmark's GANs) train on the first 8000; the last 2000 are held back
 
 
@@ -80,9 +82,10 @@ def _sha(path):
     return h.hexdigest()[:8]
 
 
-def train_digit_features(root, out, epochs=3, seed=0):
+def train_digit_features(root, out, epochs=None, seed=0):
     """Train DigitFeatures on the first MNIST_TRAIN images of `root` (IDX); keep the 2000 after them for
     accuracy. Deterministic for a given seed and torch build."""
+    epochs = epochs or FEATURE_EPOCHS
     images = read_idx_images(root).float().div(255)
     labels_path = sorted(glob.glob(os.path.join(root, "*labels-idx1-ubyte*")))
     if not labels_path:
@@ -207,7 +210,9 @@ def frechet_distance(f1, f2):
     f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
     mu1, mu2 = f1.mean(0), f2.mean(0)
     c1, c2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
-    covmean, _ = scipy.linalg.sqrtm(c1 @ c2, disp=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a singular product is handled below
+        covmean = scipy.linalg.sqrtm(c1 @ c2)
     if not np.isfinite(covmean).all():  # singular product: nudge the diagonals, as pytorch-fid does
         off = np.eye(c1.shape[0]) * 1e-6
         covmean = scipy.linalg.sqrtm((c1 + off) @ (c2 + off))

@@ -10,7 +10,9 @@ Checkpoints: <checkpoints_dir>/<name>_<epoch>_net_G.pt and _net_D.pt after each 
 import dataclasses
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 import torch
@@ -136,7 +138,17 @@ def main(opt: TrainOptions):
                 x = G(fixed_noise).float()
             save_image((x + 1) / 2, os.path.join(opt.checkpoints_dir, f"{opt.name}_samples.png"), nrow=8)
 
-    # ---- the loop
+    # ---- the loop; Ctrl-C or SIGTERM: finish the iteration, save, stop (a second Ctrl-C quits at once)
+    stop = []
+
+    def on_signal(signum, frame):
+        if stop and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.append(signum)
+        log("\nstopping: finishing this iteration and saving a checkpoint")
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
     os.makedirs(opt.checkpoints_dir, exist_ok=True)
     t_wall, t_cpu = time.time(), time.process_time()
     total, step, last = (opt.niter - start + 1) * batches, 0, None
@@ -163,7 +175,7 @@ def main(opt: TrainOptions):
                     bar.write(msg) if not bar.disable else log(msg)
                 if opt.display_every > 0 and step % opt.display_every == 0:
                     show(step)
-                out_of_time = ((opt.max_time > 0 and time.time() - t_wall >= opt.max_time)
+                out_of_time = (bool(stop) or (opt.max_time > 0 and time.time() - t_wall >= opt.max_time)
                                or (opt.max_cpu_time > 0 and time.process_time() - t_cpu >= opt.max_cpu_time))
                 if world > 1:
                     flag = torch.tensor([float(out_of_time)], device=device)
@@ -173,7 +185,7 @@ def main(opt: TrainOptions):
                 if out_of_time:
                     break
             if out_of_time:
-                log(f"time budget reached in epoch {epoch} after {step} iterations "
+                log(f"{'stopped' if stop else 'time budget reached'} in epoch {epoch} after {step} iterations "
                     f"({time.time() - t_wall:.0f}s wall, {time.process_time() - t_cpu:.0f}s CPU); saving")
                 last = save(epoch) or last
                 break
@@ -182,6 +194,8 @@ def main(opt: TrainOptions):
         show(step)
     finally:
         bar.close()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
         if dist.is_initialized():
             dist.destroy_process_group()
     return last
