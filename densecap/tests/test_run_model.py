@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 from PIL import Image
 
 from common import checkpoint
@@ -104,3 +105,16 @@ def test_input_split_reads_vg_ids(tiny_checkpoint, shapes_dir, tmp_path):
     assert [r["img_name"] for r in results] == ["11.jpg"]
     with pytest.raises(UserError, match="has"):
         run(["-checkpoint", str(tiny_checkpoint), "-input_split", "dev", "-splits_json", str(tmp_path / "splits.json")])
+
+
+def test_zero_boxes_after_nms_is_a_warning(tiny_checkpoint, shapes_dir, tmp_path, monkeypatch, capsys):
+    from densecap.model import DenseCapModel
+
+    def nothing(self, image, *a, **k):
+        return torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, 15, dtype=torch.long)
+    monkeypatch.setattr(DenseCapModel, "forward_test", nothing)
+    results = run(["-checkpoint", str(tiny_checkpoint), "-input_dir", str(shapes_dir), "-output_vis_dir",
+                   str(tmp_path / "v"), "-output_dir", str(tmp_path / "d")])
+    assert [r["boxes"] for r in results] == [[], [], []]
+    assert capsys.readouterr().err.count("no boxes left after NMS") == 3
+    assert json.load(open(tmp_path / "v" / "results.json"))["results"] == results

@@ -125,3 +125,15 @@ def test_two_ranks_as_torchrun_starts_them(data, tmp_path):
     assert [p.exitcode for p in procs] == [0, 0]
     assert "2 ranks in sync after 3 iterations" in (tmp_path / "rank0.log").read_text()
     assert checkpoint.load(tmp_path / "ck_last.pt", "densecap")["iter"] == 3
+
+
+def test_coco_mini_trains_end_to_end(tmp_path):
+    from densecap.tests.conftest import COCO_MINI
+
+    preprocess.main(parse(preprocess.PreprocessOptions, [
+        "--coco_instances", str(COCO_MINI / "annotations/instances_train2017.json"), "--coco_images",
+        str(COCO_MINI / "train2017"), "--h5_output", str(tmp_path / "c.h5"), "--json_output", str(tmp_path / "c.json"),
+        "--image_size", "96", "--min_token_instances", "2", "--max_images", "12"]))
+    out = train_run(["-data_h5", str(tmp_path / "c.h5"), "-data_json", str(tmp_path / "c.json")], tmp_path,
+                    "-max_iters", 3, "-save_checkpoint_every", 3)
+    assert out["iter"] == 3 and out["stopped"] == "done" and 3 in out["history"]["val"]
