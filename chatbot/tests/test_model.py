@@ -163,3 +163,9 @@ def test_model_learns_to_answer_a_few_pairs():
     for src, tgt in pairs:  # [4,5] and [5,4] differ only in order: the reply depends on it
         xs, ls = collate([src])
         assert m.generate(xs, ls, max_len=5) == tgt
+
+
+def test_configs_of_older_checkpoints_still_load():
+    old = {"vocab_size": 10, "hidden_size": 8, "num_layers": 1, "dropout": 0.2, "attention": "general", "residual": True}
+    cfg = Seq2SeqConfig.from_dict(old)
+    assert cfg.softmax == "full" and Seq2Seq(cfg).decoder.out.out_features == 10

@@ -182,3 +182,8 @@ def test_bad_options_are_one_line(tmp_path):
                           (["--context", "-1"], "--context"), (["--optim", "rmsprop"], "--optim")):
         with pytest.raises(UserError, match=message):
             train(tmp_path, *SMALL, *args)
+
+
+def test_exploding_loss_stops_with_one_line(tmp_path):
+    with pytest.raises(UserError, match=r"training loss became nan at epoch 1 batch \d+; lower --learningRate"):
+        train(tmp_path, *SMALL, "--learningRate", "1e30", "--maxEpoch", "1")
