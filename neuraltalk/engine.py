@@ -64,9 +64,10 @@ def expand(x, n):
     return None if x is None else x.repeat_interleave(n, 0)
 
 
-def xe_step(net, model, fc, att, labels, ss_prob):
-    """Cross-entropy (neuraltalk2's LanguageModelCriterion) with optional scheduled sampling."""
-    logits = net(fc, att, labels, ss_prob)
+def xe_step(net, model, fc, att, labels, ss_prob, seq_per_img):
+    """Cross-entropy (neuraltalk2's LanguageModelCriterion) with optional scheduled sampling; fc/att per image,
+    labels seq_per_img per image."""
+    logits = net(fc, att, labels, ss_prob, seq_per_img=seq_per_img)
     return model.decoder.loss(logits, labels)
 
 
@@ -116,7 +117,7 @@ def evaluate(model, data, split, device, num_images=-1, batch_size=16, beam_size
         batch = np.array(ixs[b:b + batch_size])
         fc, att = image_features(model, data, batch, device, crop_size)
         labels = labels_for(data, batch, seq_per_img, rng).to(device)
-        logits = model(expand(fc, seq_per_img), expand(att, seq_per_img), labels)
+        logits = model(fc, att, labels, seq_per_img=seq_per_img)
         losses.append(float(model.decoder.loss(logits, labels)))
         seq, _ = model(fc, att, mode="sample", beam_size=beam_size, sample_max=sample_max, temperature=temperature)
         for k, sent in zip(batch, decode_batch(seq.cpu().numpy(), data.ix_to_word)):

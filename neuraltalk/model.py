@@ -1,7 +1,7 @@
 """Caption models: show-tell (neuraltalk2) and top-down attention (Anderson et al. 2018, the modern repos' updown).
 
 Both read CNN features (`fc` (B, D), `att` (B, N, C)) and share one interface:
-    logits = model(fc, att, labels, ss_prob)                  # (B, T+2, V+1), loss by common.caption_lm
+    logits = model(fc, att, labels, ss_prob, seq_per_img=5)   # (5B, T+2, V+1), loss by common.caption_lm
     seq, logprobs = model(fc, att, mode="sample", beam_size=3)  # or model.sample(...)
 Tokens follow common.caption_lm: word k is row/column k-1, row/column V is START/END, 0 pads labels.
 Decoding (greedy, sampling, batched beam search) is common.caption_lm's, written once for both.
@@ -28,10 +28,10 @@ class ShowTell(nn.Module):
         self.img_embed = nn.Sequential(nn.Linear(fc_dim, input_encoding_size), nn.ReLU())
         self.lm = LanguageModel(vocab_size, input_encoding_size, rnn_size, num_layers, drop_prob_lm, seq_length)
 
-    def forward(self, fc, att=None, labels=None, ss_prob=0.0, mode="xe", **sample_kw):
+    def forward(self, fc, att=None, labels=None, ss_prob=0.0, mode="xe", seq_per_img=1, **sample_kw):
         if mode == "sample":
             return self.sample(fc, att, **sample_kw)
-        return self.lm(self.img_embed(fc), labels, ss_prob)
+        return self.lm(self.img_embed(fc).repeat_interleave(seq_per_img, 0), labels, ss_prob)
 
     def sample(self, fc, att=None, beam_size=1, sample_max=True, temperature=1.0):
         return self.lm.sample(self.img_embed(fc), beam_size, sample_max, temperature)
@@ -83,12 +83,13 @@ class TopDown(nn.Module):
         z = fc.new_zeros(fc.size(0), self.lang_lstm.hidden_size)
         return (z, z, z, z)
 
-    def forward(self, fc, att=None, labels=None, ss_prob=0.0, mode="xe", **sample_kw):
+    def forward(self, fc, att=None, labels=None, ss_prob=0.0, mode="xe", seq_per_img=1, **sample_kw):
         if mode == "sample":
             return self.sample(fc, att, **sample_kw)
         B, T = labels.shape
-        consts = self.prepare(fc, att)
-        state = self.zero_state(fc)
+        # embed each image once, then share it among its seq_per_img captions
+        consts = tuple(c.repeat_interleave(seq_per_img, 0) for c in self.prepare(fc, att))
+        state = self.zero_state(consts[0])
         tokens = torch.cat([labels.new_full((B, 1), self.end_ix), (labels - 1).clamp(min=0)], 1)
         logits = [fc.new_zeros(B, self.vocab_size + 1)]  # no image step: a placeholder keeps neuraltalk2's layout
         for t in range(T + 1):
@@ -165,6 +166,8 @@ class CaptionModel(nn.Module):
             return self.cnn(images)
 
     def forward(self, fc, att=None, labels=None, ss_prob=0.0, mode="xe", **kw):
+        """XE: features of B images and labels of B * seq_per_img captions (image k's at rows k*n..k*n+n-1)
+        -> logits; mode='sample' -> (seq, logprobs), one caption per image."""
         fc = (fc - self.fc_mean) / self.fc_std
         if att is not None and self.att_mean.numel():
             att = (att - self.att_mean) / self.att_std

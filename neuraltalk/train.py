@@ -263,8 +263,7 @@ def train_iteration(net, model, data, ixs, it, epoch, opt, lm_opt, cnn_opt, cide
                                         opt.train_sample_n, data.ix_to_word)
     else:
         labels = engine.labels_for(data, ixs, opt.seq_per_img, rng).to(device)
-        loss = engine.xe_step(net, model, engine.expand(fc, opt.seq_per_img), engine.expand(att, opt.seq_per_img),
-                              labels, ss_prob(opt, epoch))
+        loss = engine.xe_step(net, model, fc, att, labels, ss_prob(opt, epoch), opt.seq_per_img)
         reward = None
     lm_opt.zero_grad(set_to_none=True)
     cnn_opt.zero_grad(set_to_none=True)

@@ -135,3 +135,15 @@ def test_finetune_changes_the_cnn(prepped, tmp_path):
     fresh = build_cnn("resnet18", "", 2, 123).state_dict()
     tuned = checkpoint.load(path, "neuraltalk")["cnn"]
     assert any(not torch.equal(fresh[k], tuned[k]) for k in fresh if k.endswith("weight"))
+
+
+@pytest.mark.parametrize("name", ["show_tell", "topdown"])
+def test_embedding_each_image_once_equals_expanding_first(name):
+    from neuraltalk.model import build_model
+
+    torch.manual_seed(0)
+    m = build_model(name, 9, 12, 8, 16, 16, 1, 0.0, 6).eval()
+    fc, att, labels = torch.randn(3, 12), torch.randn(3, 4, 8), torch.randint(0, 10, (6, 6))
+    once = m(fc, att, labels, seq_per_img=2)
+    first = m(fc.repeat_interleave(2, 0), att.repeat_interleave(2, 0), labels)
+    assert once.shape == (6, 8, 10) and torch.allclose(once, first, atol=1e-6)
