@@ -111,12 +111,12 @@ def build_model(opt, loader, log):
             raise UserError(f"{opt.checkpoint_start_from}: its vocabulary differs from {opt.data_json}")
         log(f"loaded {opt.checkpoint_start_from}")
     else:
+        if opt.cnn_weights and (opt.cnn != "vgg16" or opt.fc_dim != 4096):
+            raise UserError("-cnn_weights needs -cnn vgg16 -fc_dim 4096")
+        if opt.cnn_weights and not os.path.isfile(opt.cnn_weights):
+            raise UserError(f"{opt.cnn_weights}: no such file (-cnn_weights)")
         model = DenseCapModel(model_config(opt, loader.vocab_size, loader.seq_length))
         if opt.cnn_weights:
-            if opt.cnn != "vgg16" or opt.fc_dim != 4096:
-                raise UserError("-cnn_weights needs -cnn vgg16 -fc_dim 4096")
-            if not os.path.isfile(opt.cnn_weights):
-                raise UserError(f"{opt.cnn_weights}: no such file (-cnn_weights)")
             load_torchvision_vgg16(model, torch.load(opt.cnn_weights, map_location="cpu", weights_only=True))
         elif opt.cnn == "vgg16":
             log("warning: VGG-16 from random weights (pass -cnn_weights vgg16-397923af.pth for ImageNet ones)")

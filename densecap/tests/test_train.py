@@ -137,3 +137,23 @@ def test_coco_mini_trains_end_to_end(tmp_path):
     out = train_run(["-data_h5", str(tmp_path / "c.h5"), "-data_json", str(tmp_path / "c.json")], tmp_path,
                     "-max_iters", 3, "-save_checkpoint_every", 3)
     assert out["iter"] == 3 and out["stopped"] == "done" and 3 in out["history"]["val"]
+
+
+def test_cnn_weights_flag_errors(data, tmp_path):
+    with pytest.raises(UserError, match="needs -cnn vgg16"):
+        train_run(data, tmp_path, "-max_iters", 1, "-cnn_weights", tmp_path / "vgg16.pth")
+    with pytest.raises(UserError, match="no such file"):
+        train.main(parse(train.TrainOptions, data + ["-gpu", "-1", "-max_iters", "1", "-cnn_weights",
+                                                     str(tmp_path / "vgg16.pth"), "-fc_dim", "4096"]))
+
+
+def test_help_lists_every_flag(capsys):
+    import dataclasses
+
+    for mod, cls in ((train, train.TrainOptions), (evaluate_model, evaluate_model.EvalOptions),
+                     (preprocess, preprocess.PreprocessOptions)):
+        with pytest.raises(SystemExit):
+            parse(cls, ["-h"])
+        text = capsys.readouterr().out
+        for f in dataclasses.fields(cls):
+            assert f"-{f.name}" in text, f.name
