@@ -88,6 +88,7 @@ def plain_train(idx_dir, budget, out, seed=1):
     """Worker: the plain loop on an IDX folder at 32 px for `budget` CPU seconds; saves G's state_dict."""
     import torch
     import torch.nn.functional as F
+
     from dcgan.data import read_idx_images
     torch.set_num_threads(1)
     torch.manual_seed(seed)
@@ -142,6 +143,7 @@ def prepare_mnist():
 
 def speed(blocks=4, steps=3):
     import torch
+
     from dcgan.engine import autocast, train_step
     from dcgan.model import GANConfig, build
     torch.set_num_threads(1)
@@ -194,6 +196,7 @@ def iters_from_log(log):
 
 def fid_of(G, feats, ref, n=2000, batchnorm="train"):
     import torch
+
     from dcgan.fid import generator_features, scores
     torch.manual_seed(1)
     return scores(generator_features(G, feats, n, 100, batchnorm=batchnorm), ref)
@@ -239,7 +242,7 @@ def main():
              os.path.join(OUT, "plain_mnist.pt")], env=env, cwd=OUT,
             stdout=open(os.path.join(OUT, "plain_mnist.log"), "w"), stderr=subprocess.STDOUT)
     from dcgan.convert import load_generator
-    from dcgan.fid import MNIST_TRAIN, feature_net, tensor_features, scores
+    from dcgan.fid import MNIST_TRAIN, feature_net, scores, tensor_features
     from dcgan.images import display_tensor, save_png
     feats = feature_net("mnist", feature_path=os.path.join(OUT, "mnist_features.pt"),  # while they train
                         mnist_root=os.path.join(SHARED, "mnist_t10k"))
@@ -310,7 +313,8 @@ def report(a, sp, q, anime_iters, budget):
               f"| floor: 2000 held-back real digits (mnist_t10k[8000:]) | - | {f(q['floor'])} |", "",
               f"### Anime faces after {budget / 60:g} CPU minutes", "",
               f"`train.py -dataset folder -DATA_ROOT ../shared/data/anime_faces_2k -fineSize 64 -loadSize 64` "
-              f"ran {it(anime_iters)} iterations (CPU s); 36 samples in `dcgan/docs/anime_faces_10min.png` (shown in dcgan/README.md)."]
+              f"ran {it(anime_iters)} iterations (CPU s); 36 samples in `dcgan/docs/anime_faces_10min.png` "
+              f"(shown in dcgan/README.md)."]
     write_section("dcgan", "\n".join(lines))
     print("\n".join(lines))
 

@@ -22,25 +22,11 @@ from tqdm import tqdm
 
 from common import checkpoint
 from common.cli import UserError
-from common.device import get_device, rng_state, seed_everything, set_rng_state
+from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
 from dcgan.data import make_loader
 from dcgan.engine import autocast, train_step
 from dcgan.model import SIZES, GANConfig, batch_statistics, build, make_noise
 from dcgan.options import TrainOptions, cli
-
-
-def setup_device(opt):
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    if world == 1:
-        return (get_device(opt.gpu - 1) if opt.gpu > 0 else torch.device("cpu")), 1, 0
-    use_cuda = opt.gpu > 0 and torch.cuda.is_available()
-    dist.init_process_group("nccl" if use_cuda else "gloo")
-    if use_cuda:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    return device, world, rank
 
 
 def checkpoint_paths(opt, epoch):
@@ -64,7 +50,7 @@ def load_resume(path):
 def main(opt: TrainOptions):
     if opt.fineSize not in SIZES:
         raise UserError(f"fineSize={opt.fineSize}: must be one of {', '.join(map(str, SIZES))}")
-    device, world, rank = setup_device(opt)
+    device, rank, world = init_distributed(opt.gpu - 1)  # gpu is 1-based, 0 = CPU
     master = rank == 0
     log = print if master else (lambda *a, **k: None)
     if opt.batchSize % world:
@@ -196,8 +182,7 @@ def main(opt: TrainOptions):
         bar.close()
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        close_distributed()
     return last
 
 

@@ -31,3 +31,15 @@ def blobs(tmp_path):
     d.mkdir()
     write_idx(d / "train-images-idx3-ubyte.gz", x)
     return d
+
+
+@pytest.fixture
+def net(tmp_path):
+    """A tiny random 32-pixel generator saved as a .pt (nz 10, ngf 4)."""
+    from dcgan.convert import save_generator
+    from dcgan.model import GANConfig, Generator, weights_init
+    torch.manual_seed(0)
+    cfg = GANConfig(nz=10, ngf=4, nc=3, fineSize=32)
+    G = Generator(cfg)
+    G.apply(weights_init)
+    return save_generator(G, cfg, str(tmp_path / "tiny_net_G.pt"))

@@ -7,8 +7,15 @@ import torch
 from PIL import Image
 
 from common.cli import UserError
-from dcgan.data import (ClassBalancedSampler, FolderImages, TensorImages, find_images, make_loader,
-                        random_crop_flip, read_idx_images)
+from dcgan.data import (
+    ClassBalancedSampler,
+    FolderImages,
+    TensorImages,
+    find_images,
+    make_loader,
+    random_crop_flip,
+    read_idx_images,
+)
 from dcgan.options import TrainOptions
 
 

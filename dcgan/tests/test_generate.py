@@ -12,21 +12,10 @@ from PIL import Image
 from common import t7
 from common.cli import UserError
 from dcgan import generate as gen
-from dcgan.convert import save_generator
 from dcgan.images import display_tensor
-from dcgan.model import GANConfig, Generator, weights_init
 from dcgan.options import GenerateOptions
 
 REPO = Path(__file__).parents[2]
-
-
-@pytest.fixture
-def net(tmp_path):
-    torch.manual_seed(0)
-    cfg = GANConfig(nz=10, ngf=4, nc=3, fineSize=32)
-    G = Generator(cfg)
-    G.apply(weights_init)
-    return save_generator(G, cfg, str(tmp_path / "tiny_net_G.pt"))
 
 
 def test_line_interpolates_between_two_endpoints_across_the_batch():
