@@ -134,9 +134,12 @@ def train_run(name, extra, a, out):
                      "--maxEpoch", "100", "--patience", "0", "--printEvery", "500"], os.path.join(out, f"{name}.log"))
 
 
-def metrics(d, out, name, pairs):
-    p = start(["-m", "chatbot.eval", "--dataDir", d, "--metrics", str(pairs), "--threads", "1"],
-              os.path.join(out, f"eval_{name}.log"))
+def start_metrics(d, out, name, pairs):
+    return start(["-m", "chatbot.eval", "--dataDir", d, "--metrics", str(pairs), "--threads", "1"],
+                 os.path.join(out, f"eval_{name}.log"))
+
+
+def metrics(p, out, name):
     finish(p)
     log = open(p.log, encoding="utf-8").read()
     m = re.search(r"validation: (\d+) pairs, perplexity ([\d.]+) per (\w+); greedy replies to (\d+): "
@@ -271,7 +274,7 @@ def main():
     ap.add_argument("--orders", type=int, nargs="+", default=[3, 4, 5], help="Kneser-Ney orders")
     ap.add_argument("--score-pairs", type=int, default=200, help="validation questions given greedy replies")
     ap.add_argument("--requests", type=int, default=200, help="server requests (concurrency 8)")
-    ap.add_argument("--replies", type=int, default=100, help="you> loop replies timed per decoding mode")
+    ap.add_argument("--replies", type=int, default=50, help="you> loop replies timed per decoding mode")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "chatbot"), help="work folder")
     ap.add_argument("--skip-throughput", action="store_true", help="only the quality and latency parts")
     ap.add_argument("--note", default="", help="a paragraph added at the end of the section")
@@ -289,8 +292,9 @@ def main():
         if p is not None:
             finish(p)
     kn = cached(a, "kneser_ney", lambda: kneser_ney(os.path.join(runs["ctx0"][0], "corpus.h5"), a.orders))
-    scores = {name: cached(a, f"metrics_{name}", lambda: metrics(d, a.out, name, a.score_pairs))
-              for name, (d, _) in runs.items()}
+    evals = {name: None if a.reuse and os.path.exists(os.path.join(a.out, f"metrics_{name}.json"))
+             else start_metrics(d, a.out, name, a.score_pairs) for name, (d, _) in runs.items()}  # at once
+    scores = {name: cached(a, f"metrics_{name}", lambda: metrics(p, a.out, name)) for name, p in evals.items()}
     for name, s in scores.items():
         print(name, s, flush=True)
     loop, server = cached(a, "latency", lambda: latency(runs["ctx0"][0], a, a.out))
