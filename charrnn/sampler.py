@@ -64,9 +64,10 @@ class LSTMStep:
         # views made once: per layer (gates, sigmoid part, i, f, o, g, c, own h slice, matmul input)
         self.views = []
         for k in range(L):
-            g = self.gates[k]
+            g, own_h = self.gates[k], self.h[:, k * H:(k + 1) * H]
+            below_and_own = self.h[:, (k - 1) * H:(k + 1) * H] if k else None
             self.views.append((g, g[:, :3 * H], g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:],
-                               self.c[k], self.h[:, k * H:(k + 1) * H], self.h[:, (k - 1) * H:(k + 1) * H] if k else None))
+                               self.c[k], own_h, below_and_own))
         self.h_top = self.h[:, (L - 1) * H:]
 
     def __call__(self, tokens) -> torch.Tensor:
