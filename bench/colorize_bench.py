@@ -185,8 +185,12 @@ def main():
     q = json.loads(out.strip().splitlines()[-1])
     used = cpu_used(models, workdir)
     iters = {k: (int(re.search(r"colornet_iter(\d+)\.pt", v).group(1)), used[k]) for k, v in models.items()}
-    budget = (f"{args.minutes:g} CPU minutes" if all(abs(c - args.minutes * 60) < 30 for _, c in iters.values())
+    full = all(abs(c - args.minutes * 60) < 30 for _, c in iters.values())
+    budget = (f"{args.minutes:g} CPU minutes" if full
               else " and ".join(f"{c / 60:.1f} ({k})" for k, (_, c) in iters.items()) + " CPU minutes")
+    stopped = "" if full else (f" The runs were stopped before their {args.minutes:g}-minute budget (the shared machine "
+                               "gave each about a fifth of a core, so the full budget did not fit the session); "
+                               "their CPU seconds were read from /proc when they were stopped.")
 
     lines = ["## colorize", "",
              f"Machine: {machine()}. Commit {git_rev()}, {time.strftime('%Y-%m-%d')}. Command: `make bench` "
@@ -199,7 +203,7 @@ def main():
              "`python colorize/train.py -data_dir bsds500/train " + " ".join(TRAIN_ARGS) +
              f" -max_cpu_time {args.minutes * 60:g} -loss l2|weighted` (a 1/4-width network, 1.56M parameters, "
              f"128-pixel crops; iterations and CPU seconds reached: " +
-             ", ".join(f"{k} {i} in {c:.0f} s" for k, (i, c) in iters.items()) + ").",
+             ", ".join(f"{k} {i} in {c:.0f} s" for k, (i, c) in iters.items()) + ")." + stopped,
              "Evaluated on all 100 bsds500/val photos, gray input at full resolution (481x321), against the "
              "originals. AuC: mean share of pixels whose ab error is within 0..150 (Zhang et al. 2016). "
              "Colourfulness: Hasler-Suesstrunk, as a fraction of the originals' (sum over photos).", "",
