@@ -313,7 +313,7 @@ def section(a, tp, steps, scores, kn, loop, server, minutes):
     effect = {k: 100 * (1 - s["ppl"] / s["ppl_mm"]) for k, s in scores.items()}
     if tp:
         rate, cpu, head = tp
-        n1, n2 = a.steps
+        n1, n2 = sorted({n for _, n in cpu})  # the batches of the two runs (as cached, if reused)
         speed = rate["ours"] / rate["today"]
         tp_text = f"""### Training throughput, same model size, side by side
 
@@ -337,6 +337,8 @@ mid-epoch and resumed gives bit-identical weights to an uninterrupted one.
 """
     else:
         tp_text = "(throughput part skipped: --skip-throughput)\n"
+    reused = (" for this invocation, which reused the parts earlier invocations had finished and cached in "
+              "`bench/out/chatbot/*.json` (`--reuse`)") if a.reuse else ""
     if a.cpu_minutes == 10:
         verdict = f"**{'met' if s0['ppl'] <= 48 else 'NOT met'}** ({s0['ppl']:.2f})"
     else:
@@ -351,7 +353,7 @@ mid-epoch and resumed gives bit-identical weights to an uninterrupted one.
                         for n in sorted(kn))
     return f"""## chatbot (seq2seq on dgk_lost_conv)
 
-Machine: {machine()}. Commit {git_rev()}. Command: `{cmd}` (run by `make bench`), {minutes:.0f} min wall.
+Machine: {machine()}. Commit {git_rev()}. Command: `{cmd}` (run by `make bench`), {minutes:.0f} min wall{reused}.
 Budgets are CPU seconds of each training process (`--maxCpuTime`, `--threads 1`, `OMP_NUM_THREADS=1`),
 not wall seconds, so other work on the machine does not shorten a run; it can still slow each CPU second
 (shared caches), which is why the throughput comparison runs both trainers at the same time.
@@ -395,6 +397,7 @@ distinct-1 {s0['d1']:.3f} / {s2['d1']:.3f}, distinct-2 {s0['d2']:.3f} / {s2['d2'
 `server.py --threads 1` (greedy) on loopback, {a.requests} GET requests at concurrency 8: p50 **{server['p50']:.0f} ms**,
 p99 **{server['p99']:.0f} ms**, {server['rps']:.1f} requests/s (wall time: includes waiting for the other 7
 requests, since one process decodes them one at a time under Python's GIL).
+
 {a.note}"""
 
 
