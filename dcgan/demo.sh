@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: train a DCGAN (half-width nets, ngf=ndf=32) on scikit-image's 200 bundled faces (lfw_subset,
 # 25x25 grayscale, scaled to 32x32) for a minute (about 800 iterations on this 2-core machine), then draw
-# a sample grid, an interpolation strip and the vector-arithmetic batch with the real commands in the original's environment-variable style. Run from the repo root as
+# a sample grid, an interpolation strip and the vector-arithmetic batch with the real commands in the
+# original's environment-variable style. Run from the repo root as
 #   PY=.venv/bin/python DEMO=$PWD/demo_out bash dcgan/demo.sh
 set -euo pipefail
 PY=${PY:-python}
