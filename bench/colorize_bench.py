@@ -18,6 +18,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -123,6 +124,8 @@ def speed(workdir):
             print(f"{w}x{h} max_side {max_side}: {res[(w, h, max_side)]}", flush=True)
     # folder throughput: one process for the folder vs one colorize.py process per file (model loaded each time)
     folder, outdir = os.path.join(workdir, "folder"), os.path.join(workdir, "folder_out")
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(outdir, ignore_errors=True)
     os.makedirs(folder)
     names = sorted(os.listdir(os.path.join(DATA, "val")))[:8]
     for n in names:
