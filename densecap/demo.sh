@@ -4,8 +4,6 @@
 # Run from the repo root as  PY=.venv/bin/python DEMO=$PWD/demo_out bash densecap/demo.sh
 set -euo pipefail
 PY=${PY:-python}
-# the repo root on the path, for `import densecap` / `common` whether or not the package is installed
-export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 DEMO=${DEMO:-$(pwd)/demo_out}
 OUT="$DEMO/densecap"
 mkdir -p "$OUT"
@@ -18,11 +16,11 @@ cd "$(dirname "$0")"   # run the scripts from inside densecap/, as the original 
     --image_size 128 --min_token_instances 1
 
 # one box + phrase per shape; the localization losses weighted 1 (not 0.05-0.1) so a from-scratch trunk
-# learns to find the shapes within the minute
+# learns to find the shapes within the minute (a fixed 400 iterations, so the result does not depend on load)
 "$PY" train.py -data_h5 "$OUT/shapes.h5" -data_json "$OUT/shapes.json" -gpu -1 \
     -cnn tiny -fc_dim 256 -rnn_size 128 -input_encoding_size 128 -anchor_scale 0.5 -drop_prob 0 \
     -learning_rate 7e-4 -sampler_batch_size 64 -region_code_norm 1 -finetune_cnn_after 0 -mid_box_reg_weight 1 -mid_objectness_weight 1 \
-    -end_box_reg_weight 1 -end_objectness_weight 1 -max_time 45 -save_checkpoint_every 200 \
+    -end_box_reg_weight 1 -end_objectness_weight 1 -max_iters 400 -save_checkpoint_every 200 \
     -val_metric detmap -val_images_use 30 -test_num_proposals 100 -losses_log_every 100 \
     -checkpoint_path "$OUT/checkpoint.pt" | tee "$OUT/train.log"
 

@@ -6,8 +6,6 @@
 # DENSECAP_MODEL_SHA256, when set, must match the zip's sha256 (the published page gives none).
 set -euo pipefail
 PY=${PY:-python}
-# the repo root on the path, for `import densecap` / `common` whether or not the package is installed
-export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 URL=${DENSECAP_MODEL_URL:-http://cs.stanford.edu/people/jcjohnson/densecap/densecap-pretrained-vgg16.t7.zip}
 DEST=${DENSECAP_MODEL_DIR:-data/models/densecap}
 "$PY" -m densecap.download_model "$URL" "$DEST" "${DENSECAP_MODEL_SHA256:-}"
