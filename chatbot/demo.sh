@@ -20,4 +20,4 @@ printf '%s\n' "你好" "你是谁" "你的爱好是什么" > "$OUT/questions.txt
 "$PY" eval.py --dataDir "$OUT/data" --input "$OUT/questions.txt" | tee "$OUT/answers.txt"
 "$PY" eval.py --dataDir "$OUT/data" --input "$OUT/questions.txt" --beam 5 > "$OUT/answers_beam5.txt"
 printf '%s\n' "你好" "你是谁" quit | "$PY" eval.py --dataDir "$OUT/data" --temperature 0.8 > "$OUT/chat_sampled.txt"
-echo "chatbot demo: $OUT/answers.txt (greedy), $OUT/answers_beam5.txt (beam 5), model in $OUT/data/model.pt"
+echo "chatbot demo: $OUT/answers.txt (greedy), $OUT/answers_beam5.txt (beam 5), $OUT/chat_sampled.txt (you> loop, --temperature 0.8), model in $OUT/data/model.pt"
