@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: train on the built-in chatterbot Chinese corpus for a fixed 40 epochs, then answer three
 # fixed questions with the real commands. Run from the repo root as
-#   PY=.venv/bin/python DEMO=$PWD/demo_out bash chatbot/demo.sh
+#   PY=.venv/bin/python DEMO=$PWD/demo_out bash chatbot/demo.sh   (DEMO_EPOCHS shortens it; its test uses that)
 set -euo pipefail
 PY=${PY:-python}
 DEMO=${DEMO:-$(pwd)/demo_out}
@@ -13,7 +13,7 @@ cd "$(dirname "$0")"   # run the scripts from inside chatbot/, as the originals 
 # so model.pt is the lowest training perplexity) and no early stopping. The work is fixed (40 epochs of
 # 35 batches), not the time, so a busy machine gives the same model, only later.
 "$PY" train.py --dataDir "$OUT/data" --tokens word --hiddenSize 128 --batchSize 16 --learningRate 0.003 \
-    --dropout 0.1 --valSetSize 0 --patience 0 --maxEpoch 40 --printEvery 200 --seed 123 --threads 1 \
+    --dropout 0.1 --valSetSize 0 --patience 0 --maxEpoch "${DEMO_EPOCHS:-40}" --printEvery 200 --seed 123 --threads 1 \
     | tee "$OUT/train.log"
 
 printf '%s\n' "你好" "你是谁" "你的爱好是什么" > "$OUT/questions.txt"
