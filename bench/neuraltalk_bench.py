@@ -21,7 +21,6 @@ import sys
 import time
 from collections import Counter
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -11,7 +11,6 @@ Writes, every -save_checkpoint_every iterations, `model_id<ID>.pt` (the latest s
 `model_id<ID>.json` (options, loss history, validation predictions and scores, as neuraltalk2).
 """
 import dataclasses
-import json
 import math
 import os
 import sys

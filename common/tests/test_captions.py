@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from common import browser, captions, lang_eval
-from common.caption_lm import LanguageModel, beam_search, caption_loss
+from common.caption_lm import LanguageModel, caption_loss
 from common.cli import UserError
-from common.lstm import CharRNNLSTMCell, torch_to_charrnn_gates
+from common.lstm import CharRNNLSTMCell
 
 
 # ---------------------------------------------------------------- captions
@@ -96,9 +96,11 @@ def test_forward_and_loss_match_lua_per_step_model():
         seq = labels[b].tolist() + [0]
         for t, target in enumerate(seq):
             if target == 0:
-                total -= float(outs[t + 1, V].detach()); n += 1
+                total -= float(outs[t + 1, V].detach())
+                n += 1
                 break
-            total -= float(outs[t + 1, target - 1].detach()); n += 1
+            total -= float(outs[t + 1, target - 1].detach())
+            n += 1
     assert math.isclose(float(lm.loss(logits, labels)), total / n, rel_tol=1e-5)
 
 

@@ -1,7 +1,5 @@
 """train.py on the shapes world: learning, checkpoints, exact resume, SCST, scheduled sampling, bad input."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ from common import checkpoint
 from common.cli import UserError, parse
 from neuraltalk import train
 from neuraltalk.rewards import CiderD
-from neuraltalk.tests.conftest import NEURALTALK, TINY_MODEL
+from neuraltalk.tests.conftest import TINY_MODEL
 
 
 def train_args(prepped, cv, *extra):
@@ -95,8 +93,9 @@ def test_bad_inputs_are_one_line(prepped, tmp_path):
         run_train(prepped, tmp_path, "-start_from", str(tmp_path / "other.pt"))
     with pytest.raises(UserError, match="fine-tuning|needs the images"):
         json_path, h5_path = prepped
-        import h5py
         import shutil
+
+        import h5py
         shutil.copy(h5_path, tmp_path / "noimg.h5")
         with h5py.File(tmp_path / "noimg.h5", "a") as f:
             del f["images"]
