@@ -263,6 +263,7 @@ def train_iteration(net, model, data, ixs, it, epoch, opt, lm_opt, cnn_opt, cide
     else:
         labels = engine.labels_for(data, ixs, opt.seq_per_img, rng).to(device)
         loss = engine.xe_step(net, model, fc, att, labels, ss_prob(opt, epoch), opt.seq_per_img)
+        loss = loss * ddp_token_weight(labels)
         reward = None
     lm_opt.zero_grad(set_to_none=True)
     cnn_opt.zero_grad(set_to_none=True)
@@ -273,6 +274,18 @@ def train_iteration(net, model, data, ixs, it, epoch, opt, lm_opt, cnn_opt, cide
     if finetune:
         cnn_opt.step()
     return loss, reward
+
+
+def ddp_token_weight(labels):
+    """Under DDP: world size x this rank's share of the batch's tokens (words + one END per caption). Each rank's
+    loss is a mean over its own tokens; weighted so, DDP's gradient average equals one process's mean over the
+    whole batch (1 without DDP)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return 1.0
+    n = ((labels > 0).sum() + labels.shape[0]).double()
+    total = n.clone()
+    dist.all_reduce(total)
+    return float(n * dist.get_world_size() / total)
 
 
 def agree(*values, world, device):

@@ -93,19 +93,28 @@ def test_vis_page_shows_each_caption_next_to_its_image(trained, tmp_path, shapes
         assert driver.find_element("id", "status").text == "5 images"
 
 
-def test_ddp_two_processes(prepped, tmp_path):
+def test_ddp_two_processes_equal_one(prepped, tmp_path):
+    """torchrun with 2 CPU processes, 4 images each, ends with the weights of one process on the same 8 images."""
     json_path, h5_path = prepped
     env = dict(os.environ, OMP_NUM_THREADS="1")
     with socket.socket() as s:  # torchrun hangs with --master_port 0: pick a free one
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
+    args = ["-input_json", str(json_path), "-input_h5", str(h5_path), *TINY_MODEL, "-batch_size", "8",
+            "-max_iters", "3", "-save_checkpoint_every", "3", "-val_images_use", "0", "-drop_prob_lm", "0",
+            "-seq_per_img", "5", "-grad_clip", "100"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
-           str(NEURALTALK / "train.py"), "-input_json", str(json_path), "-input_h5", str(h5_path),
-           "-checkpoint_path", str(tmp_path), *TINY_MODEL, "-batch_size", "8", "-max_iters", "2",
-           "-save_checkpoint_every", "2", "-val_images_use", "0", "-id", "ddp"]
+           str(NEURALTALK / "train.py"), *args, "-checkpoint_path", str(tmp_path / "ddp"), "-id", "ddp"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     from common import checkpoint
 
-    ck = checkpoint.load(tmp_path / "model_idddp.pt", "neuraltalk")
-    assert ck["history"]["iter"] == 2 and np.isfinite(list(ck["history"]["loss_history"].values())).all()
+    two = checkpoint.load(tmp_path / "ddp" / "model_idddp.pt", "neuraltalk")
+    assert two["history"]["iter"] == 3 and np.isfinite(list(two["history"]["loss_history"].values())).all()
+    train.main(parse(train.TrainOptions, args + ["-checkpoint_path", str(tmp_path / "one"), "-id", "one"]))
+    one = checkpoint.load(tmp_path / "one" / "model_idone.pt", "neuraltalk")
+    import torch
+
+    assert len(one["model"]) > 5 and one["model"].keys() == two["model"].keys()
+    for k, v in one["model"].items():
+        torch.testing.assert_close(two["model"][k], v, atol=1e-5, rtol=1e-4)
