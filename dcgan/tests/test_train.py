@@ -101,3 +101,19 @@ def test_torchrun_ddp_two_cpu_processes(blobs, tmp_path):
     assert "DistributedDataParallel over 2 processes, 8 images each" in r.stdout
     ck = checkpoint.load(tmp_path / "ddp_1_net_G.pt", "dcgan_G")
     assert len(ck["rng"]) == 2  # both ranks' RNG states, for an exact resume
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_trains_at_larger_sizes(blobs, tmp_path, size):
+    """fineSize 64 and 128 grow the networks by layers; a short run trains and writes size x size samples."""
+    from PIL import Image
+
+    last = train.main(opts(blobs, tmp_path, loadSize=size, fineSize=size, batchSize=4, ntrain=8, niter=1,
+                           ngf=2, ndf=2))
+    G, _ = load_generator(last)
+    convs = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(convs) == {64: 5, 128: 6}[size]
+    with torch.no_grad():
+        assert G.eval()(torch.randn(2, 8, 1, 1)).shape == (2, 1, size, size)
+    grid = Image.open(tmp_path / "ck" / "blobs_samples.png")
+    assert (grid.size[0] - 2) % (size + 2) == 0 and (grid.size[1] - 2) % (size + 2) == 0  # save_image's 2px padding
