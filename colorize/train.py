@@ -53,7 +53,7 @@ class TrainOptions:
     max_cpu_time: float = flag(0, "stop after this many CPU seconds of this process; 0 = no limit")
     init_from: str = flag("", "a .pt checkpoint: resume exactly (or a converted colornet .pt to fine-tune)")
     gpu: int = flag(-1, "GPU id; -1 = CPU")
-    amp: int = flag(1, "mixed precision (bfloat16 autocast) on a GPU")
+    amp: int = flag(1, "mixed precision (bfloat16 autocast): 1 on a GPU, 2 on the CPU too, 0 off")
     seed: int = flag(123, "random seed")
     print_every: int = flag(10, "iterations between loss lines")
 
@@ -160,7 +160,9 @@ def main(opt: TrainOptions):
         log(f"saved {path}")
 
     # ---- the loop
-    amp = device.type == "cuda" and bool(opt.amp)
+    amp = opt.amp == 2 or (opt.amp == 1 and device.type == "cuda")
+    if amp:
+        log(f"mixed precision: bfloat16 autocast on {device.type}")
     cpu0, it = time.process_time(), start
     cpu_before = ck.get("cpu_seconds", 0.0) if ck is not None and start else 0.0
     bar = tqdm(total=opt.max_iters, initial=start, disable=not master or not sys.stderr.isatty(), unit="it")
@@ -173,7 +175,7 @@ def main(opt: TrainOptions):
             idx = idx[rank::world]
             xs, ts, ls = zip(*(train_set[i] for i in idx))
             x, target, labels = torch.stack(xs).to(device), torch.stack(ts).to(device), torch.tensor(ls).to(device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 pred, logits = net(x)
                 loss = color_loss(pred, target, opt.loss)
                 if logits is not None:

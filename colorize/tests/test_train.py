@@ -102,3 +102,18 @@ def test_ddp_two_processes_equal_one(tmp_path):
     two = checkpoint.load(tmp_path / "ddp" / "colornet_iter2.pt", "colorize")
     for k, v in one["model"].items():
         torch.testing.assert_close(two["model"][k], v, atol=1e-5, rtol=1e-4)
+
+
+def test_mixed_precision_path_trains(tmp_path, capsys):
+    """-amp 2 runs the GPU's bfloat16 autocast path on the CPU: it trains, in lower precision than fp32."""
+    d = photos(tmp_path / "flat", 4)
+    args = ["-data_dir", d, "-max_iters", 6, "-val_frac", 0, "-learning_rate", "1.0", *TINY]
+    amp = checkpoint.load(train_main(*args, "-amp", 2, "-checkpoint_dir", tmp_path / "amp"), "colorize")
+    assert "mixed precision: bfloat16 autocast on cpu" in capsys.readouterr().out
+    fp32 = checkpoint.load(train_main(*args, "-checkpoint_dir", tmp_path / "fp32"), "colorize")
+    assert "mixed precision" not in capsys.readouterr().out  # -amp 1 (the default) is GPU-only
+    a, f = np.array(amp["history"]["train_loss"]), np.array(fp32["history"]["train_loss"])
+    assert np.isfinite(a).all() and a[0] == pytest.approx(f[0], rel=0.02) and not np.array_equal(a, f)
+    for k, v in fp32["model"].items():
+        if v.is_floating_point():
+            assert amp["model"][k].dtype == v.dtype  # weights stay fp32 (autocast only computes in bf16)
