@@ -9,16 +9,22 @@ HDF5 (as preprocess.py wrote it): images uint8 (N, 3, S, S) RGB, longest side S,
 (the loader flips to BGR); image_heights/widths, original_heights/widths; boxes int32 (M, 4) xc, yc, w, h
 in 1-indexed pixels of the resized image; labels int32 (M, L) 0-padded; lengths; img_to_first_box /
 img_to_last_box / box_to_img (1-based); split (0 train, 1 val, 2 test). JSON: token_to_idx,
-idx_to_token, filename_to_idx, idx_to_filename. Images are read and written one chunk at a time, so
-memory does not grow with their number (the annotation JSON itself is read whole).
+idx_to_token, filename_to_idx, idx_to_filename.
+
+Streaming: region_descriptions.json is parsed with ijson twice (first to pick the usable images and
+count the words, then to write them), and images are written one chunk at a time, so peak memory does
+not grow with the number of images (tests/test_preprocess.py measures it).
 """
+import itertools
 import json
 import os
 import sys
+from array import array
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import h5py
+import ijson
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
@@ -49,9 +55,16 @@ class PreprocessOptions:
     coco_captions: str = flag("", "new: a COCO captions json; each caption becomes a whole-image region")
 
 
-def _read_json(path, what):
+def _check_file(path, what):
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such file ({what})")
+    if os.path.getsize(path) == 0:
+        raise UserError(f"{path}: the file is empty ({what})")
+
+
+def _read_json(path, what):
+    """A small JSON file (split file, COCO annotations) read whole."""
+    _check_file(path, what)
     try:
         with open(path) as f:
             return json.load(f)
@@ -59,29 +72,44 @@ def _read_json(path, what):
         raise UserError(f"{path}: not valid JSON ({e.msg if hasattr(e, 'msg') else e})") from None
 
 
+def _image_path(image_dir, image_id):
+    path = os.path.join(image_dir, f"{image_id}.jpg")
+    if not os.path.exists(path) and os.path.exists(path[:-4] + ".png"):
+        path = path[:-4] + ".png"  # the shapes world writes PNGs
+    return path
+
+
 def read_vg(opt):
-    """-> list of (image_id, path, [ {x, y, w, h, phrase} ])."""
-    data = _read_json(opt.region_data, "--region_data")
-    if not isinstance(data, list) or not data:
-        raise UserError(f"{opt.region_data}: no images in it (expected a Visual Genome region_descriptions list)")
-    out = []
-    for entry in data:
-        regions = entry.get("regions", [])
-        image_id = entry.get("id", regions[0]["image_id"] if regions else None)
-        if image_id is None:
-            continue
-        path = os.path.join(opt.image_dir, f"{image_id}.jpg")
-        if not os.path.exists(path) and os.path.exists(path[:-4] + ".png"):
-            path = path[:-4] + ".png"  # the shapes world writes PNGs
-        out.append((int(image_id), path,
-                    [{"x": r["x"], "y": r["y"], "w": r["width"], "h": r["height"], "phrase": r["phrase"]}
-                     for r in regions]))
-    return out
+    """Yield (image_id, path, [ {x, y, w, h, phrase} ]) one image at a time: region_descriptions.json is
+    parsed as a stream (ijson), so only the current image's regions are ever in memory."""
+    path = opt.region_data
+    _check_file(path, "--region_data")
+    with open(path, "rb") as f:
+        try:
+            for k, entry in enumerate(ijson.items(f, "item", use_float=True)):
+                if not isinstance(entry, dict):
+                    raise UserError(f"{path}: item {k} is not an image record (expected a Visual Genome "
+                                    "region_descriptions list of {{id, regions}})")
+                regions = entry.get("regions") or []
+                image_id = entry.get("id", regions[0].get("image_id") if regions else None)
+                if image_id is None:
+                    continue
+                try:
+                    regions = [{"x": r["x"], "y": r["y"], "w": r["width"], "h": r["height"], "phrase": r["phrase"]}
+                               for r in regions]
+                except (KeyError, TypeError) as e:
+                    raise UserError(f"{path}: image {image_id}: a region lacks {e} (need x, y, width, height, "
+                                    "phrase)") from None
+                yield int(image_id), _image_path(opt.image_dir, image_id), regions
+        except ijson.JSONError as e:
+            raise UserError(f"{path}: not valid JSON ({str(e).splitlines()[0]})") from None
 
 
 def read_coco(opt):
+    """-> list of (image_id, path, regions). COCO keeps boxes and images in separate lists, so the
+    instances file is read whole (COCO's largest, train2017, is 450 MB; VG's regions file is streamed)."""
     inst = _read_json(opt.coco_instances, "--coco_instances")
-    if not inst.get("images"):
+    if not isinstance(inst, dict) or not inst.get("images"):
         raise UserError(f"{opt.coco_instances}: no images in it (expected a COCO instances json)")
     names = {c["id"]: c["name"] for c in inst.get("categories", [])}
     regions = {im["id"]: [] for im in inst["images"]}
@@ -98,17 +126,16 @@ def read_coco(opt):
     return [(im["id"], os.path.join(opt.coco_images, im["file_name"]), regions[im["id"]]) for im in inst["images"]]
 
 
-def assign_splits(images, split_json):
-    """image_id -> 0/1/2 from the split file, or 80/10/10 in order without one; images in no split are dropped."""
-    if split_json:
-        splits = _read_json(split_json, "--split_json")
-        which = {int(i): k for k, name in enumerate(SPLITS) for i in splits.get(name, [])}
-    else:
-        n = len(images)
-        n_val = n_test = max(1, n // 10) if n >= 3 else 0
-        which = {img[0]: (0 if k < n - n_val - n_test else 1 if k < n - n_test else 2)
-                 for k, img in enumerate(images)}
-    return [(img, which[img[0]]) for img in images if img[0] in which]
+def read_split_file(split_json):
+    """image_id -> 0/1/2 from densecap_splits.json ({train, val, test: [ids]})."""
+    splits = _read_json(split_json, "--split_json")
+    return {int(i): k for k, name in enumerate(SPLITS) for i in splits.get(name, [])}
+
+
+def split_in_order(k, n):
+    """Without a split file: the k-th of n images goes to train, val, test as 80/10/10 in order."""
+    n_val = n_test = max(1, n // 10) if n >= 3 else 0
+    return 0 if k < n - n_val - n_test else 1 if k < n - n_test else 2
 
 
 def encode_box(r, scale, W, H):
@@ -139,89 +166,132 @@ def _load_resized(path, size):
     return np.asarray(img.resize((nw, nh), Image.BILINEAR) if (nw, nh) != (w, h) else img)
 
 
+def _kept_regions(regions, max_len):
+    """[(region, tokens)] of the regions whose phrase has 1..max_len tokens."""
+    toks = ((r, tokenize(r["phrase"])) for r in regions)
+    return [(r, t) for r, t in toks if 0 < len(t) <= max_len]
+
+
 def main(opt: PreprocessOptions, err=None):
     err = err or sys.stderr
-    images = read_coco(opt) if opt.coco_instances else read_vg(opt)
-    if opt.max_images > 0:
-        images = images[:opt.max_images]
+    if opt.coco_instances:
+        coco = read_coco(opt)
+        entries, source = lambda: iter(coco), opt.coco_instances
+    else:
+        entries, source = lambda: read_vg(opt), opt.region_data
     split_json = opt.split_json
     if opt.coco_instances and split_json == PreprocessOptions.split_json:
         split_json = ""  # VG's split file means nothing for COCO ids: split 80/10/10 unless given one
-    images = assign_splits(images, split_json)
-    # tokenize; drop long and empty phrases; keep images with at least one region
-    kept = []
-    for (image_id, path, regions), split in images:
-        toks = [(r, tokenize(r["phrase"])) for r in regions]
-        toks = [(r, t) for r, t in toks if 0 < len(t) <= opt.max_token_length]
-        if toks:
-            kept.append((image_id, path, toks, split))
-    # image headers: skip missing or unreadable images with a warning
-    usable = []
-    for item in tqdm(kept, desc="checking images", disable=not err.isatty(), file=err):
-        size = _open_size(item[1])
-        if not size:
-            print(f"warning: skipping {item[1]}: {'missing' if size is None else 'not a readable image'}", file=err)
+    limit = opt.max_images if opt.max_images > 0 else None
+
+    # pass 1: which images are usable (in a split, a readable image, a region of 1..15 tokens), their
+    # sizes and region counts, and the word counts. Per image only a few integers stay in memory.
+    pos, ids, widths, heights, nboxes, splits = (array("q") for _ in range(6))
+    counts, n_seen = Counter(), 0
+    stream = itertools.islice(entries(), limit)
+    first = next(stream, None)
+    if first is None:
+        raise UserError(f"{source}: no images in it (expected a Visual Genome region_descriptions list "
+                        "[{id, regions}, ...] or a COCO instances json)")
+    which = read_split_file(split_json) if split_json else None
+    bar = tqdm(desc="reading regions", unit=" images", disable=not err.isatty(), file=err)
+    for k, (image_id, path, regions) in enumerate(itertools.chain([first], stream)):
+        n_seen = k + 1
+        bar.update()
+        if which is not None and image_id not in which:
             continue
-        usable.append(item + (size,))
-    if not usable:
+        kept = _kept_regions(regions, opt.max_token_length)
+        if not kept:
+            continue
+        size = _open_size(path)
+        if not size:
+            print(f"warning: skipping {path}: {'missing' if size is None else 'not a readable image'}", file=err)
+            continue
+        counts.update(w for _, t in kept for w in t)
+        for col, v in zip((pos, ids, widths, heights, nboxes, splits),
+                          (k, image_id, size[0], size[1], len(kept), which[image_id] if which else -1)):
+            col.append(v)
+    bar.close()
+    if not pos:
         raise UserError(f"no usable images with regions (looked in {opt.coco_images or opt.image_dir})")
-    counts = Counter(w for item in usable for _, toks in item[2] for w in toks)
+    if which is None:
+        splits = array("q", (split_in_order(k, n_seen) for k in pos))
     vocab = sorted(w for w, c in counts.items() if c >= opt.min_token_instances)
     if any(c < opt.min_token_instances for c in counts.values()):
         vocab.append(UNK)
     token_to_idx = {w: i + 1 for i, w in enumerate(vocab)}
     unk = token_to_idx.get(UNK)
 
-    N, M, S, L = len(usable), sum(len(item[2]) for item in usable), opt.image_size, opt.max_token_length
+    # pass 2: read the regions again and write images, boxes and labels one chunk of images at a time
+    N, M, S, L = len(pos), sum(nboxes), opt.image_size, opt.max_token_length
     os.makedirs(os.path.dirname(os.path.abspath(opt.h5_output)), exist_ok=True)
     tmp = opt.h5_output + ".tmp"
+    filenames = []
     with h5py.File(tmp, "w") as f:
         images_ds = f.create_dataset("images", (N, 3, S, S), dtype=np.uint8, chunks=(1, 3, S, S))
-        meta = {k: np.zeros(N, np.int32) for k in ("image_heights", "image_widths", "original_heights",
-                                                   "original_widths", "img_to_first_box", "img_to_last_box",
-                                                   "split")}
+        meta = {k: np.zeros(N, np.int32) for k in ("image_heights", "image_widths", "img_to_first_box",
+                                                   "img_to_last_box")}
         boxes = f.create_dataset("boxes", (M, 4), dtype=np.int32)
         labels = f.create_dataset("labels", (M, L), dtype=np.int32)
         lengths = f.create_dataset("lengths", (M,), dtype=np.int32)
         box_to_img = f.create_dataset("box_to_img", (M,), dtype=np.int32)
         b = 0
-        chunk = max(1, 4 * opt.num_workers)
+
+        def write(batch, start):
+            nonlocal b
+            c_boxes, c_labels, c_lengths, c_img = [], [], [], []
+            for k, ((path, kept), rgb) in enumerate(zip(batch, pool.map(lambda it: _load_resized(it[0], S), batch))):
+                i = start + k
+                h, w = rgb.shape[:2]
+                images_ds[i] = np.pad(rgb.transpose(2, 0, 1), ((0, 0), (0, S - h), (0, S - w)))
+                scale = S / max(widths[i], heights[i])
+                meta["image_heights"][i], meta["image_widths"][i] = h, w
+                meta["img_to_first_box"][i] = b + len(c_boxes) + 1
+                for r, t in kept:
+                    ids_ = [token_to_idx.get(x, unk) for x in t]
+                    c_boxes.append(encode_box(r, scale, w, h))
+                    c_labels.append(ids_ + [0] * (L - len(ids_)))
+                    c_lengths.append(len(ids_))
+                    c_img.append(i + 1)
+                meta["img_to_last_box"][i] = b + len(c_boxes)
+                bar.update()
+            n = len(c_boxes)
+            boxes[b:b + n], labels[b:b + n] = np.array(c_boxes), np.array(c_labels)
+            lengths[b:b + n], box_to_img[b:b + n] = c_lengths, c_img
+            b += n
+
+        chunk, batch, i = max(1, 4 * opt.num_workers), [], 0
         with ThreadPoolExecutor(max(1, opt.num_workers)) as pool, \
                 tqdm(total=N, desc="images", disable=not err.isatty(), file=err) as bar:
-            for start in range(0, N, chunk):  # one chunk of images (and their regions) in memory at a time
-                batch = usable[start:start + chunk]
-                c_boxes, c_labels, c_lengths, c_img = [], [], [], []
-                for k, ((image_id, path, toks, split, (ow, oh)), rgb) in enumerate(
-                        zip(batch, pool.map(lambda it: _load_resized(it[1], S), batch))):
-                    i = start + k
-                    h, w = rgb.shape[:2]
-                    images_ds[i] = np.pad(rgb.transpose(2, 0, 1), ((0, 0), (0, S - h), (0, S - w)))
-                    scale = S / max(ow, oh)
-                    meta["image_heights"][i], meta["image_widths"][i] = h, w
-                    meta["original_heights"][i], meta["original_widths"][i] = oh, ow
-                    meta["split"][i] = split
-                    meta["img_to_first_box"][i] = b + len(c_boxes) + 1
-                    for r, t in toks:
-                        ids = [token_to_idx.get(x, unk) for x in t]
-                        c_boxes.append(encode_box(r, scale, w, h))
-                        c_labels.append(ids + [0] * (L - len(ids)))
-                        c_lengths.append(len(ids))
-                        c_img.append(i + 1)
-                    meta["img_to_last_box"][i] = b + len(c_boxes)
-                    bar.update()
-                n = len(c_boxes)
-                boxes[b:b + n], labels[b:b + n] = np.array(c_boxes), np.array(c_labels)
-                lengths[b:b + n], box_to_img[b:b + n] = c_lengths, c_img
-                b += n
+            for k, (image_id, path, regions) in enumerate(itertools.islice(entries(), limit)):
+                if i + len(batch) == N:
+                    break
+                if k != pos[i + len(batch)]:
+                    continue
+                kept = _kept_regions(regions, opt.max_token_length)
+                if image_id != ids[i + len(batch)] or len(kept) != nboxes[i + len(batch)]:
+                    raise UserError(f"{source}: changed while being read (image {image_id})")
+                batch.append((path, kept))
+                filenames.append(os.path.basename(path))
+                if len(batch) == chunk:  # one chunk of images (and their regions) in memory at a time
+                    write(batch, i)
+                    i, batch = i + len(batch), []
+            if batch:
+                write(batch, i)
+                i += len(batch)
+        if i != N or b != M:
+            raise UserError(f"{source}: changed while being read ({i} of {N} images found again)")
         for k, v in meta.items():
             f.create_dataset(k, data=v)
+        for k, v in (("original_widths", widths), ("original_heights", heights), ("split", splits)):
+            f.create_dataset(k, data=np.asarray(v, dtype=np.int32))
     os.replace(tmp, opt.h5_output)
     info = {"token_to_idx": token_to_idx, "idx_to_token": {str(i): w for w, i in token_to_idx.items()},
-            "filename_to_idx": {os.path.basename(item[1]): i for i, item in enumerate(usable)},
-            "idx_to_filename": {str(i): os.path.basename(item[1]) for i, item in enumerate(usable)}}
+            "filename_to_idx": {name: i for i, name in enumerate(filenames)},
+            "idx_to_filename": {str(i): name for i, name in enumerate(filenames)}}
     with open(opt.json_output, "w") as f:
         json.dump(info, f)
-    per_split = Counter(SPLITS[item[3]] for item in usable)
+    per_split = Counter(SPLITS[s] for s in splits)
     print(f"wrote {opt.h5_output}: {N} images ({dict(per_split)}), {M} regions, vocabulary {len(vocab)} "
           f"(words seen < {opt.min_token_instances} times -> {UNK})", file=err)
     return info

@@ -110,9 +110,22 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "empty.json").write_text("[]")
     with pytest.raises(UserError, match="no images in it"):
         prep(["--region_data", tmp_path / "empty.json"])
+    (tmp_path / "zero.json").write_text("")
+    with pytest.raises(UserError, match="zero.json: the file is empty"):
+        prep(["--region_data", tmp_path / "zero.json"])
     (tmp_path / "bad.json").write_text("{oops")
-    with pytest.raises(UserError, match="not valid JSON"):
+    with pytest.raises(UserError, match=r"bad.json: not valid JSON \(lexical error: invalid char"):
         prep(["--region_data", tmp_path / "bad.json"])
+    # cut off after the first image: streaming finds out only at the end, and still says so in one line
+    (tmp_path / "cut.json").write_text('[{"id": 1, "regions": []}, {"id": 2, "regi')
+    with pytest.raises(UserError, match=r"cut.json: not valid JSON \(parse error: premature EOF\)$"):
+        prep(["--region_data", tmp_path / "cut.json", "--split_json", ""])
+    (tmp_path / "ints.json").write_text("[1, 2]")
+    with pytest.raises(UserError, match="item 0 is not an image record"):
+        prep(["--region_data", tmp_path / "ints.json"])
+    (tmp_path / "coco.json").write_text("{}")
+    with pytest.raises(UserError, match="coco.json: no images in it"):
+        prep(["--coco_instances", tmp_path / "coco.json"])
     regions = [{"id": 1, "regions": [{"region_id": 1, "image_id": 1, "x": 0, "y": 0, "width": 5, "height": 5,
                                        "phrase": "a thing"}]},
                {"id": 2, "regions": [{"region_id": 2, "image_id": 2, "x": 0, "y": 0, "width": 5, "height": 5,
@@ -124,21 +137,51 @@ def test_bad_inputs(tmp_path):
         prep(["--region_data", tmp_path / "r.json", "--image_dir", tmp_path / "img", "--split_json", ""])
 
 
-def _peak_rss_mb(tmp_path, n):
-    d = tmp_path / f"n{n}"
-    paths = write_dataset(d, n, seed=0, size=32)
+def _peak_rss_mb(d, args):
+    """Peak RSS (MB) of preprocess.py run in a fresh process."""
     code = ("import sys; from common.cli import parse; from densecap import preprocess;"
             "preprocess.main(parse(preprocess.PreprocessOptions, sys.argv[1:]));"
             # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking (pytest) process
             "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))")
-    out = subprocess.run([sys.executable, "-c", code, "--region_data", paths["region_descriptions"], "--image_dir",
-                          paths["images"], "--split_json", paths["splits_json"], "--h5_output", d / "o.h5",
-                          "--json_output", d / "o.json", "--image_size", "400", "--num_workers", "1"],
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args), "--h5_output", d / "o.h5",
+                          "--json_output", d / "o.json", "--num_workers", "1"],
                          capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
     return int(out.stdout.split()[-1]) / 1024
 
 
+def _big_vg(d, n):
+    """A region_descriptions.json of n images: the 100 real VG sample entries again and again under new
+    ids (9 KB of JSON, ~50 regions per image), each image a link to one small blank JPEG."""
+    sample = json.load(open(VG_SAMPLE / "region_descriptions.json_samples.json"))
+    (d / "images").mkdir(parents=True)
+    Image.new("RGB", (80, 60), (10, 20, 30)).save(d / "blank.jpg")
+    with open(d / "regions.json", "w") as f:
+        f.write("[")
+        for i in range(n):
+            entry = sample[i % len(sample)]
+            regions = [dict(r, image_id=i + 1) for r in entry["regions"]]
+            f.write(("," if i else "") + json.dumps({"regions": regions, "id": i + 1}))
+            (d / "images" / f"{i + 1}.jpg").symlink_to(d / "blank.jpg")
+        f.write("]")
+    return ["--region_data", d / "regions.json", "--image_dir", d / "images", "--split_json", ""]
+
+
+def test_memory_does_not_grow_with_the_region_file(tmp_path):
+    # 150 vs 1,500 images (1.4 vs 14 MB of region JSON, 7k vs 70k regions). Read whole (json.load) the big
+    # file alone would take ~100 MB of Python objects on top of the ~75 MB the process needs anyway.
+    small = _peak_rss_mb(tmp_path / "small", _big_vg(tmp_path / "small", 150) + ["--image_size", "16"])
+    big = _peak_rss_mb(tmp_path / "big", _big_vg(tmp_path / "big", 1500) + ["--image_size", "16"])
+    with h5py.File(tmp_path / "big" / "o.h5") as f:
+        assert f["images"].shape[0] == 1500 and f["boxes"].shape[0] > 50_000
+    assert big < 1.2 * small, (small, big)
+
+
 def test_memory_does_not_grow_with_images(tmp_path):
     # 400 x 400 x 3 = 0.5 MB per stored image: holding 200 of them would add ~90 MB
-    small, big = _peak_rss_mb(tmp_path, 20), _peak_rss_mb(tmp_path, 200)
+    def run(n):
+        paths = write_dataset(tmp_path / f"n{n}", n, seed=0, size=32)
+        return _peak_rss_mb(tmp_path / f"n{n}", ["--region_data", paths["region_descriptions"], "--image_dir",
+                                                 paths["images"], "--split_json", paths["splits_json"],
+                                                 "--image_size", "400"])
+    small, big = run(20), run(200)
     assert big - small < 25, (small, big)
