@@ -139,6 +139,10 @@ class DenseCapModel(nn.Module):
         return self.conv_net2(x)
 
     # ------------------------------------------------------------------ training
+    def forward(self, *args, **kwargs):
+        """model(...) is forward_train, so that DistributedDataParallel (which wraps __call__) sees it."""
+        return self.forward_train(*args, **kwargs)
+
     def forward_train(self, image, gt_boxes, gt_labels, finetune_cnn=False, generator=None):
         """One image (1, 3, H, W), its GT boxes (B, 4) xcycwh and labels (B, L) -> dict of weighted losses."""
         cfg = self.cfg

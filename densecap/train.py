@@ -4,7 +4,7 @@ iterations, a checkpoint only when val mAP improves (and the last state at the e
     python train.py -data_h5 data/VG-regions.h5 -data_json data/VG-regions-dicts.json -gpu 0 \
         -cnn_weights vgg16-397923af.pth -finetune_cnn_after 100000
     python train.py -checkpoint_start_from checkpoint_last.pt ...     # exact resume
-    torchrun --nproc_per_node 2 train.py ...                          # data parallel, one image per rank
+    torchrun --nproc_per_node 2 train.py ...                          # DDP: each rank its own images
 """
 import dataclasses
 import math
@@ -14,10 +14,11 @@ import time
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from common.cli import UserError, flag, options, parse, run
-from common.device import get_device, rng_state, seed_everything, set_rng_state
+from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
 from densecap.checkpoints import load_model, save_model
 from densecap.evaluation import eval_split
 from densecap.loader import DataLoader
@@ -133,25 +134,17 @@ def make_optimizer(model, opt):
                             weight_decay=opt.weight_decay, foreach=True)
 
 
-def average_gradients(model, world):
-    """Data parallel across torchrun ranks: each rank ran its own image; average every gradient
-    (zeros where a rank had none, e.g. no positive boxes for the language model)."""
-    for p in model.parameters():
-        if p.requires_grad:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad)
-            p.grad /= world
+def any_rank(flag, world):
+    """True on every rank when `flag` is true on any (so that all ranks stop together)."""
+    if world == 1:
+        return bool(flag)
+    t = torch.tensor([float(flag)])
+    dist.all_reduce(t)
+    return t.item() > 0
 
 
 def main(opt: TrainOptions):
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    if world > 1:
-        dist.init_process_group("nccl" if opt.gpu >= 0 and torch.cuda.is_available() else "gloo")
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if opt.gpu >= 0 and \
-            torch.cuda.is_available() else torch.device("cpu")
-    else:
-        device = get_device(opt.gpu)
+    device, rank, world = init_distributed(opt.gpu)  # under torchrun: gloo on CPU, nccl on GPU
     master = rank == 0
     log = print if master else (lambda *a, **k: None)
     seed_everything(opt.seed + rank)
@@ -170,9 +163,13 @@ def main(opt: TrainOptions):
         loader.set_state(ckpt["loader"])
         set_rng_state(ckpt["rng"])
         log(f"resuming at iteration {it}")
-    if world > 1:  # every rank starts from rank 0's weights and reads its own images
-        for t in model.state_dict().values():
-            dist.broadcast(t, 0)
+    net = model
+    if world > 1:
+        # DDP starts every rank from rank 0's weights and averages the gradients in backward; parameters
+        # can go unused on one rank (the language model when an image has no positive box, the trunk
+        # before -finetune_cnn_after). Rank r reads train images r, r + world, r + 2 world, ...
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
+                                      find_unused_parameters=True)
         loader.iterators["train"] = (loader.iterators["train"] + rank) % len(loader.split_ix["train"])
     base = os.path.splitext(opt.checkpoint_path)[0]
 
@@ -210,15 +207,15 @@ def main(opt: TrainOptions):
             for _ in range(world - 1):
                 loader.next("train")
         finetune = opt.finetune_cnn_after >= 0 and it >= opt.finetune_cnn_after
-        losses = model.forward_train(image.to(device), boxes.to(device), labels.to(device), finetune_cnn=finetune)
+        losses = net(image.to(device), boxes.to(device), labels.to(device), finetune_cnn=finetune)
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if world > 1:
-            average_gradients(model, world)
         value = loss.item()
-        if not math.isfinite(value) or (first_loss is not None and value > 100 * first_loss):
-            log(f"iter {it}: loss {value:.4g} ({'not finite' if not math.isfinite(value) else '> 100x the first'})"
+        bad = not math.isfinite(value) or (first_loss is not None and value > 100 * first_loss)
+        if any_rank(bad, world):
+            why = ("not finite" if not math.isfinite(value) else "> 100x the first") if bad else "another rank's"
+            log(f"iter {it}: loss {value:.4g} ({why})"
                 f"; terms: " + ", ".join(f"{k} {v.item():.4g}" for k, v in losses.items()) + "; stopping")
             stop = "diverged"
             break
@@ -234,12 +231,9 @@ def main(opt: TrainOptions):
             bar.write(msg) if bar.disable is False else log(msg)
         out_of_time = opt.max_time > 0 and time.time() - t0 > opt.max_time
         done = (opt.max_iters > 0 and it >= opt.max_iters) or out_of_time
-        if world > 1:
-            flag_t = torch.tensor([float(done)])
-            dist.all_reduce(flag_t)
-            done = flag_t.item() > 0
+        done = any_rank(done, world)
         if it % opt.save_checkpoint_every == 0 or done:
-            validate()
+            validate()  # rank 0 alone; the others wait for it in the next backward's all-reduce
         if done:
             stop = "done"
     bar.close()
@@ -252,7 +246,7 @@ def main(opt: TrainOptions):
         if max(s.item() for s in sums) - min(s.item() for s in sums) > 1e-6 * abs(total.item()) + 1e-9:
             raise RuntimeError(f"ranks diverged: parameter sums {[s.item() for s in sums]}")
         log(f"{world} ranks in sync after {it} iterations")
-        dist.destroy_process_group()
+    close_distributed()
     return {"iter": it, "best_val_score": best_score, "history": history, "stopped": stop}
 
 
