@@ -2,7 +2,14 @@
 import numpy as np
 import pytest
 
-from densecap.evaluation import DenseCaptioningEvaluator, average_precision, merge_boxes, xcycwh_to_x1y1x2y2
+from densecap.evaluation import (
+    MIN_OVERLAPS,
+    MIN_SCORES,
+    DenseCaptioningEvaluator,
+    average_precision,
+    merge_boxes,
+    xcycwh_to_x1y1x2y2,
+)
 
 
 def xc(*x1y1x2y2):
@@ -112,3 +119,34 @@ def test_detmap_only_skips_meteor():
     ev.add_result([1.0], xc(A), [""], xc(A), ["a"])
     res = ev.evaluate()
     assert res["detmap"] == pytest.approx(1.0) and "map" not in res
+
+
+def _lua_points_at_or_below(r):
+    """How many of the AP loop's 100 recall thresholds (Lua's accumulated 0, 0.01, ...) are <= r."""
+    n, t = 0, 0.0
+    while t <= 1:
+        n += t <= r
+        t += 0.01
+    return n
+
+
+def test_map_with_the_real_meteor():
+    """pycocoevalcap's METEOR 1.5 (the Java jar, as evaluate_model.py uses it; ~5-15 s to load its
+    paraphrase tables, once per process) on three exact boxes:
+      A: "a small red circle" for "a small red circle"  -> identical, METEOR 1: a hit at every threshold
+      B: "a small red circle" for "a large blue square" -> only "a" shared, METEOR ~0.04: a hit at 0 only
+      C: "two dogs" for "a green triangle"              -> nothing shared, METEOR 0: never a hit
+    so detmap = 1; METEOR threshold 0 sees hits 1,1,0 (AP: precision 1 up to recall 2/3), thresholds
+    .05-.25 see 1,0,0 (AP: precision 1 up to recall 1/3), the same at every IoU threshold."""
+    ev = DenseCaptioningEvaluator()  # meteor=None: the real scorer through common.lang_eval
+    ev.add_result([0.9, 0.8, 0.7], xc(A, B, C), ["a small red circle", "a small red circle", "two dogs"],
+                  xc(A, B, C), ["a small red circle", "a large blue square", "a green triangle"])
+    res = ev.evaluate()
+    assert res["detmap"] == pytest.approx(1.0)
+    at_0, above = _lua_points_at_or_below(2 / 3) / 100, _lua_points_at_or_below(1 / 3) / 100
+    assert (at_0, above) == (0.67, 0.34)
+    for ov in MIN_OVERLAPS:
+        assert res["ap_breakdown"][f"ov{ov}_score0"] == pytest.approx(at_0)
+        for m in MIN_SCORES[2:]:
+            assert res["ap_breakdown"][f"ov{ov}_score{m}"] == pytest.approx(above)
+    assert res["map"] == pytest.approx((at_0 + 5 * above) / 6)  # 0.395
