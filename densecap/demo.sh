@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: train DenseCap (tiny trunk) on the synthetic shapes world for under a minute, score its
+# make demo: train DenseCap (tiny trunk) on the synthetic shapes world for about a minute, score its
 # detections on held-out images against random boxes, and show them in the original's viewer.
 # Run from the repo root as  PY=.venv/bin/python DEMO=$PWD/demo_out bash densecap/demo.sh
 set -euo pipefail
@@ -16,21 +16,22 @@ cd "$(dirname "$0")"   # run the scripts from inside densecap/, as the original 
     --image_size 128 --min_token_instances 1
 
 # one box + phrase per shape; the localization losses weighted 1 (not 0.05-0.1) so a from-scratch trunk
-# learns to find the shapes within the minute (a fixed 400 iterations, so the result does not depend on load)
+# learns to find the shapes within the minute (a fixed 1,200 iterations, so the result does not depend on
+# load). 10 proposals: scenes hold 1-3 shapes, and on val 10 scored higher than 30 or 100 (67.6, 61.9, 57.3)
 "$PY" train.py -data_h5 "$OUT/shapes.h5" -data_json "$OUT/shapes.json" -gpu -1 \
     -cnn tiny -fc_dim 256 -rnn_size 128 -input_encoding_size 128 -anchor_scale 0.5 -drop_prob 0 \
-    -learning_rate 7e-4 -sampler_batch_size 64 -region_code_norm 1 -finetune_cnn_after 0 -mid_box_reg_weight 1 -mid_objectness_weight 1 \
-    -end_box_reg_weight 1 -end_objectness_weight 1 -max_iters 400 -save_checkpoint_every 200 \
-    -val_metric detmap -val_images_use 30 -test_num_proposals 100 -losses_log_every 100 \
+    -learning_rate 1e-3 -sampler_batch_size 64 -region_code_norm 1 -finetune_cnn_after 0 -mid_box_reg_weight 1 -mid_objectness_weight 1 \
+    -end_box_reg_weight 1 -end_objectness_weight 1 -max_iters 1200 -save_checkpoint_every 400 \
+    -val_metric detmap -val_images_use 30 -test_num_proposals 10 -losses_log_every 200 \
     -checkpoint_path "$OUT/checkpoint.pt" | tee "$OUT/train.log"
 
-"$PY" evaluate_model.py -checkpoint "$OUT/checkpoint.pt" -split test -gpu -1 -num_proposals 100 \
+"$PY" evaluate_model.py -checkpoint "$OUT/checkpoint.pt" -split test -gpu -1 -num_proposals 10 \
     -metric detmap -baseline random -output_json "$OUT/eval_test.json" | tee "$OUT/eval.txt"
 
 mkdir -p "$OUT/test_images"
 "$PY" -c "import json, shutil; ids = json.load(open('$OUT/shapes/densecap_splits.json'))['test']
 [shutil.copy(f'$OUT/shapes/images/{i}.png', '$OUT/test_images/') for i in ids]"
 "$PY" run_model.py -checkpoint "$OUT/checkpoint.pt" -input_dir "$OUT/test_images" -image_size 128 -gpu -1 \
-    -num_proposals 100 -output_vis_dir "$OUT/vis/data" -output_dir "$OUT/drawn"
+    -num_proposals 10 -output_vis_dir "$OUT/vis/data" -output_dir "$OUT/drawn"
 "$PY" -m densecap.screenshot "$OUT/vis" "$OUT/viewer.png" || echo "(no screenshot: headless chromium missing)"
 echo "densecap demo: $OUT/eval.txt; viewer: cd $OUT/vis && $PY -m http.server 8181, open view_results.html"
