@@ -45,11 +45,15 @@ class TrainOpts(CorpusOpts):
     saturateEpoch: int = flag(20, "sgd: epoch at which the learning rate reaches minLR")
     maxEpoch: int = flag(50, "maximum number of epochs")
     batchSize: int = flag(10, "pairs per batch")
+    warmup: int = flag(0, "raise the learning rate linearly from 0 over the first N batches")
+    decay: str = flag("none", "learning-rate decay to 0 at the end of the run: none, linear or cosine; the end "
+                              "is --maxCpuTime when given (CPU seconds in all), else --maxEpoch epochs")
     gradientClipping: float = flag(5.0, "clip the gradient norm to this (0 = off)")
     earlyStopOnTrain: bool = flag(False, "early-stop on training instead of validation perplexity")
     patience: int = flag(3, "stop after this many epochs without a better perplexity (0 = never)")
     maxTime: float = flag(0.0, "stop after this many seconds, saving a resumable checkpoint (0 = no limit)")
-    maxCpuTime: float = flag(0.0, "stop after this many seconds of this process's CPU time (0 = no limit)")
+    maxCpuTime: float = flag(0.0, "stop after this many CPU seconds of training in all (a resumed run counts "
+                                  "the CPU seconds before it; 0 = no limit)")
     maxSteps: int = flag(0, "stop after this many batches in all, saving a checkpoint (0 = no limit)")
     resume: bool = flag(False, "continue from DATADIR/checkpoint.pt")
     printEvery: int = flag(100, "print the training loss every this many batches")
@@ -65,6 +69,7 @@ class Progress:
     epoch: int = 1
     step: int = 0  # batches done in this epoch
     steps_done: int = 0  # batches done in all
+    cpu_s: float = 0.0  # CPU seconds of training (validation included) in all
     loss_sum: float = 0.0  # this epoch's training NLL and token count
     tok_sum: int = 0
     best_val: float = math.inf  # model.pt's validation perplexity
@@ -90,10 +95,9 @@ def main(opt):
     if len(val_data) == 0:
         print("note: no validation pairs (corpus too small or --valSetSize 0): early stopping uses "
               "training perplexity", file=sys.stderr)
-    clock = Clock(opt)
+    clock = Clock(opt, progress)
     try:
         while progress.epoch <= opt.maxEpoch:
-            set_learning_rate(opt, optimizer, progress.epoch)
             stopped = train_epoch(opt, model, optimizer, train_data, progress, clock, device, amp)
             complete = progress.step >= train_data.num_batches(opt.batchSize)
             end_epoch(opt, model, optimizer, val_data, meta, progress, complete, clock, device)
@@ -119,6 +123,10 @@ def check(opt):
         raise UserError(f"--softmax {opt.softmax}: use adaptive or full")
     if opt.precision not in ("auto", "bf16", "fp32"):
         raise UserError(f"--precision {opt.precision}: use auto, bf16 or fp32")
+    if opt.decay not in ("none", "linear", "cosine"):
+        raise UserError(f"--decay {opt.decay}: use none, linear or cosine")
+    if opt.warmup < 0:
+        raise UserError("--warmup must be 0 or more batches")
     if opt.optim not in ("adam", "sgd"):
         raise UserError(f"--optim {opt.optim}: use adam or sgd")
     if opt.batchSize < 1 or opt.hiddenSize < 1 or opt.numLayers < 1:
@@ -169,10 +177,22 @@ def resume(opt, meta, model, optimizer):
     return progress
 
 
-def set_learning_rate(opt, optimizer, epoch):
-    if opt.optim == "sgd":
-        for g in optimizer.param_groups:
-            g["lr"] = sgd_lr(opt, epoch)
+def learning_rate(opt, progress, batches_per_epoch):
+    """This batch's learning rate: the base rate (SGD: chatbot-zh's per-epoch schedule), times a linear
+    warmup over the first --warmup batches, times the --decay factor of how much of the run is done: the
+    share of --maxCpuTime spent when given (so the rate reaches 0 as the CPU budget runs out, however fast
+    the machine), else the share of --maxEpoch epochs."""
+    lr = sgd_lr(opt, progress.epoch) if opt.optim == "sgd" else opt.learningRate
+    if opt.warmup:
+        lr *= min(1.0, (progress.steps_done + 1) / opt.warmup)
+    if opt.decay != "none":
+        if opt.maxCpuTime:
+            done = progress.cpu_s / opt.maxCpuTime
+        else:
+            done = progress.steps_done / (opt.maxEpoch * batches_per_epoch)
+        done = min(max(done, 0.0), 1.0)
+        lr *= 1.0 - done if opt.decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * done))
+    return lr
 
 
 def sgd_lr(opt, epoch):
@@ -182,18 +202,22 @@ def sgd_lr(opt, epoch):
 
 
 class Clock:
-    """The run's limits: wall seconds (--maxTime), CPU seconds of this process (--maxCpuTime), batches."""
+    """The run's limits: wall seconds of this process (--maxTime); CPU seconds (--maxCpuTime) and batches
+    (--maxSteps) in all, counted in `progress`, so that a resumed run finishes the same budget."""
 
-    def __init__(self, opt):
-        self.opt, self.wall, self.cpu = opt, time.time(), time.process_time()
+    def __init__(self, opt, progress):
+        self.opt, self.wall, self.cpu, self.cpu_before = opt, time.time(), time.process_time(), progress.cpu_s
 
     def elapsed(self):
         return time.time() - self.wall
 
-    def out_of_time(self, steps_done):
+    def tick(self, progress):
+        progress.cpu_s = self.cpu_before + time.process_time() - self.cpu
+
+    def out_of_time(self, progress):
         o = self.opt
-        return bool((o.maxTime and self.elapsed() >= o.maxTime) or (o.maxSteps and steps_done >= o.maxSteps) or
-                    (o.maxCpuTime and time.process_time() - self.cpu >= o.maxCpuTime))
+        return bool((o.maxTime and self.elapsed() >= o.maxTime) or (o.maxSteps and progress.steps_done >= o.maxSteps) or
+                    (o.maxCpuTime and progress.cpu_s >= o.maxCpuTime))
 
 
 def train_epoch(opt, model, optimizer, data, progress, clock, device, amp):
@@ -212,6 +236,10 @@ def train_epoch(opt, model, optimizer, data, progress, clock, device, amp):
         if not math.isfinite(loss):
             raise UserError(f"training loss became {loss} at epoch {progress.epoch} batch {progress.step + 1}; "
                             "lower --learningRate (checkpoint.pt still holds the last saved state)")
+        clock.tick(progress)
+        lr = learning_rate(opt, progress, n_batches)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
         optimizer.step()
         n_tok = int((y_out != PAD).sum())
         progress.loss_sum += loss * n_tok
@@ -220,8 +248,9 @@ def train_epoch(opt, model, optimizer, data, progress, clock, device, amp):
         progress.steps_done += 1
         if progress.step % opt.printEvery == 0:
             print(f"epoch {progress.epoch} batch {progress.step}/{n_batches} loss {loss:.3f} "
-                  f"ppl {math.exp(min(loss, 50)):.1f} ({clock.elapsed():.0f}s)", flush=True)
-        if clock.out_of_time(progress.steps_done):
+                  f"ppl {math.exp(min(loss, 50)):.1f} lr {lr:.2e} ({clock.elapsed():.0f}s, {progress.cpu_s:.0f} CPU s)",
+                  flush=True)
+        if clock.out_of_time(progress):
             return True
     return False
 

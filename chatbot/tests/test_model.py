@@ -25,6 +25,23 @@ def test_shapes_and_padding_is_ignored():
         assert torch.allclose(m(x1, l1, y1)[0], logits[1], atol=1e-5)
 
 
+def test_encoder_equals_one_packed_lstm_over_the_batch():
+    """The encoder's fused-then-packed split gives what packing the whole batch gives, gradients too."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    m = make("general", V=30, H=8)
+    srcs = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14], [15, 16], [17, 18, 19, 20, 21]]
+    for batch in (srcs, srcs[:1], [srcs[1], srcs[3]]):  # mixed lengths, one source, all the same length
+        x, lengths = collate(batch)
+        out, (h, c) = m.encoder(x, lengths)
+        emb = m.encoder.embedding(x)
+        ref, (rh, rc) = m.encoder.rnn(pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False))
+        ref, _ = pad_packed_sequence(ref, batch_first=True, total_length=x.size(1))
+        assert torch.allclose(out, ref, atol=1e-6) and torch.allclose(h, rh, atol=1e-6) and torch.allclose(c, rc, atol=1e-6)
+        g = torch.autograd.grad((out.sum() + h.sum() + c.sum()), m.encoder.rnn.weight_hh_l0)[0]
+        rg = torch.autograd.grad((ref.sum() + rh.sum() + rc.sum()), m.encoder.rnn.weight_hh_l0)[0]
+        assert torch.allclose(g, rg, atol=1e-5)
+
+
 def test_plain_model_has_no_attention_parameters():
     plain, attn, dot = make("none"), make("general"), make("dot")
     n = lambda m: sum(p.numel() for p in m.parameters())

@@ -13,7 +13,7 @@ import torch
 from chatbot.corpus import main as corpus_main
 from chatbot.prep import CorpusOpts
 from chatbot.tests.conftest import DGK, train
-from chatbot.train import TrainOpts, sgd_lr
+from chatbot.train import Progress, TrainOpts, learning_rate, sgd_lr
 from common.cli import UserError, parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -47,9 +47,24 @@ def _weights(path):
     return torch.load(path, weights_only=True)["model"]
 
 
+def test_learning_rate_warmup_and_decay_over_the_budget():
+    opt = parse(TrainOpts, ["--learningRate", "0.01", "--warmup", "10", "--decay", "linear", "--maxEpoch", "2"])
+    lr = [learning_rate(opt, Progress(steps_done=n), 50) for n in (0, 4, 9, 50, 99, 100)]
+    expected = [0.001, 0.01 * 0.5 * (1 - 4 / 100), 0.01 * (1 - 9 / 100), 0.005, 0.0001, 0.0]  # warmup x decay
+    assert all(math.isclose(a, b, abs_tol=1e-12) for a, b in zip(lr, expected))  # over 2 epochs of 50 batches
+    cos = parse(TrainOpts, ["--learningRate", "0.01", "--decay", "cosine", "--maxCpuTime", "600", "--maxEpoch", "2"])
+    # with a CPU budget the rate follows the CPU seconds spent, not the batches
+    assert learning_rate(cos, Progress(steps_done=99, cpu_s=0.0), 50) == 0.01
+    assert math.isclose(learning_rate(cos, Progress(steps_done=0, cpu_s=300.0), 50), 0.005)
+    assert learning_rate(cos, Progress(cpu_s=700.0), 50) == 0.0
+    assert learning_rate(parse(TrainOpts, ["--learningRate", "0.01"]), Progress(steps_done=10**6), 50) == 0.01
+    with pytest.raises(UserError, match="--decay"):
+        train("unused", "--decay", "exp")
+
+
 def test_resume_is_exact(tmp_path):
     args = ["--corpus", DGK / "juemds.conv", "--dataset", "150", "--hiddenSize", "16", "--batchSize", "16",
-            "--dropout", "0.3", "--maxEpoch", "2"]
+            "--dropout", "0.3", "--maxEpoch", "2", "--warmup", "3", "--decay", "cosine"]
     straight = train(tmp_path / "a", *args)
     first = train(tmp_path / "b", *args, "--maxSteps", "5")  # stops in the middle of epoch 1
     assert first.epoch == 1 and first.step == 5
