@@ -134,11 +134,11 @@ def make_optimizer(model, opt):
                             weight_decay=opt.weight_decay, foreach=True)
 
 
-def any_rank(flag, world):
+def any_rank(flag, world, device):
     """True on every rank when `flag` is true on any (so that all ranks stop together)."""
     if world == 1:
         return bool(flag)
-    t = torch.tensor([float(flag)])
+    t = torch.tensor([float(flag)], device=device)  # NCCL reduces CUDA tensors only
     dist.all_reduce(t)
     return t.item() > 0
 
@@ -213,7 +213,7 @@ def main(opt: TrainOptions):
         loss.backward()
         value = loss.item()
         bad = not math.isfinite(value) or (first_loss is not None and value > 100 * first_loss)
-        if any_rank(bad, world):
+        if any_rank(bad, world, device):
             why = ("not finite" if not math.isfinite(value) else "> 100x the first") if bad else "another rank's"
             log(f"iter {it}: loss {value:.4g} ({why})"
                 f"; terms: " + ", ".join(f"{k} {v.item():.4g}" for k, v in losses.items()) + "; stopping")
@@ -231,7 +231,7 @@ def main(opt: TrainOptions):
             bar.write(msg) if bar.disable is False else log(msg)
         out_of_time = opt.max_time > 0 and time.time() - t0 > opt.max_time
         done = (opt.max_iters > 0 and it >= opt.max_iters) or out_of_time
-        done = any_rank(done, world)
+        done = any_rank(done, world, device)
         if it % opt.save_checkpoint_every == 0 or done:
             validate()  # rank 0 alone; the others wait for it in the next backward's all-reduce
         if done:
@@ -241,8 +241,8 @@ def main(opt: TrainOptions):
         save(base + "_last.pt")
     if world > 1:  # every rank applied the same averaged gradients: their weights must agree
         total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().view(1)
-        sums = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
-        dist.all_gather(sums, total.cpu())
+        sums = [torch.zeros(1, dtype=torch.float64, device=device) for _ in range(world)]
+        dist.all_gather(sums, total)
         if max(s.item() for s in sums) - min(s.item() for s in sums) > 1e-6 * abs(total.item()) + 1e-9:
             raise RuntimeError(f"ranks diverged: parameter sums {[s.item() for s in sums]}")
         log(f"{world} ranks in sync after {it} iterations")
