@@ -5,6 +5,7 @@ experiment another's file gives a clear message instead of a KeyError deep insid
 """
 import os
 import pickle
+import struct
 import tempfile
 import zipfile
 
@@ -59,7 +60,7 @@ def load(path, kind: str, map_location="cpu") -> dict:
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, KeyError,
-            AttributeError, TypeError, IndexError, UnicodeDecodeError) as e:
+            AttributeError, TypeError, IndexError, UnicodeDecodeError, struct.error) as e:
         # a text file or other non-checkpoint surfaces as almost any of these (e.g. KeyError: 544502645)
         why = first_line(e) if isinstance(e, (pickle.UnpicklingError, RuntimeError, ValueError)) else \
             "not a file written by torch.save"

@@ -159,7 +159,8 @@ def test_rng_state_roundtrip():
     assert torch.equal(torch.rand(5), a)
 
 
-@pytest.mark.parametrize("content", [b"hello world, not a checkpoint\n" * 30, b"", b"PK\x03\x04garbage", b"\x80\x02}q\x00."])
+@pytest.mark.parametrize("content", [b"hello world, not a checkpoint\n" * 30, b"", b"PK\x03\x04garbage", b"\x80\x02}q\x00.",
+                                     b"r\xe5"])  # the last: struct.error inside the unpickler
 def test_non_checkpoint_files_are_one_line(tmp_path, content):
     p = tmp_path / "text.pt"
     p.write_bytes(content)
