@@ -224,7 +224,8 @@ def validate_and_keep_best(opt, model, optimizer, loader, state, log):
     """Val mAP (or detmap) on -val_images_use images; a checkpoint at -checkpoint_path only if it improved."""
     res = eval_split(model, loader, "val", opt.val_images_use, opt.test_rpn_nms_thresh,
                      opt.test_final_nms_thresh, opt.test_num_proposals,
-                     meteor=None if opt.val_metric == "map" else False, progress=sys.stderr.isatty())
+                     meteor=None if opt.val_metric == "map" else False, progress=sys.stderr.isatty(),
+                     clip_final_boxes=bool(opt.clip_final_boxes))
     state.history["val"][state.iter] = val = {k: res[k] for k in ("map", "detmap") if k in res}
     log(f"iter {state.iter}: val " + ", ".join(f"{k} {v:.2f}" for k, v in val.items()))
     if res[opt.val_metric] > state.best_val_score:
