@@ -89,13 +89,22 @@ def test_non_finite_loss_stops_cleanly(data, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "ck_last.pt").exists()
 
 
-def test_evaluate_model_and_bad_checkpoint(data, tmp_path, capsys):
+def test_evaluate_model_and_bad_checkpoint(data, tmp_path, capsys, monkeypatch):
     train_run(data, tmp_path, "-max_iters", 2, "-save_checkpoint_every", 2)
     res = evaluate_model.main(parse(evaluate_model.EvalOptions, [
         "-checkpoint", str(tmp_path / "ck.pt"), "-gpu", "-1", "-metric", "detmap", "-baseline", "random",
         "-num_proposals", "30", "-split", "val"]))
     assert res["num_images"] == 3 and 0 <= res["detmap"] <= 100 and 0 <= res["random_detmap"] <= 100
     assert "random boxes: detmap" in capsys.readouterr().out
+    # the default -metric map (the README's command), with a stand-in for the METEOR jar: every caption
+    # scores 1, so each METEOR threshold passes what the box threshold passes and mAP equals detmap
+    from common import lang_eval
+    calls = []
+    monkeypatch.setattr(lang_eval, "meteor_score_pairs", lambda c, r: (calls.append(len(c)), [1.0] * len(c))[1])
+    full = evaluate_model.main(parse(evaluate_model.EvalOptions, [
+        "-checkpoint", str(tmp_path / "ck.pt"), "-gpu", "-1", "-num_proposals", "30", "-split", "val"]))
+    assert calls and full["map"] == pytest.approx(full["detmap"]) and full["detmap"] == pytest.approx(res["detmap"])
+    assert "mAP" in capsys.readouterr().out
     other = checkpoint.save(tmp_path / "x.pt", "neuraltalk", {})
     with pytest.raises(UserError, match="neuraltalk checkpoint, expected a densecap"):
         train_run(data, tmp_path, "-max_iters", 1, "-checkpoint_start_from", other)
