@@ -109,7 +109,7 @@ def test_input_split_reads_vg_ids(tiny_checkpoint, shapes_dir, tmp_path):
     (tmp_path / "splits.json").write_text(json.dumps({"train": [10], "val": [11, 12], "test": []}))
     results = run(["-checkpoint", str(tiny_checkpoint), "-input_split", "val", "-splits_json",
                    str(tmp_path / "splits.json"), "-vg_img_root_dir", str(root), "-output_vis_dir", str(tmp_path / "v"),
-                   "-max_images", "1"])
+                   "-max_images", "1", "-image_size", "128"])
     assert [r["img_name"] for r in results] == ["11.jpg"]
     with pytest.raises(UserError, match="has"):
         run(["-checkpoint", str(tiny_checkpoint), "-input_split", "dev", "-splits_json", str(tmp_path / "splits.json")])
@@ -139,7 +139,8 @@ def test_folder_loads_the_model_once_with_a_progress_bar(tiny_checkpoint, shapes
     monkeypatch.setattr(run_model, "load_model", lambda *a, **k: (loads.append(a), real(*a, **k))[1])
     err = _Terminal()
     results = run_model.main(parse(run_model.RunOptions, ["-checkpoint", str(tiny_checkpoint), "-input_dir",
-                                                          str(shapes_dir), "-gpu", "-1", "-output_vis_dir",
+                                                          str(shapes_dir), "-gpu", "-1", "-image_size", "128",
+                                                          "-output_vis_dir",
                                                           str(tmp_path / "v")]), err=err)
     assert len(results) == 3 and len(loads) == 1
     assert "3/3" in err.getvalue() and "img" in err.getvalue()   # tqdm's bar, on a terminal
@@ -156,7 +157,8 @@ def test_interrupted_folder_keeps_the_results_so_far(tiny_checkpoint, shapes_dir
         return real(*a, **k)
     monkeypatch.setattr(run_model, "run_image", stop_at_the_second)
     with pytest.raises(KeyboardInterrupt):
-        run(["-checkpoint", str(tiny_checkpoint), "-input_dir", str(shapes_dir), "-output_vis_dir", str(tmp_path / "v")])
+        run(["-checkpoint", str(tiny_checkpoint), "-input_dir", str(shapes_dir), "-image_size", "128",
+             "-output_vis_dir", str(tmp_path / "v")])
     kept = json.load(open(tmp_path / "v" / "results.json"))["results"]
     assert [r["img_name"] for r in kept] == ["scene0.png"] and (tmp_path / "v" / "scene0.png").exists()
 
