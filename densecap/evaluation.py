@@ -130,7 +130,7 @@ class DenseCaptioningEvaluator:
 
 @torch.no_grad()
 def eval_split(model, loader, split="val", max_images=-1, rpn_nms_thresh=0.7, final_nms_thresh=0.3,
-               num_proposals=1000, meteor=None, idx_to_token=None, progress=True):
+               num_proposals=1000, meteor=None, idx_to_token=None, progress=True, clip_final_boxes=True):
     """Run the model over a split of a DataLoader and score it; -> dict with map (x100 as reported),
     detmap (x100), and the breakdowns. meteor=False skips captions (detmap only)."""
     from densecap.checkpoints import captions_of
@@ -146,7 +146,8 @@ def eval_split(model, loader, split="val", max_images=-1, rpn_nms_thresh=0.7, fi
     for ix in tqdm(ixs, desc=f"eval {split}", disable=not progress, leave=False):
         image, gt_boxes, gt_labels, _ = loader.get_image(ix)
         boxes, scores, seqs = model.forward_test(image.to(device), rpn_nms_thresh, final_nms_thresh,
-                                                 num_proposals, captions=meteor is not False)
+                                                 num_proposals, clip_final_boxes=clip_final_boxes,
+                                                 captions=meteor is not False)
         preds = captions_of(seqs.cpu(), idx_to_token) if seqs is not None else [""] * len(boxes)
         evaluator.add_result(scores.cpu(), boxes.cpu(), preds, gt_boxes, captions_of(gt_labels, idx_to_token))
     model.train(was_training)

@@ -172,128 +172,168 @@ def _kept_regions(regions, max_len):
     return [(r, t) for r, t in toks if 0 < len(t) <= max_len]
 
 
+class UsableImages:
+    """Pass 1's result, a few integers per usable image: its position in the input, id, original size,
+    number of kept regions and split; plus how many images the input held."""
+
+    def __init__(self):
+        self.pos, self.ids, self.widths, self.heights, self.nboxes, self.splits = (array("q") for _ in range(6))
+        self.n_seen = 0
+
+    def add(self, *values):
+        for col, v in zip((self.pos, self.ids, self.widths, self.heights, self.nboxes, self.splits), values):
+            col.append(v)
+
+
 def main(opt: PreprocessOptions, err=None):
     err = err or sys.stderr
+    entries, source, split_json = input_regions(opt)
+    usable, counts = find_usable_images(opt, entries, source, split_json, err)
+    token_to_idx = build_vocab(counts, opt.min_token_instances)
+    filenames = write_h5(opt, entries, source, usable, token_to_idx, err)
+    info = write_json(opt.json_output, token_to_idx, filenames)
+    per_split = Counter(SPLITS[s] for s in usable.splits)
+    print(f"wrote {opt.h5_output}: {len(usable.pos)} images ({dict(per_split)}), {sum(usable.nboxes)} regions, "
+          f"vocabulary {len(token_to_idx)} (words seen < {opt.min_token_instances} times -> {UNK})", file=err)
+    return info
+
+
+def input_regions(opt):
+    """-> (entries: a function giving a fresh stream of (image_id, path, regions), at most -max_images;
+    the input's name for messages; the split file to use, '' = 80/10/10 in order)."""
+    limit = opt.max_images if opt.max_images > 0 else None
     if opt.coco_instances:
         coco = read_coco(opt)
-        entries, source = lambda: iter(coco), opt.coco_instances
+        source, stream = opt.coco_instances, lambda: iter(coco)
     else:
-        entries, source = lambda: read_vg(opt), opt.region_data
+        source, stream = opt.region_data, lambda: read_vg(opt)
     split_json = opt.split_json
     if opt.coco_instances and split_json == PreprocessOptions.split_json:
         split_json = ""  # VG's split file means nothing for COCO ids: split 80/10/10 unless given one
-    limit = opt.max_images if opt.max_images > 0 else None
+    return (lambda: itertools.islice(stream(), limit)), source, split_json
 
-    # pass 1: which images are usable (in a split, a readable image, a region of 1..15 tokens), their
-    # sizes and region counts, and the word counts. Per image only a few integers stay in memory.
-    pos, ids, widths, heights, nboxes, splits = (array("q") for _ in range(6))
-    counts, n_seen = Counter(), 0
-    stream = itertools.islice(entries(), limit)
+
+def find_usable_images(opt, entries, source, split_json, err):
+    """Pass 1: which images are usable (in a split, a readable image, a region of 1..15 tokens), their
+    sizes and region counts, and the word counts. Per image only a few integers stay in memory."""
+    usable, counts = UsableImages(), Counter()
+    stream = entries()
     first = next(stream, None)
     if first is None:
         raise UserError(f"{source}: no images in it (expected a Visual Genome region_descriptions list "
                         "[{id, regions}, ...] or a COCO instances json)")
     which = read_split_file(split_json) if split_json else None
-    bar = tqdm(desc="reading regions", unit=" images", disable=not err.isatty(), file=err)
-    for k, (image_id, path, regions) in enumerate(itertools.chain([first], stream)):
-        n_seen = k + 1
-        bar.update()
-        if which is not None and image_id not in which:
-            continue
-        kept = _kept_regions(regions, opt.max_token_length)
-        if not kept:
-            continue
-        size = _open_size(path)
-        if not size:
-            print(f"warning: skipping {path}: {'missing' if size is None else 'not a readable image'}", file=err)
-            continue
-        counts.update(w for _, t in kept for w in t)
-        for col, v in zip((pos, ids, widths, heights, nboxes, splits),
-                          (k, image_id, size[0], size[1], len(kept), which[image_id] if which else -1)):
-            col.append(v)
-    bar.close()
-    if not pos:
+    with tqdm(desc="reading regions", unit=" images", disable=not err.isatty(), file=err) as bar:
+        for k, (image_id, path, regions) in enumerate(itertools.chain([first], stream)):
+            usable.n_seen = k + 1
+            bar.update()
+            if which is not None and image_id not in which:
+                continue
+            kept = _kept_regions(regions, opt.max_token_length)
+            if not kept:
+                continue
+            size = _open_size(path)
+            if not size:
+                print(f"warning: skipping {path}: {'missing' if size is None else 'not a readable image'}",
+                      file=err)
+                continue
+            counts.update(w for _, t in kept for w in t)
+            usable.add(k, image_id, size[0], size[1], len(kept), which[image_id] if which else -1)
+    if not usable.pos:
         raise UserError(f"no usable images with regions (looked in {opt.coco_images or opt.image_dir})")
     if which is None:
-        splits = array("q", (split_in_order(k, n_seen) for k in pos))
-    vocab = sorted(w for w, c in counts.items() if c >= opt.min_token_instances)
-    if any(c < opt.min_token_instances for c in counts.values()):
-        vocab.append(UNK)
-    token_to_idx = {w: i + 1 for i, w in enumerate(vocab)}
-    unk = token_to_idx.get(UNK)
+        usable.splits = array("q", (split_in_order(k, usable.n_seen) for k in usable.pos))
+    return usable, counts
 
-    # pass 2: read the regions again and write images, boxes and labels one chunk of images at a time
-    N, M, S, L = len(pos), sum(nboxes), opt.image_size, opt.max_token_length
+
+def build_vocab(counts, min_token_instances):
+    """word -> 1-based index; words seen fewer than min_token_instances times share <UNK> (the last)."""
+    vocab = sorted(w for w, c in counts.items() if c >= min_token_instances)
+    if any(c < min_token_instances for c in counts.values()):
+        vocab.append(UNK)
+    return {w: i + 1 for i, w in enumerate(vocab)}
+
+
+def write_h5(opt, entries, source, usable, token_to_idx, err):
+    """Pass 2: read the regions again and write images, boxes and labels one chunk of images at a time
+    (to a temporary file, renamed when complete) -> the image file names in order."""
+    N, M, S, L = len(usable.pos), sum(usable.nboxes), opt.image_size, opt.max_token_length
     os.makedirs(os.path.dirname(os.path.abspath(opt.h5_output)), exist_ok=True)
     tmp = opt.h5_output + ".tmp"
     filenames = []
     with h5py.File(tmp, "w") as f:
-        images_ds = f.create_dataset("images", (N, 3, S, S), dtype=np.uint8, chunks=(1, 3, S, S))
+        out = {"images": f.create_dataset("images", (N, 3, S, S), dtype=np.uint8, chunks=(1, 3, S, S)),
+               "boxes": f.create_dataset("boxes", (M, 4), dtype=np.int32),
+               "labels": f.create_dataset("labels", (M, L), dtype=np.int32),
+               "lengths": f.create_dataset("lengths", (M,), dtype=np.int32),
+               "box_to_img": f.create_dataset("box_to_img", (M,), dtype=np.int32)}
         meta = {k: np.zeros(N, np.int32) for k in ("image_heights", "image_widths", "img_to_first_box",
                                                    "img_to_last_box")}
-        boxes = f.create_dataset("boxes", (M, 4), dtype=np.int32)
-        labels = f.create_dataset("labels", (M, L), dtype=np.int32)
-        lengths = f.create_dataset("lengths", (M,), dtype=np.int32)
-        box_to_img = f.create_dataset("box_to_img", (M,), dtype=np.int32)
-        b = 0
-
-        def write(batch, start):
-            nonlocal b
-            c_boxes, c_labels, c_lengths, c_img = [], [], [], []
-            for k, ((path, kept), rgb) in enumerate(zip(batch, pool.map(lambda it: _load_resized(it[0], S), batch))):
-                i = start + k
-                h, w = rgb.shape[:2]
-                images_ds[i] = np.pad(rgb.transpose(2, 0, 1), ((0, 0), (0, S - h), (0, S - w)))
-                scale = S / max(widths[i], heights[i])
-                meta["image_heights"][i], meta["image_widths"][i] = h, w
-                meta["img_to_first_box"][i] = b + len(c_boxes) + 1
-                for r, t in kept:
-                    ids_ = [token_to_idx.get(x, unk) for x in t]
-                    c_boxes.append(encode_box(r, scale, w, h))
-                    c_labels.append(ids_ + [0] * (L - len(ids_)))
-                    c_lengths.append(len(ids_))
-                    c_img.append(i + 1)
-                meta["img_to_last_box"][i] = b + len(c_boxes)
-                bar.update()
-            n = len(c_boxes)
-            boxes[b:b + n], labels[b:b + n] = np.array(c_boxes), np.array(c_labels)
-            lengths[b:b + n], box_to_img[b:b + n] = c_lengths, c_img
-            b += n
-
-        chunk, batch, i = max(1, 4 * opt.num_workers), [], 0
+        chunk, batch, i, b = max(1, 4 * opt.num_workers), [], 0, 0
         with ThreadPoolExecutor(max(1, opt.num_workers)) as pool, \
                 tqdm(total=N, desc="images", disable=not err.isatty(), file=err) as bar:
-            for k, (image_id, path, regions) in enumerate(itertools.islice(entries(), limit)):
+            def flush():
+                rgbs = pool.map(lambda item: _load_resized(item[0], S), batch)
+                n = _write_chunk(out, meta, batch, rgbs, i, b, usable, token_to_idx, S, L)
+                bar.update(len(batch))
+                return i + len(batch), b + n, []
+
+            for k, (image_id, path, regions) in enumerate(entries()):
                 if i + len(batch) == N:
                     break
-                if k != pos[i + len(batch)]:
+                if k != usable.pos[i + len(batch)]:
                     continue
                 kept = _kept_regions(regions, opt.max_token_length)
-                if image_id != ids[i + len(batch)] or len(kept) != nboxes[i + len(batch)]:
+                if image_id != usable.ids[i + len(batch)] or len(kept) != usable.nboxes[i + len(batch)]:
                     raise UserError(f"{source}: changed while being read (image {image_id})")
                 batch.append((path, kept))
                 filenames.append(os.path.basename(path))
                 if len(batch) == chunk:  # one chunk of images (and their regions) in memory at a time
-                    write(batch, i)
-                    i, batch = i + len(batch), []
+                    i, b, batch = flush()
             if batch:
-                write(batch, i)
-                i += len(batch)
+                i, b, batch = flush()
         if i != N or b != M:
             raise UserError(f"{source}: changed while being read ({i} of {N} images found again)")
         for k, v in meta.items():
             f.create_dataset(k, data=v)
-        for k, v in (("original_widths", widths), ("original_heights", heights), ("split", splits)):
+        for k, v in (("original_widths", usable.widths), ("original_heights", usable.heights),
+                     ("split", usable.splits)):
             f.create_dataset(k, data=np.asarray(v, dtype=np.int32))
     os.replace(tmp, opt.h5_output)
+    return filenames
+
+
+def _write_chunk(out, meta, batch, rgbs, start, b, usable, token_to_idx, S, L):
+    """Images start, start + 1, ... of `batch` (path, kept regions) and their regions from box b on
+    -> the number of boxes written."""
+    unk = token_to_idx.get(UNK)
+    c_boxes, c_labels, c_lengths, c_img = [], [], [], []
+    for k, ((path, kept), rgb) in enumerate(zip(batch, rgbs)):
+        i = start + k
+        h, w = rgb.shape[:2]
+        out["images"][i] = np.pad(rgb.transpose(2, 0, 1), ((0, 0), (0, S - h), (0, S - w)))
+        scale = S / max(usable.widths[i], usable.heights[i])
+        meta["image_heights"][i], meta["image_widths"][i] = h, w
+        meta["img_to_first_box"][i] = b + len(c_boxes) + 1
+        for r, t in kept:
+            ids = [token_to_idx.get(x, unk) for x in t]
+            c_boxes.append(encode_box(r, scale, w, h))
+            c_labels.append(ids + [0] * (L - len(ids)))
+            c_lengths.append(len(ids))
+            c_img.append(i + 1)
+        meta["img_to_last_box"][i] = b + len(c_boxes)
+    n = len(c_boxes)
+    out["boxes"][b:b + n], out["labels"][b:b + n] = np.array(c_boxes), np.array(c_labels)
+    out["lengths"][b:b + n], out["box_to_img"][b:b + n] = c_lengths, c_img
+    return n
+
+
+def write_json(path, token_to_idx, filenames):
     info = {"token_to_idx": token_to_idx, "idx_to_token": {str(i): w for w, i in token_to_idx.items()},
             "filename_to_idx": {name: i for i, name in enumerate(filenames)},
             "idx_to_filename": {str(i): name for i, name in enumerate(filenames)}}
-    with open(opt.json_output, "w") as f:
+    with open(path, "w") as f:
         json.dump(info, f)
-    per_split = Counter(SPLITS[s] for s in splits)
-    print(f"wrote {opt.h5_output}: {N} images ({dict(per_split)}), {M} regions, vocabulary {len(vocab)} "
-          f"(words seen < {opt.min_token_instances} times -> {UNK})", file=err)
     return info
 
 

@@ -143,111 +143,155 @@ def any_rank(flag, world, device):
     return t.item() > 0
 
 
+@dataclasses.dataclass
+class RunState:
+    """What a run carries from iteration to iteration (and a checkpoint carries to the resumed run)."""
+    iter: int = 0
+    best_val_score: float = -math.inf
+    history: dict = dataclasses.field(default_factory=lambda: {"losses": {}, "val": {}})
+
+
 def main(opt: TrainOptions):
     device, rank, world = init_distributed(opt.gpu)  # under torchrun: gloo on CPU, nccl on GPU
     master = rank == 0
     log = print if master else (lambda *a, **k: None)
     seed_everything(opt.seed + rank)
 
-    # ---- data and model
-    loader = DataLoader(opt.data_h5, opt.data_json, opt.debug_max_train_images)
-    log(f"{len(loader.split_ix['train'])} train / {len(loader.split_ix['val'])} val images, "
-        f"vocabulary {loader.vocab_size}")
+    loader = load_data(opt, log)
     model, ckpt = build_model(opt, loader, log)
     model.to(device).train()
     optimizer = make_optimizer(model, opt)
-    it, best_score, history = 0, -math.inf, {"losses": {}, "val": {}}
-    if ckpt is not None and "optimizer" in ckpt:  # exact resume
-        optimizer.load_state_dict(ckpt["optimizer"])
-        it, best_score, history = ckpt["iter"], ckpt["best_val_score"], ckpt["history"]
-        loader.set_state(ckpt["loader"])
-        set_rng_state(ckpt["rng"])
-        log(f"resuming at iteration {it}")
-    net = model
-    if world > 1:
-        # DDP starts every rank from rank 0's weights and averages the gradients in backward; parameters
-        # can go unused on one rank (the language model when an image has no positive box, the trunk
-        # before -finetune_cnn_after). Rank r reads train images r, r + world, r + 2 world, ...
-        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
-                                      find_unused_parameters=True)
-        loader.iterators["train"] = (loader.iterators["train"] + rank) % len(loader.split_ix["train"])
-    base = os.path.splitext(opt.checkpoint_path)[0]
+    state = resume(ckpt, optimizer, loader, log)
+    net = distribute(model, loader, device, rank, world)
 
-    def save(path, **extra):
+    def validate():  # rank 0 alone; the others wait for it in the next backward's all-reduce
         if master:
-            save_model(path, model, loader.idx_to_token, opt=dataclasses.asdict(opt), iter=it,
-                       best_val_score=best_score, history=history, optimizer=optimizer.state_dict(),
-                       loader=loader.state(), rng=rng_state(), **extra)
-            log(f"saved {path}")
-
-    def validate():
-        nonlocal best_score
-        if not master:
-            return
-        res = eval_split(model, loader, "val", opt.val_images_use, opt.test_rpn_nms_thresh,
-                         opt.test_final_nms_thresh, opt.test_num_proposals,
-                         meteor=None if opt.val_metric == "map" else False, progress=sys.stderr.isatty())
-        history["val"][it] = {k: res[k] for k in ("map", "detmap") if k in res}
-        score = res[opt.val_metric]
-        log(f"iter {it}: val " + ", ".join(f"{k} {v:.2f}" for k, v in history["val"][it].items()))
-        if score > best_score:
-            best_score = score
-            save(opt.checkpoint_path, val=res)
+            validate_and_keep_best(opt, model, optimizer, loader, state, log)
 
     if opt.eval_first_iteration:
         validate()
-
-    # ---- the loop: one image per iteration, in order
-    t0, first_loss, stop = time.time(), None, None
-    bar = tqdm(total=opt.max_iters if opt.max_iters > 0 else None, initial=it, unit="it",
-               disable=not master or not sys.stderr.isatty(), dynamic_ncols=True)
-    while stop is None:
-        (image, boxes, labels, info), _ = loader.next("train")
-        if world > 1:  # skip the other ranks' images
-            for _ in range(world - 1):
-                loader.next("train")
-        finetune = opt.finetune_cnn_after >= 0 and it >= opt.finetune_cnn_after
-        losses = net(image.to(device), boxes.to(device), labels.to(device), finetune_cnn=finetune)
-        loss = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        value = loss.item()
-        bad = not math.isfinite(value) or (first_loss is not None and value > 100 * first_loss)
-        if any_rank(bad, world, device):
-            why = ("not finite" if not math.isfinite(value) else "> 100x the first") if bad else "another rank's"
-            log(f"iter {it}: loss {value:.4g} ({why})"
-                f"; terms: " + ", ".join(f"{k} {v.item():.4g}" for k, v in losses.items()) + "; stopping")
-            stop = "diverged"
-            break
-        optimizer.step()
-        it += 1
-        bar.update()
-        first_loss = first_loss or value
-        if it % opt.losses_log_every == 0:
-            history["losses"][it] = {k: v.item() for k, v in losses.items()}
-            msg = f"iter {it}: loss {value:.3f} (" + ", ".join(f"{k} {v.item():.3f}" for k, v in losses.items()) + ")"
-            if opt.timing:
-                msg += f" {(time.time() - t0) / it:.3f}s/it"
-            bar.write(msg) if bar.disable is False else log(msg)
-        out_of_time = opt.max_time > 0 and time.time() - t0 > opt.max_time
-        done = (opt.max_iters > 0 and it >= opt.max_iters) or out_of_time
-        done = any_rank(done, world, device)
-        if it % opt.save_checkpoint_every == 0 or done:
-            validate()  # rank 0 alone; the others wait for it in the next backward's all-reduce
-        if done:
-            stop = "done"
-    bar.close()
-    if stop == "done":
-        save(base + "_last.pt")
-    if world > 1:  # every rank applied the same averaged gradients: their weights must agree
-        total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().view(1)
-        sums = [torch.zeros(1, dtype=torch.float64, device=device) for _ in range(world)]
-        dist.all_gather(sums, total)
-        if max(s.item() for s in sums) - min(s.item() for s in sums) > 1e-6 * abs(total.item()) + 1e-9:
-            raise RuntimeError(f"ranks diverged: parameter sums {[s.item() for s in sums]}")
-        log(f"{world} ranks in sync after {it} iterations")
+    stop = train_loop(opt, net, optimizer, loader, state, device, world, master, log, validate)
+    if stop == "done" and master:  # the last state, for an exact resume
+        save_checkpoint(os.path.splitext(opt.checkpoint_path)[0] + "_last.pt", opt, model, optimizer, loader,
+                        state, log)
+    if world > 1:
+        check_ranks_in_sync(model, world, device, state.iter, log)
     close_distributed()
-    return {"iter": it, "best_val_score": best_score, "history": history, "stopped": stop}
+    return {"iter": state.iter, "best_val_score": state.best_val_score, "history": state.history,
+            "stopped": stop}
+
+
+def load_data(opt, log):
+    loader = DataLoader(opt.data_h5, opt.data_json, opt.debug_max_train_images)
+    log(f"{len(loader.split_ix['train'])} train / {len(loader.split_ix['val'])} val images, "
+        f"vocabulary {loader.vocab_size}")
+    return loader
+
+
+def resume(ckpt, optimizer, loader, log):
+    """A fresh RunState, or the one of a train.py checkpoint with its optimizer, loader position and
+    random streams restored (exact resume; a .t7 or a weights-only checkpoint starts at iteration 0)."""
+    if ckpt is None or "optimizer" not in ckpt:
+        return RunState()
+    optimizer.load_state_dict(ckpt["optimizer"])
+    loader.set_state(ckpt["loader"])
+    set_rng_state(ckpt["rng"])
+    log(f"resuming at iteration {ckpt['iter']}")
+    return RunState(ckpt["iter"], ckpt["best_val_score"], ckpt["history"])
+
+
+def distribute(model, loader, device, rank, world):
+    """Under torchrun, the model wrapped in DDP and the loader moved to this rank's first image."""
+    if world == 1:
+        return model
+    # DDP starts every rank from rank 0's weights and averages the gradients in backward; parameters
+    # can go unused on one rank (the language model when an image has no positive box, the trunk
+    # before -finetune_cnn_after). Rank r reads train images r, r + world, r + 2 world, ...
+    net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
+                                  find_unused_parameters=True)
+    loader.iterators["train"] = (loader.iterators["train"] + rank) % len(loader.split_ix["train"])
+    return net
+
+
+def save_checkpoint(path, opt, model, optimizer, loader, state, log, **extra):
+    save_model(path, model, loader.idx_to_token, opt=dataclasses.asdict(opt), iter=state.iter,
+               best_val_score=state.best_val_score, history=state.history, optimizer=optimizer.state_dict(),
+               loader=loader.state(), rng=rng_state(), **extra)
+    log(f"saved {path}")
+
+
+def validate_and_keep_best(opt, model, optimizer, loader, state, log):
+    """Val mAP (or detmap) on -val_images_use images; a checkpoint at -checkpoint_path only if it improved."""
+    res = eval_split(model, loader, "val", opt.val_images_use, opt.test_rpn_nms_thresh,
+                     opt.test_final_nms_thresh, opt.test_num_proposals,
+                     meteor=None if opt.val_metric == "map" else False, progress=sys.stderr.isatty(),
+                     clip_final_boxes=bool(opt.clip_final_boxes))
+    state.history["val"][state.iter] = val = {k: res[k] for k in ("map", "detmap") if k in res}
+    log(f"iter {state.iter}: val " + ", ".join(f"{k} {v:.2f}" for k, v in val.items()))
+    if res[opt.val_metric] > state.best_val_score:
+        state.best_val_score = res[opt.val_metric]
+        save_checkpoint(opt.checkpoint_path, opt, model, optimizer, loader, state, log, val=res)
+
+
+def compute_gradients(net, optimizer, loader, opt, it, device, world):
+    """This rank's next training image forward and backward -> (its loss terms, the total loss)."""
+    (image, boxes, labels, info), _ = loader.next("train")
+    if world > 1:  # skip the other ranks' images
+        for _ in range(world - 1):
+            loader.next("train")
+    finetune = opt.finetune_cnn_after >= 0 and it >= opt.finetune_cnn_after
+    losses = net(image.to(device), boxes.to(device), labels.to(device), finetune_cnn=finetune)
+    loss = sum(losses.values())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    return losses, loss.item()
+
+
+def train_loop(opt, net, optimizer, loader, state, device, world, master, log, validate):
+    """One image per iteration, in order, until -max_iters or -max_time ("done") or until the loss is not
+    finite or exceeds 100x the first on any rank ("diverged", as train.lua; no step is taken then).
+    Calls validate() every -save_checkpoint_every iterations and at the end."""
+    t0, first_loss = time.time(), None
+    bar = tqdm(total=opt.max_iters if opt.max_iters > 0 else None, initial=state.iter, unit="it",
+               disable=not master or not sys.stderr.isatty(), dynamic_ncols=True)
+    try:
+        while True:
+            losses, value = compute_gradients(net, optimizer, loader, opt, state.iter, device, world)
+            bad = not math.isfinite(value) or (first_loss is not None and value > 100 * first_loss)
+            if any_rank(bad, world, device):
+                why = ("not finite" if not math.isfinite(value) else "> 100x the first") if bad else "another rank's"
+                log(f"iter {state.iter}: loss {value:.4g} ({why}); terms: "
+                    + ", ".join(f"{k} {v.item():.4g}" for k, v in losses.items()) + "; stopping")
+                return "diverged"
+            optimizer.step()
+            state.iter += 1
+            bar.update()
+            first_loss = first_loss or value
+            if state.iter % opt.losses_log_every == 0:
+                state.history["losses"][state.iter] = {k: v.item() for k, v in losses.items()}
+                msg = (f"iter {state.iter}: loss {value:.3f} ("
+                       + ", ".join(f"{k} {v.item():.3f}" for k, v in losses.items()) + ")")
+                if opt.timing:
+                    msg += f" {(time.time() - t0) / state.iter:.3f}s/it"
+                bar.write(msg) if bar.disable is False else log(msg)
+            out_of_time = opt.max_time > 0 and time.time() - t0 > opt.max_time
+            done = any_rank((opt.max_iters > 0 and state.iter >= opt.max_iters) or out_of_time, world, device)
+            if state.iter % opt.save_checkpoint_every == 0 or done:
+                validate()
+            if done:
+                return "done"
+    finally:
+        bar.close()
+
+
+def check_ranks_in_sync(model, world, device, it, log):
+    """Every rank applied the same averaged gradients: their weights must agree."""
+    total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().view(1)
+    sums = [torch.zeros(1, dtype=torch.float64, device=device) for _ in range(world)]
+    dist.all_gather(sums, total)
+    if max(s.item() for s in sums) - min(s.item() for s in sums) > 1e-6 * abs(total.item()) + 1e-9:
+        raise RuntimeError(f"ranks diverged: parameter sums {[s.item() for s in sums]}")
+    log(f"{world} ranks in sync after {it} iterations")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
 """The original model's .t7 layout -> our modules, checked against numpy transcriptions of the Lua layers."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -83,6 +87,17 @@ def test_run_model_takes_the_t7_and_convert_writes_a_pt(t7_model, shapes_dir, tm
     assert direct == via_pt and len(direct[0]["boxes"]) > 0
     model, idx, _ = load_model(tmp_path / "m.pt")
     assert model.localization.rpn.anchor_sizes.tolist() == ANCHORS_WH.tolist() and idx["3"] == "circle"
+
+
+def test_convert_py_as_a_script(tmp_path):
+    # the README's command, run from inside densecap/: the same weights as the in-process converter
+    t7.save(tmp_path / "m.t7", make_t7_model()[0], tensor_type="torch.CudaTensor")
+    out = subprocess.run([sys.executable, "convert.py", str(tmp_path / "m.t7"), str(tmp_path / "m.pt")],
+                         cwd=Path(convert.__file__).parent, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ref = convert.load_t7_model(tmp_path / "m.t7")[0].state_dict()
+    got = load_model(tmp_path / "m.pt")[0].state_dict()
+    assert ref.keys() == got.keys() and all(torch.equal(got[k], v) for k, v in ref.items())
 
 
 def test_not_a_densecap_t7(tmp_path):

@@ -150,3 +150,18 @@ def test_map_with_the_real_meteor():
         for m in MIN_SCORES[2:]:
             assert res["ap_breakdown"][f"ov{ov}_score{m}"] == pytest.approx(above)
     assert res["map"] == pytest.approx((at_0 + 5 * above) / 6)  # 0.395
+
+
+def test_an_image_with_no_boxes_after_nms_counts_its_gt_as_missed():
+    # image 1: no predictions at all (zero boxes after NMS); image 2: A found. 2 GT boxes, one TP first:
+    # recall 1/2 at precision 1 -> the thresholds 0, 0.01, ... <= 1/2: 50 of them, as Lua accumulates 0.01
+    # (its 51st is 0.5000000000000002) -> AP 0.50 at every threshold
+    ev = DenseCaptioningEvaluator(meteor_all(1.0))
+    ev.add_result(np.zeros(0), np.zeros((0, 4)), [], xc(B), ["b"])
+    ev.add_result([0.5], xc(A), ["p"], xc(A), ["a"])
+    res = ev.evaluate()
+    assert _lua_points_at_or_below(0.5) == 50
+    assert res["detmap"] == pytest.approx(0.50) and res["map"] == pytest.approx(0.50)
+    nothing = DenseCaptioningEvaluator(meteor_all(1.0))
+    nothing.add_result(np.zeros(0), np.zeros((0, 4)), [], xc(A), ["a"])
+    assert nothing.evaluate()["map"] == 0 and nothing.evaluate()["detmap"] == 0

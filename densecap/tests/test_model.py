@@ -45,6 +45,39 @@ def test_roi_align_path_equals_the_original_bilinear_sampler():
     assert f.grad.abs().sum() > 0
 
 
+def stnbhwd_reference(feats, box, H, W, out=7):
+    """BoxToAffine + AffineGridGeneratorBHWD + BatchBilinearSamplerBHWD for one xcycwh box, transcribed
+    from the Lua/CUDA code: theta's rows are (y, x), the base grid is (y, x, 1) over [-1, 1], a normalised
+    coordinate u lands on (u + 1) (size - 1) / 2 of the feature map, bilinear with zeros outside."""
+    xc, yc, w, h = box
+    theta = np.array([[h / H, 0, (2 * yc - H - 1) / (H - 1)], [0, w / W, (2 * xc - W - 1) / (W - 1)]])
+    C, Hf, Wf = feats.shape
+    res = np.zeros((C, out, out))
+    for i in range(out):
+        for j in range(out):
+            yn, xn = theta @ [-1 + 2 * i / (out - 1), -1 + 2 * j / (out - 1), 1]
+            y, x = (yn + 1) * (Hf - 1) / 2, (xn + 1) * (Wf - 1) / 2
+            y0, x0 = int(np.floor(y)), int(np.floor(x))
+            for yy, wy in ((y0, 1 - (y - y0)), (y0 + 1, y - y0)):
+                for xx, wx in ((x0, 1 - (x - x0)), (x0 + 1, x - x0)):
+                    if 0 <= yy < Hf and 0 <= xx < Wf:
+                        res[:, i, j] += wy * wx * feats[:, yy, xx]
+    return res
+
+
+def test_roi_features_match_a_transcription_of_stnbhwd():
+    # a wide map and boxes far from square, so a (y, x) mix-up cannot cancel out; one box crosses the border
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(3, 6, 11))
+    H, W = 96, 176
+    boxes = [[60.0, 40, 80, 20], [120, 50, 16, 70], [30.5, 60.5, 50, 30], [170, 10, 60, 40]]
+    for fn in (roi_features, roi_features_grid):
+        ours = fn(torch.tensor(feats[None], dtype=torch.float32), torch.tensor(boxes), H, W).numpy()
+        for k, b in enumerate(boxes):
+            np.testing.assert_allclose(ours[k], stnbhwd_reference(feats, b, H, W), atol=1e-4,
+                                       err_msg=f"{fn.__name__} box {k}")
+
+
 def test_sampler_rules():
     anchors = make_anchors(8, 8, ANCHORS)
     gt = torch.tensor([[64.0, 64, 60, 60], [30, 100, 40, 80]])

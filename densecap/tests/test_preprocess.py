@@ -1,3 +1,4 @@
+import io
 import json
 import subprocess
 import sys
@@ -135,6 +136,14 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "img" / "1.jpg").write_text("not a jpeg")
     with pytest.raises(UserError, match="no usable images"):
         prep(["--region_data", tmp_path / "r.json", "--image_dir", tmp_path / "img", "--split_json", ""])
+    # one good image beside the unreadable one: kept, the other skipped with a warning naming it
+    Image.new("RGB", (20, 10)).save(tmp_path / "img" / "2.jpg")
+    err = io.StringIO()
+    info = preprocess.main(parse(preprocess.PreprocessOptions, [
+        "--region_data", str(tmp_path / "r.json"), "--image_dir", str(tmp_path / "img"), "--split_json", "",
+        "--h5_output", str(tmp_path / "r.h5"), "--json_output", str(tmp_path / "r.json.out")]), err=err)
+    assert list(info["filename_to_idx"]) == ["2.jpg"]
+    assert "warning: skipping" in err.getvalue() and "1.jpg: not a readable image" in err.getvalue()
 
 
 def _peak_rss_mb(d, args):

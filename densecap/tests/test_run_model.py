@@ -1,3 +1,4 @@
+import io
 import json
 
 import pytest
@@ -89,6 +90,13 @@ def test_viewer_shows_boxes_and_captions_in_a_browser(tmp_path):
         assert "image 2 / 2" in driver.find_element(By.ID, "counter").text
         body.send_keys("a")
         WebDriverWait(driver, 5).until(lambda d: len(caps()) == 2)
+        body.send_keys("w")                       # more boxes
+        WebDriverWait(driver, 5).until(lambda d: len(boxes()) == 3)
+        assert caps() == ["a red circle", "a blue square", "a tiny dot"]
+        driver.execute_script("Math.random = function () { return 0.99; };")
+        body.send_keys("r")                       # random image: floor(0.99 * 2) = the second
+        WebDriverWait(driver, 5).until(lambda d: caps() == ["a gray wall"])
+        assert "image 2 / 2" in driver.find_element(By.ID, "counter").text
         driver.save_screenshot(str(tmp_path / "shot.png"))
     assert Image.open(tmp_path / "shot.png").size[0] > 0
 
@@ -101,7 +109,7 @@ def test_input_split_reads_vg_ids(tiny_checkpoint, shapes_dir, tmp_path):
     (tmp_path / "splits.json").write_text(json.dumps({"train": [10], "val": [11, 12], "test": []}))
     results = run(["-checkpoint", str(tiny_checkpoint), "-input_split", "val", "-splits_json",
                    str(tmp_path / "splits.json"), "-vg_img_root_dir", str(root), "-output_vis_dir", str(tmp_path / "v"),
-                   "-max_images", "1"])
+                   "-max_images", "1", "-image_size", "128"])
     assert [r["img_name"] for r in results] == ["11.jpg"]
     with pytest.raises(UserError, match="has"):
         run(["-checkpoint", str(tiny_checkpoint), "-input_split", "dev", "-splits_json", str(tmp_path / "splits.json")])
@@ -118,3 +126,61 @@ def test_zero_boxes_after_nms_is_a_warning(tiny_checkpoint, shapes_dir, tmp_path
     assert [r["boxes"] for r in results] == [[], [], []]
     assert capsys.readouterr().err.count("no boxes left after NMS") == 3
     assert json.load(open(tmp_path / "v" / "results.json"))["results"] == results
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_folder_loads_the_model_once_with_a_progress_bar(tiny_checkpoint, shapes_dir, tmp_path, monkeypatch):
+    loads = []
+    real = run_model.load_model
+    monkeypatch.setattr(run_model, "load_model", lambda *a, **k: (loads.append(a), real(*a, **k))[1])
+    err = _Terminal()
+    results = run_model.main(parse(run_model.RunOptions, ["-checkpoint", str(tiny_checkpoint), "-input_dir",
+                                                          str(shapes_dir), "-gpu", "-1", "-image_size", "128",
+                                                          "-output_vis_dir",
+                                                          str(tmp_path / "v")]), err=err)
+    assert len(results) == 3 and len(loads) == 1
+    assert "3/3" in err.getvalue() and "img" in err.getvalue()   # tqdm's bar, on a terminal
+
+
+def test_interrupted_folder_keeps_the_results_so_far(tiny_checkpoint, shapes_dir, tmp_path, monkeypatch):
+    real = run_model.run_image
+    calls = []
+
+    def stop_at_the_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(run_model, "run_image", stop_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        run(["-checkpoint", str(tiny_checkpoint), "-input_dir", str(shapes_dir), "-image_size", "128",
+             "-output_vis_dir", str(tmp_path / "v")])
+    kept = json.load(open(tmp_path / "v" / "results.json"))["results"]
+    assert [r["img_name"] for r in kept] == ["scene0.png"] and (tmp_path / "v" / "scene0.png").exists()
+
+
+def test_image_smaller_than_the_anchors(tiny_checkpoint, tmp_path):
+    # 12 x 7 pixels: less than one stride-16 cell and far below the smallest anchor
+    Image.new("RGB", (12, 7), "red").save(tmp_path / "speck.png")
+    res = run(["-checkpoint", str(tiny_checkpoint), "-input_image", str(tmp_path / "speck.png"), "-image_size", "12",
+               "-output_vis_dir", str(tmp_path / "v")])
+    assert len(res) == 1 and len(res[0]["boxes"]) == len(res[0]["captions"])
+    for x, y, w, h in res[0]["boxes"]:
+        assert 0 <= x and 0 <= y and x + w <= 12.5 and y + h <= 7.5
+
+
+def test_help_lists_every_flag(capsys):
+    import dataclasses
+
+    from densecap import convert
+
+    for cls in (run_model.RunOptions, convert.ConvertOptions):
+        with pytest.raises(SystemExit):
+            parse(cls, ["-h"])
+        text = capsys.readouterr().out
+        for f in dataclasses.fields(cls):
+            assert (f.name if "nargs" in f.metadata else f"-{f.name}") in text, f.name

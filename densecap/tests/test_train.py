@@ -89,13 +89,22 @@ def test_non_finite_loss_stops_cleanly(data, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "ck_last.pt").exists()
 
 
-def test_evaluate_model_and_bad_checkpoint(data, tmp_path, capsys):
+def test_evaluate_model_and_bad_checkpoint(data, tmp_path, capsys, monkeypatch):
     train_run(data, tmp_path, "-max_iters", 2, "-save_checkpoint_every", 2)
     res = evaluate_model.main(parse(evaluate_model.EvalOptions, [
         "-checkpoint", str(tmp_path / "ck.pt"), "-gpu", "-1", "-metric", "detmap", "-baseline", "random",
         "-num_proposals", "30", "-split", "val"]))
     assert res["num_images"] == 3 and 0 <= res["detmap"] <= 100 and 0 <= res["random_detmap"] <= 100
     assert "random boxes: detmap" in capsys.readouterr().out
+    # the default -metric map (the README's command), with a stand-in for the METEOR jar: every caption
+    # scores 1, so each METEOR threshold passes what the box threshold passes and mAP equals detmap
+    from common import lang_eval
+    calls = []
+    monkeypatch.setattr(lang_eval, "meteor_score_pairs", lambda c, r: (calls.append(len(c)), [1.0] * len(c))[1])
+    full = evaluate_model.main(parse(evaluate_model.EvalOptions, [
+        "-checkpoint", str(tmp_path / "ck.pt"), "-gpu", "-1", "-num_proposals", "30", "-split", "val"]))
+    assert calls and full["map"] == pytest.approx(full["detmap"]) and full["detmap"] == pytest.approx(res["detmap"])
+    assert "mAP" in capsys.readouterr().out
     other = checkpoint.save(tmp_path / "x.pt", "neuraltalk", {})
     with pytest.raises(UserError, match="neuraltalk checkpoint, expected a densecap"):
         train_run(data, tmp_path, "-max_iters", 1, "-checkpoint_start_from", other)
@@ -185,3 +194,35 @@ def test_help_lists_every_flag(capsys):
         text = capsys.readouterr().out
         for f in dataclasses.fields(cls):
             assert f"-{f.name}" in text, f.name
+
+
+# train_opts.lua (jcjohnson/densecap at 7c32170): every flag with its default, plus the four the issue names
+TRAIN_OPTS_LUA = dict(
+    backend="cudnn", rpn_hidden_dim=512, sampler_batch_size=256, rnn_size=512, input_encoding_size=512,
+    sampler_high_thresh=0.7, sampler_low_thresh=0.3, train_remove_outbounds_boxes=1, mid_box_reg_weight=0.05,
+    mid_objectness_weight=0.1, end_box_reg_weight=0.1, end_objectness_weight=0.1, captioning_weight=1.0,
+    weight_decay=1e-6, box_reg_decay=5e-5, data_h5="data/VG-regions.h5", data_json="data/VG-regions-dicts.json",
+    proposal_regions_h5="", debug_max_train_images=-1, learning_rate=1e-5, optim_beta1=0.9, optim_beta2=0.999,
+    optim_epsilon=1e-8, drop_prob=0.5, max_iters=-1, checkpoint_start_from="", finetune_cnn_after=-1,
+    val_images_use=1000, save_checkpoint_every=10000, checkpoint_path="checkpoint.t7", test_rpn_nms_thresh=0.7,
+    test_final_nms_thresh=0.3, test_num_proposals=1000, progress_dump_every=100, losses_log_every=10, id="",
+    seed=123, gpu=0, timing=0, clip_final_boxes=1, eval_first_iteration=0)
+
+
+def test_every_train_opts_lua_flag_with_its_default():
+    opt = parse(train.TrainOptions, [])
+    for name, default in TRAIN_OPTS_LUA.items():
+        if name == "checkpoint_path":  # we write torch.save checkpoints, not Torch7 ones
+            assert opt.checkpoint_path == "checkpoint.pt"
+        else:
+            assert getattr(opt, name) == default, name
+
+
+def test_clip_final_boxes_reaches_validation(data, tmp_path, monkeypatch):
+    seen = []
+    real = DenseCapModel.forward_test
+    monkeypatch.setattr(DenseCapModel, "forward_test",
+                        lambda self, *a, **k: (seen.append(k["clip_final_boxes"]), real(self, *a, **k))[1])
+    train_run(data, tmp_path, "-max_iters", 1, "-save_checkpoint_every", 1, "-clip_final_boxes", 0,
+              "-val_images_use", 1)
+    assert seen == [False]
