@@ -6,8 +6,9 @@ values go to [-1, 1] (data/donkey_folder.lua). An "epoch" is ceil(min(N, ntrain)
 
 Datasets: `folder`/`imagenet` (an image folder, searched recursively), `lsun` (LSUN's LMDB databases,
 as data/donkey_lsun.lua: each `<class>_train_lmdb` is a class, its values encoded JPEG/WebP images; or
-LSUN exported to an image folder), `celebA` (img_align_celeba: the 138x138 face crop at (30, 40) of crop_celebA.lua, done on the fly
-instead of overwriting the files), `mnist` (IDX files, optionally gzipped; 1 channel).
+LSUN exported to an image folder), `celebA` (img_align_celeba: the 138x138 face crop at (30, 40) of
+crop_celebA.lua, done on the fly instead of overwriting the files), `mnist` (IDX files, optionally
+gzipped; 1 channel).
 """
 import gzip
 import io
@@ -57,11 +58,12 @@ def find_images(root, what="DATA_ROOT"):
                 continue
             paths.append(p)
             labels.append(classes.setdefault(cls, len(classes)))
+    if not paths:  # one line, naming the unreadable files if that is what it held
+        unreadable = f"{len(bad)} file(s) did not open as images, e.g. {bad[0]}; " if bad else ""
+        raise UserError(f"{what}={root}: no readable images found ({unreadable}looked for "
+                        f"{', '.join(IMG_EXTENSIONS)} in it and its subfolders)")
     if bad:
         warn(f"skipped {len(bad)} file(s) that are not readable images, e.g. {bad[0]}")
-    if not paths:
-        raise UserError(f"{what}={root}: no readable images found (looked for "
-                        f"{', '.join(IMG_EXTENSIONS)} in it and its subfolders)")
     return paths, labels, list(classes)
 
 
@@ -304,7 +306,7 @@ def check_sizes(opt, min_side=None):
 
 
 def make_loader(opt, rank=0):
-    """-> (DataLoader yielding B x nc x fineSize x fineSize batches in [-1, 1], batches per epoch, nc)."""
+    """-> (DataLoader yielding B x nc x fineSize x fineSize batches in [-1, 1], batches per epoch, nc, N)."""
     check_sizes(opt)
     ds, labels, nc = make_dataset(opt)
     n = min(len(ds), opt.ntrain)
