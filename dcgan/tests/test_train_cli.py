@@ -119,3 +119,21 @@ def test_grayscale_folder_trains_with_nc_1(tmp_path):
     ck = checkpoint.load(train.main(o), "dcgan_G")
     assert ck["config"]["nc"] == 1
     assert torch.equal(torch.tensor(ck["fixed_noise"].shape), torch.tensor([4, 8, 1, 1]))
+
+
+def test_progress_bar_on_a_terminal(blobs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    train.main(opts(blobs, tmp_path, print_every=1))
+    out, err = capsys.readouterr()
+    assert "2/2" in err and "Err_D=" in err  # tqdm's bar, with the losses
+    assert out.count("Epoch: [1][") == 2  # main.lua's log lines still printed, above the bar
+
+
+def test_amp_forced_bf16_autocast_trains_finite(blobs, tmp_path, monkeypatch):
+    """amp=1 where the CPU has bf16 (forced here): the same run trains under bfloat16 autocast."""
+    import dcgan.engine as engine
+    monkeypatch.setattr(engine, "cpu_has_bf16", lambda: True)
+    assert isinstance(engine.autocast(torch.device("cpu"), True), torch.autocast)
+    ck = checkpoint.load(train.main(opts(blobs, tmp_path, amp=1)), "dcgan_G")
+    assert all(torch.isfinite(v).all() for v in ck["model"].values())
+    assert not isinstance(engine.autocast(torch.device("cpu"), False), torch.autocast)
