@@ -156,14 +156,19 @@ class FolderImages(torch.utils.data.Dataset):
 class LMDBImages(FolderImages):
     """LSUN's LMDB databases (data/donkey_lsun.lua): values are encoded images (JPEG, WebP, PNG), one
     database per class. Keys are listed once, in LMDB's sorted order, so a seed gives the same draws; each
-    process opens its own read-only environment (an LMDB handle does not survive a fork)."""
+    process opens its own read-only environment when it first reads (an LMDB handle does not survive a
+    fork), shared by the datasets in that process."""
 
     def __init__(self, dbs, loadSize, fineSize, nc=3, flip=True):
         super().__init__([], loadSize, fineSize, nc, flip)
         self.dbs, keys, labels = list(dbs), [], []
         for c, path in enumerate(self.dbs):
-            with _open_lmdb(path) as env, env.begin() as txn:
+            cached = _ENVS.get((os.getpid(), path))
+            env = cached or _open_lmdb(path, keep=False)
+            with env.begin() as txn:
                 ks = list(txn.cursor().iternext(values=False))
+            if not cached:
+                env.close()  # DataLoader workers fork later; an environment open here would block theirs
             if not ks:
                 raise UserError(f"DATA_ROOT: {path} is an empty LMDB (no images in it)")
             keys += ks
@@ -193,16 +198,33 @@ class LMDBImages(FolderImages):
         return Image.open(io.BytesIO(blob))
 
 
-def _open_lmdb(path):
+_ENVS = {}  # (pid, path) -> environment: LMDB allows one open environment per file and process (py-lmdb
+# refuses a second, and a forked child inherits the parent's), so datasets in a process share one
+
+
+def _open_lmdb(path, keep=True):
+    if keep and (os.getpid(), path) in _ENVS:
+        return _ENVS[os.getpid(), path]
     try:
         import lmdb
     except ImportError:
         raise UserError("dataset=lsun reads LMDB databases with the lmdb package: pip install lmdb") from None
     try:
-        return lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False, max_readers=64)
+        env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False, max_readers=64)
+        if keep:
+            _ENVS[os.getpid(), path] = env
+        return env
     except lmdb.Error as e:
         raise UserError(f"DATA_ROOT: {path} is not a readable LMDB ({e}); give an LSUN <class>_train_lmdb "
                         f"folder holding data.mdb") from None
+
+
+def close_lmdbs(paths):
+    """Close this process's environments of `paths`, so that forked loader workers can open their own."""
+    for p in paths:
+        env = _ENVS.pop((os.getpid(), p), None)
+        if env is not None:
+            env.close()
 
 
 def _is_lmdb(path):
@@ -218,6 +240,9 @@ def find_lsun(root, classes="bedroom"):
     """
     if not root:
         raise UserError("no DATA_ROOT given: set DATA_ROOT=path (or -DATA_ROOT path)")
+    if os.path.isfile(root):
+        raise UserError(f"DATA_ROOT={root}: a file, not a folder; unzip LSUN's <class>_train_lmdb.zip and give "
+                        f"the <class>_train_lmdb folder (it holds data.mdb)")
     if not os.path.isdir(root):
         raise UserError(f"DATA_ROOT={root}: no such folder")
     if _is_lmdb(root):
@@ -311,6 +336,8 @@ def make_loader(opt, rank=0):
     ds, labels, nc = make_dataset(opt)
     n = min(len(ds), opt.ntrain)
     batches = math.ceil(n / opt.batchSize)
+    if isinstance(ds, LMDBImages) and opt.nThreads > 0:
+        close_lmdbs(ds.dbs)  # e.g. left open by an earlier nThreads=0 run in this process
     sampler = ClassBalancedSampler(labels, batches * opt.batchSize)
     loader = torch.utils.data.DataLoader(ds, opt.batchSize, sampler=sampler, num_workers=opt.nThreads,
                                          drop_last=True, persistent_workers=False,

@@ -1,6 +1,7 @@
 """dataset=lsun: LSUN's LMDB databases (data/donkey_lsun.lua), read with the lmdb package, decoded by Pillow."""
 import io
 import os
+import pickle
 
 import lmdb
 import numpy as np
@@ -95,6 +96,10 @@ def test_layouts_and_classes(tmp_path, lsun):
         find_lsun(str(two))
     ds = LMDBImages(find_lsun(str(two), "tower,bridge"), 24, 16)
     assert len(ds) == 5 and ds.labels.tolist() == [0, 0, 0, 0, 1]  # each database is a class
+    torch.manual_seed(1)
+    x = ds[4]
+    torch.manual_seed(1)
+    assert torch.equal(pickle.loads(pickle.dumps(ds))[4], x)  # as a spawned loader worker gets it (macOS)
     (tmp_path / "pics").mkdir()  # LSUN exported as images: the folder dataset, as before
     Image.new("RGB", (20, 20)).save(tmp_path / "pics" / "a.png")
     assert find_lsun(str(tmp_path / "pics")) is None
@@ -107,7 +112,9 @@ def test_a_data_root_that_is_not_an_lmdb_is_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "data.mdb").write_bytes(b"not an lmdb" * 100)
-    for root, says in (("empty", "not an LSUN LMDB"), ("broken", "is not a readable LMDB")):
+    (tmp_path / "bedroom_train_lmdb.zip").write_bytes(b"PK")
+    for root, says in (("empty", "not an LSUN LMDB"), ("broken", "is not a readable LMDB"),
+                       ("bedroom_train_lmdb.zip", "a file, not a folder; unzip")):
         with pytest.raises(SystemExit) as e:
             cli(train.main, TrainOptions, [], {"dataset": "lsun", "DATA_ROOT": str(tmp_path / root), "gpu": "0",
                                                "nThreads": "0", "checkpoints_dir": str(tmp_path / "ck")})
@@ -120,6 +127,8 @@ def test_trains_on_lmdb_and_resumes_exactly(lsun, tmp_path):
     root, _ = lsun
     base = dict(dataset="lsun", DATA_ROOT=str(root), loadSize=36, fineSize=32, batchSize=4, ntrain=8, ngf=4,
                 ndf=4, nz=8, nThreads=1, niter=2, gpu=0, seed=5, name="bed", print_every=0, display=0)
+    # read in this process first (nThreads=0 keeps its environment open): the workers below must still open theirs
+    next(iter(make_loader(TrainOptions(**dict(base, nThreads=0)))[0]))
     straight = train.main(TrainOptions(**base, checkpoints_dir=str(tmp_path / "a")))
     train.main(TrainOptions(**dict(base, niter=1), checkpoints_dir=str(tmp_path / "b")))
     resumed = train.main(TrainOptions(**base, checkpoints_dir=str(tmp_path / "b"),
