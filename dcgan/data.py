@@ -4,11 +4,14 @@ Each sample picks a class (a top-level subfolder) uniformly, then an image in it
 shorter side is scaled to `loadSize`, a random `fineSize` crop is taken and flipped with p = 0.5, and
 values go to [-1, 1] (data/donkey_folder.lua). An "epoch" is ceil(min(N, ntrain) / batchSize) batches.
 
-Datasets: `folder`/`imagenet`/`lsun` (an image folder, searched recursively: LSUN exported as images),
-`celebA` (img_align_celeba: the 138x138 face crop at (30, 40) of crop_celebA.lua, done on the fly
-instead of overwriting the files), `mnist` (IDX files, optionally gzipped; 1 channel).
+Datasets: `folder`/`imagenet` (an image folder, searched recursively), `lsun` (LSUN's LMDB databases,
+as data/donkey_lsun.lua: each `<class>_train_lmdb` is a class, its values encoded JPEG/WebP images; or
+LSUN exported to an image folder), `celebA` (img_align_celeba: the 138x138 face crop at (30, 40) of
+crop_celebA.lua, done on the fly instead of overwriting the files), `mnist` (IDX files, optionally
+gzipped; 1 channel).
 """
 import gzip
+import io
 import math
 import os
 import struct
@@ -55,12 +58,17 @@ def find_images(root, what="DATA_ROOT"):
                 continue
             paths.append(p)
             labels.append(classes.setdefault(cls, len(classes)))
+    if not paths:  # one line, naming the unreadable files if that is what it held
+        unreadable = f"{len(bad)} file(s) did not open as images, e.g. {bad[0]}; " if bad else ""
+        raise UserError(f"{what}={root}: no readable images found ({unreadable}looked for "
+                        f"{', '.join(IMG_EXTENSIONS)} in it and its subfolders)")
     if bad:
         warn(f"skipped {len(bad)} file(s) that are not readable images, e.g. {bad[0]}")
-    if not paths:
-        raise UserError(f"{what}={root}: no readable images found (looked for "
-                        f"{', '.join(IMG_EXTENSIONS)} in it and its subfolders)")
     return paths, labels, list(classes)
+
+
+def has_images(root):
+    return any(fn.lower().endswith(IMG_EXTENSIONS) for _, _, fns in os.walk(root, followlinks=True) for fn in fns)
 
 
 def read_idx_images(root):
@@ -115,8 +123,14 @@ class FolderImages(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.paths)
 
-    def load(self, path):
-        with Image.open(path) as im:
+    def open(self, i):
+        return Image.open(self.paths[i])
+
+    def where(self, i):
+        return self.paths[i]
+
+    def load(self, i):
+        with self.open(i) as im:
             im = im.convert(self.mode)
             if self.celeba and im.size[0] >= CELEBA_BOX[2] and im.size[1] >= CELEBA_BOX[3]:
                 im = im.crop(CELEBA_BOX)
@@ -126,16 +140,127 @@ class FolderImages(torch.utils.data.Dataset):
         return torch.from_numpy(a.copy()).float().div_(255)
 
     def __getitem__(self, i):
+        first = i
         for _ in range(10):
             try:
-                x = self.load(self.paths[i])
+                x = self.load(i)
                 break
-            except (OSError, UnidentifiedImageError, ValueError) as e:
-                warn(f"skipping {self.paths[i]}: {e}")
-                i = int(torch.randint(0, len(self.paths), ()))
+            except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+                warn(f"skipping {self.where(i)}: {e}")
+                i = int(torch.randint(0, len(self), ()))
         else:
-            raise UserError(f"too many unreadable images under {os.path.dirname(self.paths[i])}")
+            raise UserError(f"too many unreadable images (10 in a row), e.g. {self.where(first)}")
         return random_crop_flip(x, self.fineSize, self.flip)
+
+
+class LMDBImages(FolderImages):
+    """LSUN's LMDB databases (data/donkey_lsun.lua): values are encoded images (JPEG, WebP, PNG), one
+    database per class. Keys are listed once, in LMDB's sorted order, so a seed gives the same draws; each
+    process opens its own read-only environment when it first reads (an LMDB handle does not survive a
+    fork), shared by the datasets in that process."""
+
+    def __init__(self, dbs, loadSize, fineSize, nc=3, flip=True):
+        super().__init__([], loadSize, fineSize, nc, flip)
+        self.dbs, keys, labels = list(dbs), [], []
+        for c, path in enumerate(self.dbs):
+            cached = _ENVS.get((os.getpid(), path))
+            env = cached or _open_lmdb(path, keep=False)
+            with env.begin() as txn:
+                ks = list(txn.cursor().iternext(values=False))
+            if not cached:
+                env.close()  # DataLoader workers fork later; an environment open here would block theirs
+            if not ks:
+                raise UserError(f"DATA_ROOT: {path} is an empty LMDB (no images in it)")
+            keys += ks
+            labels.append(np.full(len(ks), c, np.int64))
+        # one fixed-width array (LSUN: 40-byte hex keys) instead of millions of bytes objects; numpy would
+        # drop trailing NUL bytes, so keys ending in one stay a list
+        self.keys = keys if any(k.endswith(b"\0") for k in keys) else np.array(keys)
+        self.labels = np.concatenate(labels)
+        self._txns, self._pid = None, None
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __getstate__(self):  # DataLoader workers open their own environments
+        return dict(self.__dict__, _txns=None, _pid=None)
+
+    def where(self, i):
+        return f"{self.dbs[self.labels[i]]} key {bytes(self.keys[i]).decode(errors='replace')}"
+
+    def open(self, i):
+        if self._pid != os.getpid():
+            self._txns = [_open_lmdb(p).begin(buffers=False) for p in self.dbs]
+            self._pid = os.getpid()
+        blob = self._txns[self.labels[i]].get(bytes(self.keys[i]))
+        if blob is None:
+            raise OSError("the key has no value")
+        return Image.open(io.BytesIO(blob))
+
+
+_ENVS = {}  # (pid, path) -> environment: LMDB allows one open environment per file and process (py-lmdb
+# refuses a second, and a forked child inherits the parent's), so datasets in a process share one
+
+
+def _open_lmdb(path, keep=True):
+    if keep and (os.getpid(), path) in _ENVS:
+        return _ENVS[os.getpid(), path]
+    try:
+        import lmdb
+    except ImportError:
+        raise UserError("dataset=lsun reads LMDB databases with the lmdb package: pip install lmdb") from None
+    try:
+        env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False, max_readers=64)
+        if keep:
+            _ENVS[os.getpid(), path] = env
+        return env
+    except lmdb.Error as e:
+        raise UserError(f"DATA_ROOT: {path} is not a readable LMDB ({e}); give an LSUN <class>_train_lmdb "
+                        f"folder holding data.mdb") from None
+
+
+def close_lmdbs(paths):
+    """Close this process's environments of `paths`, so that forked loader workers can open their own."""
+    for p in paths:
+        env = _ENVS.pop((os.getpid(), p), None)
+        if env is not None:
+            env.close()
+
+
+def _is_lmdb(path):
+    return os.path.isfile(os.path.join(path, "data.mdb"))
+
+
+def find_lsun(root, classes="bedroom"):
+    """-> LMDB folders for dataset=lsun, or None when `root` is LSUN exported as an image folder.
+
+    `root` may be an LMDB itself (a folder holding data.mdb, e.g. bedroom_train_lmdb), or hold
+    `<class>_train_lmdb` folders (directly, as lsun_index_generator.lua expects, or under train/, as
+    donkey_lsun.lua reads them); `classes` picks them: comma-separated names, or `all`.
+    """
+    if not root:
+        raise UserError("no DATA_ROOT given: set DATA_ROOT=path (or -DATA_ROOT path)")
+    if os.path.isfile(root):
+        raise UserError(f"DATA_ROOT={root}: a file, not a folder; unzip LSUN's <class>_train_lmdb.zip and give "
+                        f"the <class>_train_lmdb folder (it holds data.mdb)")
+    if not os.path.isdir(root):
+        raise UserError(f"DATA_ROOT={root}: no such folder")
+    if _is_lmdb(root):
+        return [root]
+    found = {}
+    for parent in (root, os.path.join(root, "train")):
+        if os.path.isdir(parent):
+            for d in sorted(os.listdir(parent)):
+                if d.endswith("_train_lmdb") and _is_lmdb(os.path.join(parent, d)):
+                    found.setdefault(d[: -len("_train_lmdb")], os.path.join(parent, d))
+    if found:
+        wanted = sorted(found) if classes == "all" else [c.strip() for c in classes.split(",") if c.strip()]
+        missing = [c for c in wanted if c not in found]
+        if missing or not wanted:
+            raise UserError(f"DATA_ROOT={root}: no {', '.join(f'{c}_train_lmdb' for c in missing) or 'class'} "
+                            f"in it; lsun_class= one or more of {','.join(sorted(found))}, or all")
+        return [found[c] for c in wanted]
+    return None
 
 
 class TensorImages(torch.utils.data.Dataset):
@@ -184,8 +309,17 @@ def make_dataset(opt):
         if opt.nc == 3:
             images = images.expand(-1, 3, -1, -1)
         return TensorImages(images, opt.loadSize, opt.fineSize, flip), [0] * len(images), images.shape[1]
-    paths, labels, classes = find_images(opt.DATA_ROOT)
     nc = opt.nc or 3
+    if opt.dataset == "lsun":
+        dbs = find_lsun(opt.DATA_ROOT, opt.lsun_class)
+        if dbs:
+            ds = LMDBImages(dbs, opt.loadSize, opt.fineSize, nc, flip)
+            return ds, ds.labels, nc
+        if not has_images(opt.DATA_ROOT):
+            raise UserError(f"DATA_ROOT={opt.DATA_ROOT}: not an LSUN LMDB (no data.mdb in it, no "
+                            f"<class>_train_lmdb folder in it or in its train/) and no images; give the "
+                            f"bedroom_train_lmdb folder (or its parent), or a folder of exported images")
+    paths, labels, classes = find_images(opt.DATA_ROOT)
     ds = FolderImages(paths, opt.loadSize, opt.fineSize, nc, flip, celeba=opt.dataset == "celebA")
     return ds, labels, nc
 
@@ -197,11 +331,13 @@ def check_sizes(opt, min_side=None):
 
 
 def make_loader(opt, rank=0):
-    """-> (DataLoader yielding B x nc x fineSize x fineSize batches in [-1, 1], batches per epoch, nc)."""
+    """-> (DataLoader yielding B x nc x fineSize x fineSize batches in [-1, 1], batches per epoch, nc, N)."""
     check_sizes(opt)
     ds, labels, nc = make_dataset(opt)
     n = min(len(ds), opt.ntrain)
     batches = math.ceil(n / opt.batchSize)
+    if isinstance(ds, LMDBImages) and opt.nThreads > 0:
+        close_lmdbs(ds.dbs)  # e.g. left open by an earlier nThreads=0 run in this process
     sampler = ClassBalancedSampler(labels, batches * opt.batchSize)
     loader = torch.utils.data.DataLoader(ds, opt.batchSize, sampler=sampler, num_workers=opt.nThreads,
                                          drop_last=True, persistent_workers=False,

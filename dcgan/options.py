@@ -30,10 +30,14 @@ _OPTION_LIKE = re.compile(r"^[a-z][A-Za-z0-9_]*$")
 class TrainOptions:
     """Train a DCGAN (dcgan.torch's main.lua). Options are flags (-batchSize 64) or environment variables
     (batchSize=64 python train.py)."""
-    dataset: str = flag("lsun", "folder | imagenet | lsun (images exported to a folder) | celebA "
+    dataset: str = flag("lsun", "folder | imagenet | lsun (LSUN's LMDBs, as donkey_lsun.lua, or images "
+                                "exported to a folder) | celebA "
                                 "(img_align_celeba, face-cropped on the fly) | mnist (IDX files)",
                         choices=["folder", "imagenet", "lsun", "celebA", "mnist"])
-    DATA_ROOT: str = flag("", "the data folder (main.lua reads it from the DATA_ROOT variable)")
+    DATA_ROOT: str = flag("", "the data folder (main.lua reads it from the DATA_ROOT variable); lsun: a "
+                              "<class>_train_lmdb folder, or a folder holding them (or their train/)")
+    lsun_class: str = flag("bedroom", "lsun: the <class>_train_lmdb databases under DATA_ROOT to train on, "
+                                      "comma-separated (each a class, drawn uniformly), or all")
     batchSize: int = flag(64, "images per batch")
     loadSize: int = flag(96, "the shorter side of each image is scaled to this before the random crop")
     fineSize: int = flag(64, "training image size: 32, 64 or 128 (the networks grow by layers)")

@@ -7,6 +7,7 @@
 Checkpoints: <checkpoints_dir>/<name>_<epoch>_net_G.pt and _net_D.pt after each epoch (atomic);
 `resume=<..._net_G.pt>` continues exactly. A fixed-noise sample grid replaces the display server.
 """
+import contextlib
 import dataclasses
 import math
 import os
@@ -48,29 +49,78 @@ def load_resume(path):
 
 
 def main(opt: TrainOptions):
+    """A run: where it trains and with what seed, the data, the nets (resumed if asked), then the loop."""
+    run = start_run(opt)
+    loader, batches, nc = build_data(opt, run)
+    gan = build_nets(opt, run, nc)
+    start = resume(opt, run, gan)
+    place_nets(opt, run, gan)
+    return train(opt, run, gan, loader, batches, start)
+
+
+@dataclasses.dataclass
+class Run:
+    """This process's share of a run: its device, its rank among `world` processes, the seed, and the
+    checkpoint pair being resumed (None for a fresh run)."""
+    device: torch.device
+    rank: int
+    world: int
+    seed: int = 0
+    resumed: tuple = None
+    precision: object = None  # the autocast context of the forward passes
+
+    @property
+    def master(self):
+        return self.rank == 0
+
+    def log(self, *args, **kw):
+        if self.master:
+            print(*args, **kw)
+
+
+@dataclasses.dataclass
+class GAN:
+    """The two nets, their optimizers and the fixed noise of the sample grids. `Gt` is G as trained (a DDP
+    wrapper under torchrun) and `Dsync` D's DDP wrapper, which only averages D's gradients."""
+    cfg: GANConfig
+    G: torch.nn.Module
+    D: torch.nn.Module
+    optG: torch.optim.Optimizer
+    optD: torch.optim.Optimizer
+    fixed_noise: torch.Tensor
+    Gt: torch.nn.Module = None
+    Dsync: torch.nn.Module = None
+
+
+def start_run(opt):
+    """Check the options that need no data, join the process group (torchrun), seed (a resume's seed wins)."""
     if opt.fineSize not in SIZES:
         raise UserError(f"fineSize={opt.fineSize}: must be one of {', '.join(map(str, SIZES))}")
     device, rank, world = init_distributed(opt.gpu - 1)  # gpu is 1-based, 0 = CPU
-    master = rank == 0
-    log = print if master else (lambda *a, **k: None)
+    run = Run(device, rank, world)
     if opt.batchSize % world:
         raise UserError(f"batchSize={opt.batchSize} does not split over {world} processes")
-    per_rank = dataclasses.replace(opt, batchSize=opt.batchSize // world)
+    run.resumed = load_resume(opt.resume) if opt.resume else None
+    run.seed = run.resumed[0]["seed"] if run.resumed else (opt.seed or int.from_bytes(os.urandom(4), "little") or 1)
+    run.log(f"seed: {run.seed}")
+    seed_everything(run.seed)
+    return run
 
-    resumed = load_resume(opt.resume) if opt.resume else None
-    seed = resumed[0]["seed"] if resumed else (opt.seed or int.from_bytes(os.urandom(4), "little") or 1)
-    log(f"seed: {seed}")
-    seed_everything(seed)
 
-    # ---- data
-    loader, batches, nc, n_images = make_loader(per_rank, rank)
-    log(f"{opt.dataset}: {n_images} images from {opt.DATA_ROOT}, {nc} channel(s); an epoch is {batches} "
-        f"random batches of {opt.batchSize}")
+def build_data(opt, run):
+    """-> (loader of this rank's share of each batch, batches per epoch, image channels)."""
+    per_rank = dataclasses.replace(opt, batchSize=opt.batchSize // run.world)
+    loader, batches, nc, n_images = make_loader(per_rank, run.rank)
+    run.log(f"{opt.dataset}: {n_images} images from {opt.DATA_ROOT}, {nc} channel(s); an epoch is {batches} "
+            f"random batches of {opt.batchSize}")
+    return loader, batches, nc
 
-    # ---- model
+
+def build_nets(opt, run, nc):
+    """G and D initialised as main.lua, Adam for each, the fixed noise; a resume's config replaces opt's."""
     cfg = GANConfig(nz=opt.nz, ngf=opt.ngf, ndf=opt.ndf, nc=nc, fineSize=opt.fineSize)
-    if resumed:
-        cfg = GANConfig(**resumed[0]["config"])
+    if run.resumed:
+        cfg = GANConfig(**run.resumed[0]["config"])
         if (cfg.nc, cfg.fineSize) != (nc, opt.fineSize):
             raise UserError(f"resume={opt.resume}: it was trained on {cfg.nc}-channel {cfg.fineSize}px images, "
                             f"this data gives {nc}-channel {opt.fineSize}px; use the same dataset and fineSize")
@@ -78,53 +128,145 @@ def main(opt: TrainOptions):
     fixed_noise = make_noise((opt.batchSize, cfg.nz, 1, 1), opt.noise)
     optG = torch.optim.Adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
     optD = torch.optim.Adam(D.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
-    start = 1
-    if resumed:
-        g, d = resumed
-        G.load_state_dict(g["model"])
-        D.load_state_dict(d["model"])
-        optG.load_state_dict(g["optimizer"])
-        optD.load_state_dict(d["optimizer"])
-        fixed_noise, start = g["fixed_noise"], g["epoch"] + 1
-        set_rng_state(g["rng"][rank] if rank < len(g["rng"]) else None)
-        log(f"resuming {opt.resume} at epoch {start}")
-    elif rank:
-        seed_everything(seed + 1000 * rank)  # each rank draws its own batches and noise
-    G.to(device, memory_format=torch.channels_last)  # faster convolutions on CPU (oneDNN) and GPU
-    D.to(device, memory_format=torch.channels_last)
-    fixed_noise = fixed_noise.to(device)
-    log(f"generator: {sum(p.numel() for p in G.parameters()):,} parameters; "
-        f"discriminator: {sum(p.numel() for p in D.parameters()):,}")
-    if world > 1:
-        log(f"DistributedDataParallel over {world} processes, {opt.batchSize // world} images each per batch")
-    Gt = torch.nn.parallel.DistributedDataParallel(G) if world > 1 else G
-    Dsync = torch.nn.parallel.DistributedDataParallel(D) if world > 1 else None
-    precision = autocast(device, bool(opt.amp))
-    if not isinstance(precision, type(autocast(device, False))):
-        log(f"mixed precision: bfloat16 autocast on {device.type}")
+    return GAN(cfg, G, D, optG, optD, fixed_noise)
 
-    def save(epoch):
-        rngs = [rng_state()]
-        if world > 1:  # every rank's RNG, so that each draws the same batches after a resume
-            rngs = [None] * world
-            dist.all_gather_object(rngs, rng_state())
-        if not master:
-            return None
-        p_g, p_d = checkpoint_paths(opt, epoch)
-        common = {"config": dataclasses.asdict(cfg), "opt": dataclasses.asdict(opt), "epoch": epoch}
-        checkpoint.save(p_d, "dcgan_D", dict(common, model=_cpu(D.state_dict()), optimizer=optD.state_dict()))
-        checkpoint.save(p_g, "dcgan_G", dict(common, model=_cpu(G.state_dict()), optimizer=optG.state_dict(),
-                                             rng=rngs, seed=seed, fixed_noise=fixed_noise.cpu()))
-        log(f"saved {p_g} and {p_d}")
-        return p_g
 
-    def show(step):
-        if master and opt.display:
-            with torch.no_grad(), batch_statistics(G), precision:
-                x = G(fixed_noise).float()
-            save_image((x + 1) / 2, os.path.join(opt.checkpoints_dir, f"{opt.name}_samples.png"), nrow=8)
+def resume(opt, run, gan):
+    """Restore weights, Adam state, fixed noise and this rank's RNG from the checkpoint -> first epoch."""
+    if not run.resumed:
+        if run.rank:
+            seed_everything(run.seed + 1000 * run.rank)  # each rank draws its own batches and noise
+        return 1
+    g, d = run.resumed
+    gan.G.load_state_dict(g["model"])
+    gan.D.load_state_dict(d["model"])
+    gan.optG.load_state_dict(g["optimizer"])
+    gan.optD.load_state_dict(d["optimizer"])
+    gan.fixed_noise = g["fixed_noise"]
+    set_rng_state(g["rng"][run.rank] if run.rank < len(g["rng"]) else None)
+    run.log(f"resuming {opt.resume} at epoch {g['epoch'] + 1}")
+    return g["epoch"] + 1
 
-    # ---- the loop; Ctrl-C or SIGTERM: finish the iteration, save, stop (a second Ctrl-C quits at once)
+
+def place_nets(opt, run, gan):
+    """Move the nets to the device (channels-last), wrap them for DDP, pick the precision."""
+    gan.G.to(run.device, memory_format=torch.channels_last)  # faster convolutions on CPU (oneDNN) and GPU
+    gan.D.to(run.device, memory_format=torch.channels_last)
+    gan.fixed_noise = gan.fixed_noise.to(run.device)
+    run.log(f"generator: {sum(p.numel() for p in gan.G.parameters()):,} parameters; "
+            f"discriminator: {sum(p.numel() for p in gan.D.parameters()):,}")
+    if run.world > 1:
+        run.log(f"DistributedDataParallel over {run.world} processes, {opt.batchSize // run.world} images "
+                f"each per batch")
+    gan.Gt = torch.nn.parallel.DistributedDataParallel(gan.G) if run.world > 1 else gan.G
+    gan.Dsync = torch.nn.parallel.DistributedDataParallel(gan.D) if run.world > 1 else None
+    run.precision = autocast(run.device, bool(opt.amp))
+    if not isinstance(run.precision, type(autocast(run.device, False))):
+        run.log(f"mixed precision: bfloat16 autocast on {run.device.type}")
+
+
+def train(opt, run, gan, loader, batches, start):
+    """Epochs `start`..niter, saving each epoch_save_modulo; a signal or the time budget saves and stops.
+    -> the last generator checkpoint written."""
+    with stop_on_signals(run.log) as stop:
+        os.makedirs(opt.checkpoints_dir, exist_ok=True)
+        clock = Clock()
+        total, last = (opt.niter - start + 1) * batches, None
+        bar = tqdm(total=max(total, 0), disable=not run.master or not sys.stderr.isatty(), unit="batch",
+                   dynamic_ncols=True)
+        try:
+            for epoch in range(start, opt.niter + 1):
+                out_of_time = train_epoch(opt, run, gan, loader, batches, epoch, bar, stop, clock)
+                if out_of_time:
+                    run.log(f"{'stopped' if stop else 'time budget reached'} in epoch {epoch} after {clock.step} "
+                            f"iterations ({clock.wall():.0f}s wall, {clock.cpu():.0f}s CPU); saving")
+                    last = save(opt, run, gan, epoch) or last
+                    break
+                if epoch % opt.epoch_save_modulo == 0 or epoch == opt.niter:
+                    last = save(opt, run, gan, epoch) or last
+            show(opt, run, gan)
+        finally:
+            bar.close()
+            close_distributed()
+    return last
+
+
+class Clock:
+    """Iterations done in this process and the wall / CPU seconds since the loop began (max_time budgets)."""
+
+    def __init__(self):
+        self.step, self.t_wall, self.t_cpu = 0, time.time(), time.process_time()
+
+    def wall(self):
+        return time.time() - self.t_wall
+
+    def cpu(self):
+        return time.process_time() - self.t_cpu
+
+
+def train_epoch(opt, run, gan, loader, batches, epoch, bar, stop, clock):
+    """One epoch of D-then-G steps, logging as main.lua -> True when stopped early (signal or time budget)."""
+    t_data = time.time()
+    out_of_time = False
+    for i, real in enumerate(loader, 1):
+        data_time, t0 = time.time() - t_data, time.time()
+        real = real.to(run.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        noise = make_noise((real.size(0), gan.cfg.nz, 1, 1), opt.noise, device=run.device)
+        errD, errG = train_step(gan.Gt, gan.D, gan.optG, gan.optD, real, noise, run.precision, gan.Dsync)
+        errD, errG = errD.item(), errG.item()
+        clock.step += 1
+        bar.update(1)
+        bar.set_postfix(epoch=epoch, Err_D=f"{errD:.3f}", Err_G=f"{errG:.3f}")
+        if not (math.isfinite(errD) and math.isfinite(errG)):
+            raise UserError(f"loss is not finite at epoch {epoch}, iteration {i} (Err_D {errD}, Err_G {errG}); "
+                            f"checkpoints written so far are kept; try a lower lr")
+        if opt.print_every > 0 and clock.step % opt.print_every == 0:
+            msg = (f"Epoch: [{epoch}][{i:8d} / {batches:8d}]\t Time: {time.time() - t0:.3f}  "
+                   f"DataTime: {data_time:.3f}  Err_G: {errG:.4f}  Err_D: {errD:.4f}")
+            bar.write(msg) if not bar.disable else run.log(msg)
+        if opt.display_every > 0 and clock.step % opt.display_every == 0:
+            show(opt, run, gan)
+        out_of_time = (bool(stop) or (opt.max_time > 0 and clock.wall() >= opt.max_time)
+                       or (opt.max_cpu_time > 0 and clock.cpu() >= opt.max_cpu_time))
+        if run.world > 1:  # every rank stops at the same iteration
+            flag = torch.tensor([float(out_of_time)], device=run.device)
+            dist.all_reduce(flag)
+            out_of_time = flag.item() > 0
+        t_data = time.time()
+        if out_of_time:
+            break
+    return out_of_time
+
+
+def save(opt, run, gan, epoch):
+    """Write <name>_<epoch>_net_G.pt and _net_D.pt (atomic; G holds every rank's RNG) -> G's path, on rank 0."""
+    rngs = [rng_state()]
+    if run.world > 1:  # every rank's RNG, so that each draws the same batches after a resume
+        rngs = [None] * run.world
+        dist.all_gather_object(rngs, rng_state())
+    if not run.master:
+        return None
+    p_g, p_d = checkpoint_paths(opt, epoch)
+    common = {"config": dataclasses.asdict(gan.cfg), "opt": dataclasses.asdict(opt), "epoch": epoch}
+    checkpoint.save(p_d, "dcgan_D", dict(common, model=_cpu(gan.D.state_dict()), optimizer=gan.optD.state_dict()))
+    checkpoint.save(p_g, "dcgan_G", dict(common, model=_cpu(gan.G.state_dict()), optimizer=gan.optG.state_dict(),
+                                         rng=rngs, seed=run.seed, fixed_noise=gan.fixed_noise.cpu()))
+    run.log(f"saved {p_g} and {p_d}")
+    return p_g
+
+
+def show(opt, run, gan):
+    """The fixed-noise sample grid <checkpoints_dir>/<name>_samples.png (instead of the display server)."""
+    if run.master and opt.display:
+        with torch.no_grad(), batch_statistics(gan.G), run.precision:
+            x = gan.G(gan.fixed_noise).float()
+        save_image((x + 1) / 2, os.path.join(opt.checkpoints_dir, f"{opt.name}_samples.png"), nrow=8)
+
+
+@contextlib.contextmanager
+def stop_on_signals(log):
+    """Ctrl-C or SIGTERM: finish the iteration, save, stop (a second Ctrl-C quits at once). Yields a list
+    that is non-empty once a signal came."""
     stop = []
 
     def on_signal(signum, frame):
@@ -135,55 +277,11 @@ def main(opt: TrainOptions):
 
     main_thread = threading.current_thread() is threading.main_thread()
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
-    os.makedirs(opt.checkpoints_dir, exist_ok=True)
-    t_wall, t_cpu = time.time(), time.process_time()
-    total, step, last = (opt.niter - start + 1) * batches, 0, None
-    bar = tqdm(total=max(total, 0), disable=not master or not sys.stderr.isatty(), unit="batch", dynamic_ncols=True)
     try:
-        for epoch in range(start, opt.niter + 1):
-            t_data = time.time()
-            out_of_time = False
-            for i, real in enumerate(loader, 1):
-                data_time, t0 = time.time() - t_data, time.time()
-                real = real.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                noise = make_noise((real.size(0), cfg.nz, 1, 1), opt.noise, device=device)
-                errD, errG = train_step(Gt, D, optG, optD, real, noise, precision, Dsync)
-                errD, errG = errD.item(), errG.item()
-                step += 1
-                bar.update(1)
-                bar.set_postfix(epoch=epoch, Err_D=f"{errD:.3f}", Err_G=f"{errG:.3f}")
-                if not (math.isfinite(errD) and math.isfinite(errG)):
-                    raise UserError(f"loss is not finite at epoch {epoch}, iteration {i} (Err_D {errD}, Err_G {errG}); "
-                                    f"checkpoints written so far are kept; try a lower lr")
-                if opt.print_every > 0 and step % opt.print_every == 0:
-                    msg = (f"Epoch: [{epoch}][{i:8d} / {batches:8d}]\t Time: {time.time() - t0:.3f}  "
-                           f"DataTime: {data_time:.3f}  Err_G: {errG:.4f}  Err_D: {errD:.4f}")
-                    bar.write(msg) if not bar.disable else log(msg)
-                if opt.display_every > 0 and step % opt.display_every == 0:
-                    show(step)
-                out_of_time = (bool(stop) or (opt.max_time > 0 and time.time() - t_wall >= opt.max_time)
-                               or (opt.max_cpu_time > 0 and time.process_time() - t_cpu >= opt.max_cpu_time))
-                if world > 1:
-                    flag = torch.tensor([float(out_of_time)], device=device)
-                    dist.all_reduce(flag)
-                    out_of_time = flag.item() > 0
-                t_data = time.time()
-                if out_of_time:
-                    break
-            if out_of_time:
-                log(f"{'stopped' if stop else 'time budget reached'} in epoch {epoch} after {step} iterations "
-                    f"({time.time() - t_wall:.0f}s wall, {time.process_time() - t_cpu:.0f}s CPU); saving")
-                last = save(epoch) or last
-                break
-            if epoch % opt.epoch_save_modulo == 0 or epoch == opt.niter:
-                last = save(epoch) or last
-        show(step)
+        yield stop
     finally:
-        bar.close()
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        close_distributed()
-    return last
 
 
 def _cpu(state):
