@@ -23,8 +23,19 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return (f"{cpu}, {os.cpu_count()} cores{mem}{gpu}; torch {torch.__version__}, "
+    return (f"{cpu} ({isa()}), {os.cpu_count()} cores{mem}{gpu}; torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads; Python {platform.python_version()}")
+
+
+def isa() -> str:
+    """The vector extensions that decide CPU speed here: machines named alike ("AMD EPYC") differ in them, and
+    bf16 autocast only pays with AVX512-BF16 or AMX."""
+    try:
+        flags = set(next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split())
+    except (OSError, StopIteration):
+        return "flags unknown"
+    found = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return "+".join(found) if found else "no AVX2"
 
 
 def git_rev() -> str:
