@@ -12,7 +12,7 @@ from colorize import pipeline, train
 from colorize.tests.conftest import COLORIZE, REPO
 from colorize.tests.test_colorize import photo
 from common import checkpoint
-from common.cli import UserError, parse
+from common.cli import UserError, parse, run
 
 TINY = ["-width", "16", "-image_size", "32", "-batch_size", "4", "-print_every", "1000", "-gpu", "-1"]
 
@@ -117,3 +117,38 @@ def test_mixed_precision_path_trains(tmp_path, capsys):
     for k, v in fp32["model"].items():
         if v.is_floating_point():
             assert amp["model"][k].dtype == v.dtype  # weights stay fp32 (autocast only computes in bf16)
+
+
+def test_fine_tune_a_converted_original_with_validation_each_epoch(tiny_pt, tmp_path, capsys):
+    """-init_from a converted colornet .pt: its network and stored mean are kept, training starts at 0; the
+    validation PSNR runs once per epoch and is the PSNR of what colorize.py makes of the gray photos."""
+    d, val = photos(tmp_path / "flat", 8), photos(tmp_path / "val", 2, seed=50)
+    path = train_main("-data_dir", d, "-val_dir", val, "-checkpoint_dir", tmp_path / "cv", "-max_iters", 4,
+                      "-init_from", tiny_pt, "-learning_rate", 0, *TINY)   # 8 photos / batch 4 = 2 per epoch
+    ck, original = checkpoint.load(path, "colorize"), checkpoint.load(tiny_pt, "colorize")
+    assert ck["iter"] == 4 and ck["mean"] == pytest.approx(0.4512) and ck["config"] == original["config"]
+    for k, v in original["model"].items():
+        assert torch.equal(ck["model"][k], v), k                    # learning rate 0: the weights did not move
+    assert [i for i, _ in ck["history"]["val_psnr"]] == [2, 4]
+    net, _ = pipeline.load_model(path, torch.device("cpu"))
+    scores = []
+    for f in sorted(val.iterdir()):
+        rgb = np.asarray(Image.open(f).convert("RGB"))
+        gray = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) / 255
+        out, _ = pipeline.colorize_luminance(net, ck["mean"], gray.astype(np.float32), torch.device("cpu"), "lab")
+        mse = ((out.astype(np.float64) - rgb) ** 2).mean()
+        scores.append(10 * np.log10(255 ** 2 / mse))
+    assert ck["history"]["val_psnr"][-1][1] == pytest.approx(np.mean(scores), abs=1e-3)
+    out = capsys.readouterr().out
+    assert "resuming" not in out and f"iteration 4: validation PSNR {np.mean(scores):.2f} dB" in out
+
+
+def test_gpu_without_a_gpu_is_one_line(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SystemExit) as e:
+        run(train.main, parse(train.TrainOptions, ["-data_dir", str(photos(tmp_path / "p", 1)), "-gpu", "0",
+                                                      "-checkpoint_dir", str(tmp_path / "cv")]))
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err == "error: -gpu 0: no CUDA or MPS device on this machine; use -gpu -1 for the CPU\n"
+    assert not (tmp_path / "cv").exists()
