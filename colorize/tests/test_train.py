@@ -152,3 +152,21 @@ def test_gpu_without_a_gpu_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 1 and err == "error: -gpu 0: no CUDA or MPS device on this machine; use -gpu -1 for the CPU\n"
     assert not (tmp_path / "cv").exists()
+
+
+def test_the_loss_is_the_colour_frobenius_norm_plus_a_300th_of_the_cross_entropy():
+    from colorize.model import ColorNet, ColorNetConfig
+    torch.manual_seed(0)
+    net = ColorNet(ColorNetConfig(width=16, global_size=32, n_classes=5))
+    opt = parse(train.TrainOptions, ["-learning_rate", "0"])
+    optimizer = torch.optim.Adadelta(net.parameters(), lr=0.0)
+    x, target, labels = torch.rand(3, 1, 32, 32) - 0.45, torch.rand(3, 2, 16, 16), torch.tensor([0, 4, 2])
+    with torch.no_grad():
+        pred, logits = net(x)
+    colour = ((pred - target) ** 2).sum((1, 2, 3)).mean()               # per image, then the batch mean
+    ce = -torch.log_softmax(logits, 1)[torch.arange(3), labels].mean()
+    loss = train.train_step(net, optimizer, (x, target, labels), opt, False, 0)
+    assert loss == pytest.approx((colour + ce / 300).item(), rel=1e-5)
+    chroma = ((target - 0.5) * 200).norm(dim=1, keepdim=True)            # -loss weighted: 1 + 3 x chroma / 100
+    weighted = (((pred - target) ** 2) * (1 + 0.03 * chroma)).sum((1, 2, 3)).mean()
+    assert train.color_loss(pred, target, "weighted").item() == pytest.approx(weighted.item(), rel=1e-5)
