@@ -9,9 +9,12 @@ per image) + 1/300 x classification cross-entropy. Validation PSNR is measured e
 photos through the same pipeline colorize.py uses.
 """
 import dataclasses
+import errno
 import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 if os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
     del sys.path[0]  # run as a script: this folder's colorize.py must not hide the colorize package
@@ -124,6 +127,20 @@ def check_options(opt, world):
         raise UserError(f"-batch_size {opt.batch_size} does not split over {world} processes")
     if not opt.data_dir:
         raise UserError("give -data_dir, a folder of colour photos")
+    check_checkpoint_dir(opt.checkpoint_dir)
+
+
+def check_checkpoint_dir(folder):
+    """Fail now, not at the first checkpoint, when -checkpoint_dir cannot be written (creating nothing yet)."""
+    parent = Path(os.path.abspath(folder))
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder")
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as e:
+        raise UserError(f"-checkpoint_dir {folder}: cannot write there ({parent}: {e.strerror})") from None
 
 
 def load_data(opt, log):
@@ -205,11 +222,14 @@ def out_of_cpu_time(opt, progress, world, device):
 def save_checkpoint(opt, model, config, mean, classes, optimizer, progress):
     """cv/colornet_iter<N>.pt, written atomically: everything colorize.py needs and an exact resume needs."""
     path = os.path.join(opt.checkpoint_dir, f"colornet_iter{progress.it}.pt")
-    checkpoint.save(path, "colorize", {
-        "model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": dataclasses.asdict(config),
-        "mean": mean, "recombine": "lab", "classes": classes, "opt": dataclasses.asdict(opt),
-        "optimizer": optimizer.state_dict(), "iter": progress.it, "history": progress.history, "source": "trained",
-        "cpu_seconds": progress.cpu_seconds()})
+    try:
+        checkpoint.save(path, "colorize", {
+            "model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": dataclasses.asdict(config),
+            "mean": mean, "recombine": "lab", "classes": classes, "opt": dataclasses.asdict(opt),
+            "optimizer": optimizer.state_dict(), "iter": progress.it, "history": progress.history,
+            "source": "trained", "cpu_seconds": progress.cpu_seconds()})
+    except OSError as e:  # a full disk, or the folder removed while training
+        raise UserError(f"{path}: cannot write the checkpoint ({e.strerror or e})") from None
     return path
 
 

@@ -170,3 +170,27 @@ def test_the_loss_is_the_colour_frobenius_norm_plus_a_300th_of_the_cross_entropy
     chroma = ((target - 0.5) * 200).norm(dim=1, keepdim=True)            # -loss weighted: 1 + 3 x chroma / 100
     weighted = (((pred - target) ** 2) * (1 + 0.03 * chroma)).sum((1, 2, 3)).mean()
     assert train.color_loss(pred, target, "weighted").item() == pytest.approx(weighted.item(), rel=1e-5)
+
+
+def test_bad_training_input_is_one_line_each(tmp_path, capsys):
+    d = photos(tmp_path / "flat", 2)
+    gray = tmp_path / "gray"
+    gray.mkdir()
+    for k in range(2):
+        Image.fromarray(np.full((40, 48, 3), 90 + k, np.uint8)).save(gray / f"g{k}.png")
+    (tmp_path / "file").write_text("x")
+    checkpoint.save(tmp_path / "lm.pt", "charrnn", {"model": {}})
+    cv = ["-checkpoint_dir", tmp_path / "cv"]
+    cases = [(["-checkpoint_dir", tmp_path / "cv"], "give -data_dir"),
+             (["-data_dir", d, "-checkpoint_dir", "/proc/cv"], "-checkpoint_dir /proc/cv: cannot write there"),
+             (["-data_dir", d, "-checkpoint_dir", tmp_path / "file" / "cv"], "cannot write there"),
+             (["-data_dir", d, *cv, "-init_from", tmp_path / "lm.pt"], "a charrnn checkpoint, expected a colorize"),
+             (["-data_dir", d, *cv, "-init_from", tmp_path / "none.pt"], "no such checkpoint file"),
+             (["-data_dir", gray, *cv], "no usable colour photos")]
+    for args, message in cases:
+        with pytest.raises(SystemExit) as e:
+            run(train.main, parse(train.TrainOptions, [str(a) for a in args + TINY + ["-max_iters", 1]]))
+        err = capsys.readouterr().err.splitlines()
+        assert e.value.code == 1 and err[-1].startswith("error: ") and message in err[-1], (args, err)
+        assert all(line.startswith("warning: skipping") for line in err[:-1]), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "flat", "gray", "lm.pt"]   # no cv/ made
