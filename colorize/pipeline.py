@@ -10,6 +10,7 @@ working resolution and only the chroma is upsampled onto the full-resolution lum
 strip, so memory stays bounded), global features from another photo (the stylize pull request).
 """
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -136,7 +137,10 @@ def load_model(path, device):
         net, mean = load_t7(path)
         ck = {"config": net.config.__dict__, "mean": mean, "recombine": "yuv", "source": path}
     else:
-        ck = checkpoint.load(path, "colorize")
+        try:
+            ck = checkpoint.load(path, "colorize")
+        except struct.error:  # torch.load of a few-byte file that is no checkpoint; common.checkpoint misses it
+            raise UserError(f"{path}: not a torch-classics checkpoint (not a file written by torch.save)") from None
         net = ColorNet(ColorNetConfig(**ck["config"]))
         net.load_state_dict(ck["model"])
     return net.to(device).eval(), ck

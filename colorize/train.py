@@ -9,9 +9,12 @@ per image) + 1/300 x classification cross-entropy. Validation PSNR is measured e
 photos through the same pipeline colorize.py uses.
 """
 import dataclasses
+import errno
 import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 if os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
     del sys.path[0]  # run as a script: this folder's colorize.py must not hide the colorize package
@@ -94,126 +97,197 @@ def validate(model, files, device, mean, recombine="lab", max_side=512):
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def main(opt: TrainOptions):
-    # ---- processes and device
+@dataclasses.dataclass
+class Progress:
+    """Where a run stands: what a checkpoint carries besides the weights, the optimizer and the options."""
+    it: int = 0
+    history: dict = dataclasses.field(default_factory=lambda: {"train_loss": [], "val_psnr": []})
+    cpu_before: float = 0.0  # CPU seconds of the runs this one resumes
+    cpu0: float = 0.0        # this process's CPU clock when the loop started
+
+    def cpu_seconds(self):
+        return self.cpu_before + time.process_time() - self.cpu0
+
+
+def start_processes(gpu):
+    """-> (world size, rank, device): one process, or one of torchrun's (NCCL on GPUs, gloo on the CPU)."""
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    if world > 1:
-        use_cuda = opt.gpu >= 0 and torch.cuda.is_available()
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if use_cuda else torch.device("cpu")
-    else:
-        device = pipeline.get_device(opt.gpu)
-    master = rank == 0
-    log = print if master else (lambda *a, **k: None)
+    if world == 1:
+        return world, rank, pipeline.get_device(gpu)
+    use_cuda = gpu >= 0 and torch.cuda.is_available()
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if use_cuda else torch.device("cpu")
+    return world, rank, device
+
+
+def check_options(opt, world):
     if opt.image_size % 32:
         raise UserError(f"-image_size {opt.image_size}: use a multiple of 32 (e.g. 224)")
     if opt.batch_size % world:
         raise UserError(f"-batch_size {opt.batch_size} does not split over {world} processes")
-    seed_everything(opt.seed)
-
-    # ---- data
     if not opt.data_dir:
         raise UserError("give -data_dir, a folder of colour photos")
+    check_checkpoint_dir(opt.checkpoint_dir)
+
+
+def check_checkpoint_dir(folder):
+    """Fail now, not at the first checkpoint, when -checkpoint_dir cannot be written (creating nothing yet)."""
+    parent = Path(os.path.abspath(folder))
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder")
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as e:
+        raise UserError(f"-checkpoint_dir {folder}: cannot write there ({parent}: {e.strerror})") from None
+
+
+def load_data(opt, log):
+    """-> (training crops, validation photo files, class names: empty for a flat folder)."""
     (train_files, train_labels), (val_files, _), classes = split_files(opt)
     train_set = data.PhotoCrops(train_files, train_labels, opt.image_size, MEAN, opt.seed)
-    per_epoch = max(1, len(train_files) // opt.batch_size)
     log(f"{len(train_files)} training photos, {len(val_files)} validation; "
         f"{len(classes) or 'no'} classes{' (colour + 1/300 classification loss)' if classes else ''}")
+    return train_set, val_files, classes
 
-    # ---- model, optimizer (fresh or from a checkpoint)
-    config = ColorNetConfig(width=opt.width, global_size=opt.global_size or opt.image_size,
-                            n_classes=len(classes), batch_norm=bool(opt.batch_norm))
-    ck, start = None, 0
-    if opt.init_from:
-        ck = checkpoint.load(opt.init_from, "colorize")
-        config = ColorNetConfig(**ck["config"])
-        if config.n_classes != len(classes):
-            config = dataclasses.replace(config, n_classes=len(classes))
+
+def build_model(opt, ck, classes, device):
+    """-> (model, config, luminance mean): fresh from the flags, or ck's network (resume, or fine-tune a
+    converted original: its classifier is dropped when the classes differ, its stored mean kept)."""
+    if ck is None:
+        config = ColorNetConfig(width=opt.width, global_size=opt.global_size or opt.image_size,
+                                n_classes=len(classes), batch_norm=bool(opt.batch_norm))
+        return ColorNet(config).to(device), config, MEAN
+    config = dataclasses.replace(ColorNetConfig(**ck["config"]), n_classes=len(classes))
     model = ColorNet(config)
-    if ck is not None:
-        state = {k: v for k, v in ck["model"].items() if not k.startswith("classifier.")
-                 or ck["config"].get("n_classes") == len(classes)}
-        model.load_state_dict(state, strict=False)
-    model.to(device)
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    if opt.optimizer == "adadelta":
-        optimizer = torch.optim.Adadelta(model.parameters(), lr=opt.learning_rate)
-    else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=opt.learning_rate)
-    history = {"train_loss": [], "val_psnr": []}
-    if ck is not None and "optimizer" in ck and ck.get("opt", {}).get("optimizer") == opt.optimizer:
-        optimizer.load_state_dict(ck["optimizer"])
-        start, history = ck["iter"], ck["history"]
-        log(f"resuming {opt.init_from} at iteration {start}")
-    mean = float(ck["mean"]) if ck is not None else MEAN
-    log(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {device}")
+    same_head = ck["config"].get("n_classes") == len(classes)
+    model.load_state_dict({k: v for k, v in ck["model"].items() if same_head or not k.startswith("classifier.")},
+                          strict=False)
+    return model.to(device), config, float(ck["mean"])
 
-    def save(it):
-        if not master:
-            return
-        path = os.path.join(opt.checkpoint_dir, f"colornet_iter{it}.pt")
+
+def make_optimizer(opt, model):
+    kind = torch.optim.Adadelta if opt.optimizer == "adadelta" else torch.optim.Adam
+    return kind(model.parameters(), lr=opt.learning_rate)
+
+
+def resume(opt, ck, optimizer, log):
+    """A fresh Progress, or ck's (optimizer state restored) when ck is a checkpoint of this optimizer's run."""
+    if ck is None or "optimizer" not in ck or ck.get("opt", {}).get("optimizer") != opt.optimizer:
+        return Progress()
+    optimizer.load_state_dict(ck["optimizer"])
+    log(f"resuming {opt.init_from} at iteration {ck['iter']}")
+    return Progress(ck["iter"], ck["history"], ck.get("cpu_seconds", 0.0) if ck["iter"] else 0.0)
+
+
+def get_batch(train_set, opt, it, per_epoch, rank, world, device):
+    """This process's share of batch `it`: the epoch's permutation is seeded by seed + epoch, and each crop by
+    (seed, epoch, index), so a resumed run sees exactly the batches the uninterrupted one would have."""
+    epoch, pos = divmod(it, per_epoch)
+    train_set.epoch = epoch
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(opt.seed + epoch))
+    idx = order[pos * opt.batch_size:(pos + 1) * opt.batch_size].tolist()[rank::world]
+    xs, ts, ls = zip(*(train_set[i] for i in idx))
+    return torch.stack(xs).to(device), torch.stack(ts).to(device), torch.tensor(ls).to(device)
+
+
+def train_step(net, optimizer, batch, opt, amp, it):
+    """Colour loss (+ 1/300 x classification cross-entropy with class subfolders), one optimizer step -> loss."""
+    x, target, labels = batch
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        pred, logits = net(x)
+        loss = color_loss(pred, target, opt.loss)
+        if logits is not None:
+            loss = loss + F.cross_entropy(logits.float(), labels) / 300
+    if not torch.isfinite(loss):
+        raise UserError(f"loss became {loss.item()} at iteration {it + 1}; lower -learning_rate "
+                        f"(no checkpoint written for this iteration)")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def out_of_cpu_time(opt, progress, world, device):
+    """-max_cpu_time reached by this process; under torchrun every process stops when one does."""
+    out = bool(opt.max_cpu_time and time.process_time() - progress.cpu0 >= opt.max_cpu_time)
+    if world > 1:
+        flag_t = torch.tensor([float(out)], device=device)
+        dist.all_reduce(flag_t)
+        out = flag_t.item() > 0
+    return out
+
+
+def save_checkpoint(opt, model, config, mean, classes, optimizer, progress):
+    """cv/colornet_iter<N>.pt, written atomically: everything colorize.py needs and an exact resume needs."""
+    path = os.path.join(opt.checkpoint_dir, f"colornet_iter{progress.it}.pt")
+    try:
         checkpoint.save(path, "colorize", {
             "model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": dataclasses.asdict(config),
             "mean": mean, "recombine": "lab", "classes": classes, "opt": dataclasses.asdict(opt),
-            "optimizer": optimizer.state_dict(), "iter": it, "history": history, "source": "trained",
-            "cpu_seconds": cpu_before + time.process_time() - cpu0})
-        log(f"saved {path}")
+            "optimizer": optimizer.state_dict(), "iter": progress.it, "history": progress.history,
+            "source": "trained", "cpu_seconds": progress.cpu_seconds()})
+    except OSError as e:  # a full disk, or the folder removed while training
+        raise UserError(f"{path}: cannot write the checkpoint ({e.strerror or e})") from None
+    return path
 
-    # ---- the loop
+
+def main(opt: TrainOptions):
+    world, rank, device = start_processes(opt.gpu)
+    log = print if rank == 0 else (lambda *a, **k: None)
+    check_options(opt, world)
+    seed_everything(opt.seed)
+
+    # data, model (fresh, resumed or fine-tuned), optimizer, and where the run stands
+    train_set, val_files, classes = load_data(opt, log)
+    ck = checkpoint.load(opt.init_from, "colorize") if opt.init_from else None
+    model, config, mean = build_model(opt, ck, classes, device)
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    optimizer = make_optimizer(opt, model)
+    progress = resume(opt, ck, optimizer, log)
+    log(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {device}")
+
+    def save():  # process 0 writes the checkpoints
+        if rank == 0:
+            log(f"saved {save_checkpoint(opt, model, config, mean, classes, optimizer, progress)}")
+
+    # the loop: a step, a loss line, the validation PSNR each epoch, a checkpoint every -save_every
     amp = opt.amp == 2 or (opt.amp == 1 and device.type == "cuda")
     if amp:
         log(f"mixed precision: bfloat16 autocast on {device.type}")
-    cpu0, it = time.process_time(), start
-    cpu_before = ck.get("cpu_seconds", 0.0) if ck is not None and start else 0.0
-    bar = tqdm(total=opt.max_iters, initial=start, disable=not master or not sys.stderr.isatty(), unit="it")
+    per_epoch = max(1, len(train_set) // opt.batch_size)
+    progress.cpu0 = time.process_time()
+    bar = tqdm(total=opt.max_iters, initial=progress.it, disable=rank != 0 or not sys.stderr.isatty(), unit="it")
     try:
-        while it < opt.max_iters:
-            epoch, pos = divmod(it, per_epoch)
-            train_set.epoch = epoch
-            order = torch.randperm(len(train_files), generator=torch.Generator().manual_seed(opt.seed + epoch))
-            idx = order[pos * opt.batch_size:(pos + 1) * opt.batch_size].tolist()
-            idx = idx[rank::world]
-            xs, ts, ls = zip(*(train_set[i] for i in idx))
-            x, target, labels = torch.stack(xs).to(device), torch.stack(ts).to(device), torch.tensor(ls).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                pred, logits = net(x)
-                loss = color_loss(pred, target, opt.loss)
-                if logits is not None:
-                    loss = loss + F.cross_entropy(logits.float(), labels) / 300
-            if not torch.isfinite(loss):
-                raise UserError(f"loss became {loss.item()} at iteration {it + 1}; lower -learning_rate "
-                                f"(no checkpoint written for this iteration)")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            it += 1
-            history["train_loss"].append(round(loss.item(), 5))
+        while progress.it < opt.max_iters:
+            batch = get_batch(train_set, opt, progress.it, per_epoch, rank, world, device)
+            loss = train_step(net, optimizer, batch, opt, amp, progress.it)
+            progress.it += 1
+            it = progress.it
+            progress.history["train_loss"].append(round(loss, 5))
             bar.update(1)
             if it % opt.print_every == 0:
-                log(f"{it}/{opt.max_iters} (epoch {it / per_epoch:.2f}), train loss {loss.item():.4f}")
-            out_of_time = opt.max_cpu_time and time.process_time() - cpu0 >= opt.max_cpu_time
-            if world > 1:  # every rank stops together
-                flag_t = torch.tensor([float(bool(out_of_time))], device=device)
-                dist.all_reduce(flag_t)
-                out_of_time = flag_t.item() > 0
-            if val_files and master and (it % (opt.eval_every or per_epoch) == 0 or it == opt.max_iters
-                                         or out_of_time):
+                log(f"{it}/{opt.max_iters} (epoch {it / per_epoch:.2f}), train loss {loss:.4f}")
+            out_of_time = out_of_cpu_time(opt, progress, world, device)
+            if val_files and rank == 0 and (it % (opt.eval_every or per_epoch) == 0 or it == opt.max_iters
+                                            or out_of_time):
                 psnr = validate(model, val_files, device, mean)
-                history["val_psnr"].append((it, round(psnr, 3)))
+                progress.history["val_psnr"].append((it, round(psnr, 3)))
                 log(f"iteration {it}: validation PSNR {psnr:.2f} dB")
             if it % opt.save_every == 0 and it < opt.max_iters and not out_of_time:
-                save(it)
+                save()
             if out_of_time:
                 log(f"stopping: {opt.max_cpu_time:g} CPU seconds used")
                 break
     except KeyboardInterrupt:
-        log(f"\ninterrupted at iteration {it}; saving")
+        log(f"\ninterrupted at iteration {progress.it}; saving")
     bar.close()
-    log(f"trained {it} iterations, {cpu_before + time.process_time() - cpu0:.0f} CPU seconds in all")
-    save(it)
+    log(f"trained {progress.it} iterations, {progress.cpu_seconds():.0f} CPU seconds in all")
+    save()
     if world > 1:
         dist.destroy_process_group()
-    return os.path.join(opt.checkpoint_dir, f"colornet_iter{it}.pt")
+    return os.path.join(opt.checkpoint_dir, f"colornet_iter{progress.it}.pt")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """colorize.py: the original pipeline step by step, every kind of image, folders, huge images, bad input."""
+import dataclasses
 import subprocess
 import sys
 
@@ -162,3 +163,121 @@ def test_default_model_missing_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setattr(pipeline, "DEFAULT_MODEL", tmp_path / "models" / "colornet.pt")
     with pytest.raises(UserError, match="make download-models"):
         pipeline.load_model(tmp_path / "models" / "colornet.pt", torch.device("cpu"))
+
+
+# ---------------------------------------------------------------- what issue 7 asks, checked one by one
+
+def luma(rgb):
+    """image.rgb2y by hand: 0.299 R + 0.587 G + 0.114 B on [0, 1]."""
+    r, g, b = (rgb[..., k].astype(np.float64) / 255 for k in range(3))
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def test_read_image_gives_the_luma_of_every_kind(tmp_path):
+    import tifffile
+    rgb = photo(3)
+    Image.fromarray(rgb).save(tmp_path / "x.bmp")
+    y, alpha, colour = pipeline.read_image(tmp_path / "x.bmp")
+    assert alpha is None and np.array_equal(colour, rgb)
+    np.testing.assert_allclose(y, luma(rgb), atol=1e-6)             # colour input is reduced to Y, as the original
+    # 16-bit colour TIFF: the high byte is the 8-bit value (Pillow reduces it; the low byte is noise here)
+    tifffile.imwrite(tmp_path / "rgb16.tif", rgb.astype(np.uint16) * 256 + 200)
+    np.testing.assert_allclose(pipeline.read_image(tmp_path / "rgb16.tif")[0], luma(rgb), atol=1e-6)
+    gray16 = np.random.default_rng(4).integers(0, 65536, (30, 45)).astype(np.uint16)
+    Image.fromarray(gray16).save(tmp_path / "gray16.tif")           # 16-bit gray TIFF, full 0..65535 range
+    np.testing.assert_allclose(pipeline.read_image(tmp_path / "gray16.tif")[0], gray16 / 65535, atol=1e-6)
+    # a JPEG whose EXIF says "rotate 90 degrees clockwise to display" is read upright, as a viewer shows it
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(rgb).save(tmp_path / "plain.jpg", quality=95)
+    Image.fromarray(rgb).save(tmp_path / "rotated.jpg", quality=95, exif=exif)
+    upright = pipeline.read_image(tmp_path / "rotated.jpg")[0]
+    assert upright.shape == (45, 30)
+    np.testing.assert_allclose(upright, np.rot90(pipeline.read_image(tmp_path / "plain.jpg")[0], -1), atol=1e-6)
+    rgba = Image.fromarray(rgb).convert("RGBA")
+    rgba.putalpha(77)
+    rgba.save(tmp_path / "a.png")
+    y, alpha, _ = pipeline.read_image(tmp_path / "a.png")
+    np.testing.assert_allclose(y, luma(rgb), atol=1e-6)
+    assert alpha.shape == (30, 45) and (alpha == 77).all()
+
+
+def test_a_folder_loads_the_model_once_and_counts_what_it_skips(tiny_pt, tmp_path, monkeypatch, capsys):
+    loads = []
+    real = pipeline.load_model
+    monkeypatch.setattr(pipeline, "load_model", lambda *a: loads.append(a) or real(*a))
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(3):
+        Image.fromarray(photo(k)).save(src / f"p{k}.png")
+    (src / "readme.txt").write_text("not an image")
+    assert cli(src, tmp_path / "out", "-model", tiny_pt) == 0
+    assert len(loads) == 1
+    assert "colorized 3 image(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png"]
+    # a folder holding no readable image at all: the skipped count, then one error line and exit 1
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "notes.txt").write_text("hello")
+    (bad / "empty.png").write_bytes(b"")
+    assert cli(bad, tmp_path / "out2", "-model", tiny_pt) == 1
+    out = capsys.readouterr()
+    assert "skipped 2 bad file(s)" in out.out and out.err.count("warning: skipping") == 2
+    assert out.err.strip().splitlines()[-1] == f"error: {bad}: none of its 2 file(s) is a readable image"
+
+
+def test_style_image_and_save_ab_from_the_command_line(tiny_pt, tmp_path, capsys):
+    Image.fromarray(photo(5, 40, 56)).save(tmp_path / "in.png")
+    Image.fromarray(photo(9, 64, 64)[::-1]).save(tmp_path / "sunset.png")
+    m = ["-model", tiny_pt, "-recombine", "lab"]
+
+    def colorize_to(name, *extra):
+        assert cli(tmp_path / "in.png", tmp_path / name, *m, *extra) == 0
+        return np.asarray(Image.open(tmp_path / name))
+
+    plain = colorize_to("plain.png", "-save_ab", 1)
+    assert np.array_equal(colorize_to("own_style.png", "-style_image", tmp_path / "in.png"), plain)
+    assert np.abs(colorize_to("styled.png", "-style_image", tmp_path / "sunset.png").astype(int) - plain).max() > 0
+    # -save_ab wrote the chroma the picture was made from: Lab(L of the gray, a, b) rebuilds the output exactly
+    ab = np.load(tmp_path / "plain_ab.npy")
+    assert ab.shape == (2, 40, 56) and ab.dtype == np.float32 and 1 < np.abs(ab).max() <= 100
+    y = pipeline.read_image(tmp_path / "in.png")[0]
+    rebuilt = (imageops.recombine(y, ab, "lab").transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+    assert np.abs(rebuilt.astype(int) - plain).max() <= 1
+    assert not (tmp_path / "styled_ab.npy").exists()               # -save_ab 0 (the default) writes none
+    capsys.readouterr()
+    assert cli(tmp_path / "in.png", tmp_path / "o.png", *m, "-style_image", tmp_path / "none.jpg") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none.jpg: no such file" in err
+
+
+def test_the_default_model_and_models_of_the_wrong_kind(tiny_pt, tmp_path, monkeypatch, capsys):
+    from colorize.tests.conftest import COLORIZE, T7_FIXTURES
+    Image.fromarray(photo()).save(tmp_path / "ok.png")
+    opt = parse(colorize.ColorizeOptions, [str(tmp_path / "ok.png"), str(tmp_path / "o.png")])
+    assert opt.model == str(COLORIZE / "models" / "colornet.pt") == str(pipeline.DEFAULT_MODEL)
+    monkeypatch.setattr(pipeline, "DEFAULT_MODEL", tmp_path / "models" / "colornet.pt")  # as if not downloaded
+    (tmp_path / "four.pt").write_bytes(b"junk")
+    (tmp_path / "text.t7").write_text("hello")
+    cases = [(pipeline.DEFAULT_MODEL, "run `make download-models`"),
+             (tmp_path / "four.pt", "not a torch-classics checkpoint"),
+             (tmp_path / "text.t7", "not a readable Torch7 .t7 file"),
+             (T7_FIXTURES / "dcgan" / "netG_init.t7", "not a colornet model")]
+    for model, message in cases:
+        assert cli(tmp_path / "ok.png", tmp_path / "o.png", "-model", model) == 1, model
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (model, err)
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("script", ["colorize", "train", "convert"])
+def test_help_documents_every_flag(script, capsys):
+    from colorize import convert, train
+    cls = {"colorize": colorize.ColorizeOptions, "train": train.TrainOptions, "convert": convert.ConvertOptions}[script]
+    with pytest.raises(SystemExit) as e:
+        parse(cls, ["-h"])
+    assert e.value.code == 0
+    text = "".join(capsys.readouterr().out.split())           # argparse wraps lines (also at hyphens)
+    for f in dataclasses.fields(cls):
+        name = f.name if f.metadata.get("nargs") == "?" else f"-{f.name}"
+        assert name in text and "".join(f.metadata["help"].split()) in text, f.name

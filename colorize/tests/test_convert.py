@@ -121,3 +121,17 @@ def test_download_refuses_a_wrong_md5_and_keeps_nothing(server, tmp_path):
     assert os.listdir(tmp_path / "models") == []
     r = run_download(tmp_path, url + "/missing", "0" * 32)
     assert r.returncode == 1 and "could not download" in r.stderr and os.listdir(tmp_path / "models") == []
+
+
+def test_download_converts_a_t7_put_there_by_hand_and_refuses_unknown_names(tiny_t7, tmp_path):
+    """The error message's advice (put colornet.t7 in colorize/models/ yourself) works with no server at all."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "colornet.t7").write_bytes(tiny_t7[0].read_bytes())
+    md5 = hashlib.md5(tiny_t7[0].read_bytes()).hexdigest()
+    r = run_download(tmp_path, "http://127.0.0.1:9", md5, "colornet")   # nothing listens there
+    assert r.returncode == 0, r.stderr
+    assert "downloading" not in r.stdout and sorted(os.listdir(models)) == ["colornet.pt", "colornet.t7"]
+    assert checkpoint.load(models / "colornet.pt", "colorize")["mean"] == pytest.approx(0.4512)
+    r = run_download(tmp_path, "http://127.0.0.1:9", md5, "colornet_places")
+    assert r.returncode == 1 and "unknown model 'colornet_places'" in r.stderr

@@ -12,7 +12,7 @@ from colorize import pipeline, train
 from colorize.tests.conftest import COLORIZE, REPO
 from colorize.tests.test_colorize import photo
 from common import checkpoint
-from common.cli import UserError, parse
+from common.cli import UserError, parse, run
 
 TINY = ["-width", "16", "-image_size", "32", "-batch_size", "4", "-print_every", "1000", "-gpu", "-1"]
 
@@ -117,3 +117,80 @@ def test_mixed_precision_path_trains(tmp_path, capsys):
     for k, v in fp32["model"].items():
         if v.is_floating_point():
             assert amp["model"][k].dtype == v.dtype  # weights stay fp32 (autocast only computes in bf16)
+
+
+def test_fine_tune_a_converted_original_with_validation_each_epoch(tiny_pt, tmp_path, capsys):
+    """-init_from a converted colornet .pt: its network and stored mean are kept, training starts at 0; the
+    validation PSNR runs once per epoch and is the PSNR of what colorize.py makes of the gray photos."""
+    d, val = photos(tmp_path / "flat", 8), photos(tmp_path / "val", 2, seed=50)
+    path = train_main("-data_dir", d, "-val_dir", val, "-checkpoint_dir", tmp_path / "cv", "-max_iters", 4,
+                      "-init_from", tiny_pt, "-learning_rate", 0, *TINY)   # 8 photos / batch 4 = 2 per epoch
+    ck, original = checkpoint.load(path, "colorize"), checkpoint.load(tiny_pt, "colorize")
+    assert ck["iter"] == 4 and ck["mean"] == pytest.approx(0.4512) and ck["config"] == original["config"]
+    for k, v in original["model"].items():
+        assert torch.equal(ck["model"][k], v), k                    # learning rate 0: the weights did not move
+    assert [i for i, _ in ck["history"]["val_psnr"]] == [2, 4]
+    net, _ = pipeline.load_model(path, torch.device("cpu"))
+    scores = []
+    for f in sorted(val.iterdir()):
+        rgb = np.asarray(Image.open(f).convert("RGB"))
+        gray = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) / 255
+        out, _ = pipeline.colorize_luminance(net, ck["mean"], gray.astype(np.float32), torch.device("cpu"), "lab")
+        mse = ((out.astype(np.float64) - rgb) ** 2).mean()
+        scores.append(10 * np.log10(255 ** 2 / mse))
+    assert ck["history"]["val_psnr"][-1][1] == pytest.approx(np.mean(scores), abs=1e-3)
+    out = capsys.readouterr().out
+    assert "resuming" not in out and f"iteration 4: validation PSNR {np.mean(scores):.2f} dB" in out
+
+
+def test_gpu_without_a_gpu_is_one_line(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SystemExit) as e:
+        run(train.main, parse(train.TrainOptions, ["-data_dir", str(photos(tmp_path / "p", 1)), "-gpu", "0",
+                                                      "-checkpoint_dir", str(tmp_path / "cv")]))
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err == "error: -gpu 0: no CUDA or MPS device on this machine; use -gpu -1 for the CPU\n"
+    assert not (tmp_path / "cv").exists()
+
+
+def test_the_loss_is_the_colour_frobenius_norm_plus_a_300th_of_the_cross_entropy():
+    from colorize.model import ColorNet, ColorNetConfig
+    torch.manual_seed(0)
+    net = ColorNet(ColorNetConfig(width=16, global_size=32, n_classes=5))
+    opt = parse(train.TrainOptions, ["-learning_rate", "0"])
+    optimizer = torch.optim.Adadelta(net.parameters(), lr=0.0)
+    x, target, labels = torch.rand(3, 1, 32, 32) - 0.45, torch.rand(3, 2, 16, 16), torch.tensor([0, 4, 2])
+    with torch.no_grad():
+        pred, logits = net(x)
+    colour = ((pred - target) ** 2).sum((1, 2, 3)).mean()               # per image, then the batch mean
+    ce = -torch.log_softmax(logits, 1)[torch.arange(3), labels].mean()
+    loss = train.train_step(net, optimizer, (x, target, labels), opt, False, 0)
+    assert loss == pytest.approx((colour + ce / 300).item(), rel=1e-5)
+    chroma = ((target - 0.5) * 200).norm(dim=1, keepdim=True)            # -loss weighted: 1 + 3 x chroma / 100
+    weighted = (((pred - target) ** 2) * (1 + 0.03 * chroma)).sum((1, 2, 3)).mean()
+    assert train.color_loss(pred, target, "weighted").item() == pytest.approx(weighted.item(), rel=1e-5)
+
+
+def test_bad_training_input_is_one_line_each(tmp_path, capsys):
+    d = photos(tmp_path / "flat", 2)
+    gray = tmp_path / "gray"
+    gray.mkdir()
+    for k in range(2):
+        Image.fromarray(np.full((40, 48, 3), 90 + k, np.uint8)).save(gray / f"g{k}.png")
+    (tmp_path / "file").write_text("x")
+    checkpoint.save(tmp_path / "lm.pt", "charrnn", {"model": {}})
+    cv = ["-checkpoint_dir", tmp_path / "cv"]
+    cases = [(["-checkpoint_dir", tmp_path / "cv"], "give -data_dir"),
+             (["-data_dir", d, "-checkpoint_dir", "/proc/cv"], "-checkpoint_dir /proc/cv: cannot write there"),
+             (["-data_dir", d, "-checkpoint_dir", tmp_path / "file" / "cv"], "cannot write there"),
+             (["-data_dir", d, *cv, "-init_from", tmp_path / "lm.pt"], "a charrnn checkpoint, expected a colorize"),
+             (["-data_dir", d, *cv, "-init_from", tmp_path / "none.pt"], "no such checkpoint file"),
+             (["-data_dir", gray, *cv], "no usable colour photos")]
+    for args, message in cases:
+        with pytest.raises(SystemExit) as e:
+            run(train.main, parse(train.TrainOptions, [str(a) for a in args + TINY + ["-max_iters", 1]]))
+        err = capsys.readouterr().err.splitlines()
+        assert e.value.code == 1 and err[-1].startswith("error: ") and message in err[-1], (args, err)
+        assert all(line.startswith("warning: skipping") for line in err[:-1]), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "flat", "gray", "lm.pt"]   # no cv/ made
