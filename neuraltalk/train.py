@@ -85,6 +85,8 @@ class TrainOptions:
     checkpoint_path: str = flag("", "folder to save checkpoints into (empty = this directory)")
     language_eval: int = flag(0, "evaluate BLEU/METEOR/ROUGE-L/CIDEr on validation? (needs Java; 1 = yes)")
     beam_size: int = flag(1, "beam size for the validation captions")
+    suppress_UNK: int = flag(1, "never produce UNK in the validation captions (1=yes, as ImageCaptioning.pytorch; "
+                                "self-critical samples are not masked, as there)")
     losses_log_every: int = flag(25, "how often do we snapshot losses, for inclusion in the progress dump?")
     # misc
     id: str = flag("", "an id identifying this run/job; used in cross-val and appended when writing progress files")
@@ -216,7 +218,8 @@ def validate(model, data, opt, device, hist, log):
     """Validation loss, captions and (with -language_eval 1) scores; -> the score the best checkpoint keeps."""
     loss, preds, stats = engine.evaluate(model, data, "val", device, opt.val_images_use, opt.batch_size,
                                          opt.beam_size, seq_per_img=opt.seq_per_img, language_eval=bool(opt.language_eval),
-                                         crop_size=int(data.cnn_info.get("crop_size", 224)))
+                                         crop_size=int(data.cnn_info.get("crop_size", 224)),
+                                         banned=engine.unk_columns(data.ix_to_word, opt.suppress_UNK))
     hist.val_loss_history[hist.iter] = loss
     hist.val_predictions = [{"image_id": p["image_id"], "caption": p["caption"]} for p in preds]
     if stats:
