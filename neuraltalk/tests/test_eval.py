@@ -69,6 +69,24 @@ def test_image_folder_of_odd_images(trained, tmp_path, shapes, capsys):
         run_eval("-model", str(trained), "-image_folder", str(tmp_path / "empty"), "-gpuid", "-1")
 
 
+def test_bad_model_or_split_is_one_line(trained, prepped, tmp_path):
+    from common import checkpoint
+
+    checkpoint.save(tmp_path / "other.pt", "densecap", {"model": {}})
+    with pytest.raises(UserError, match="a densecap checkpoint, expected a neuraltalk one"):
+        run_eval("-model", str(tmp_path / "other.pt"), "-gpuid", "-1")
+    info = json.load(open(prepped[0]))
+    for im in info["images"]:
+        im["split"] = "train" if im["split"] == "test" else im["split"]
+    (tmp_path / "t.json").write_text(json.dumps(info))
+    with pytest.raises(UserError, match="no images in split 'test'"):
+        run_eval("-model", str(trained), "-input_json", str(tmp_path / "t.json"), "-gpuid", "-1")
+    # as a command: the one line on stderr and exit status 1, no traceback
+    r = subprocess.run([sys.executable, str(NEURALTALK / "eval.py"), "-model", str(tmp_path / "other.pt")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in r.stderr
+
+
 def test_suppress_UNK(trained, tmp_path, shapes):
     """A model whose most likely word is always UNK: -suppress_UNK 0 writes it, 1 (the default) never does,
     greedy and beam; the top-down model's decoding masks it the same way."""
