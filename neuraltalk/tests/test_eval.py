@@ -69,7 +69,7 @@ def test_image_folder_of_odd_images(trained, tmp_path, shapes, capsys):
         run_eval("-model", str(trained), "-image_folder", str(tmp_path / "empty"), "-gpuid", "-1")
 
 
-def test_bad_model_or_split_is_one_line(trained, prepped, tmp_path):
+def test_bad_model_or_split_is_one_line(trained, prepped, tmp_path, capsys):
     from common import checkpoint
 
     checkpoint.save(tmp_path / "other.pt", "densecap", {"model": {}})
@@ -81,10 +81,13 @@ def test_bad_model_or_split_is_one_line(trained, prepped, tmp_path):
     (tmp_path / "t.json").write_text(json.dumps(info))
     with pytest.raises(UserError, match="no images in split 'test'"):
         run_eval("-model", str(trained), "-input_json", str(tmp_path / "t.json"), "-gpuid", "-1")
-    # as a command: the one line on stderr and exit status 1, no traceback
-    r = subprocess.run([sys.executable, str(NEURALTALK / "eval.py"), "-model", str(tmp_path / "other.pt")],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in r.stderr
+    # as a command (eval.py's __main__ is run(main, parse(EvalOptions))): one line on stderr, exit status 1
+    from common.cli import run
+
+    with pytest.raises(SystemExit) as exit_:
+        run(nt_eval.main, parse(nt_eval.EvalOptions, ["-model", str(tmp_path / "other.pt"), "-gpuid", "-1"]))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
 
 
 def test_suppress_UNK(trained, tmp_path, shapes):
