@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from common import lang_eval
-from common.captions import decode_batch, tokenize
+from common.captions import UNK, decode_batch, tokenize
 from common.cli import UserError
 from neuraltalk.data import center_crop, random_crop
 
@@ -93,17 +93,22 @@ def scst_step(net, model, fc, att, refs_tokens, cider, sample_n, ix_to_word):
     return loss, float(np.mean(reward.cpu().numpy() + np.repeat(base, sample_n)))
 
 
+def unk_columns(ix_to_word, suppress_UNK=True):
+    """-suppress_UNK: the output column of the vocabulary's UNK (word id k is column k-1), if it has one."""
+    return [int(k) - 1 for k, w in ix_to_word.items() if w == UNK] if suppress_UNK else []
+
+
 def ref_tokens(data, ixs):
     return [[tokenize(c) for c in data.refs(int(k))] for k in ixs]
 
 
 @torch.no_grad()
 def evaluate(model, data, split, device, num_images=-1, batch_size=16, beam_size=1, sample_max=True,
-             temperature=1.0, seq_per_img=5, crop_size=224, language_eval=False, verbose=False):
+             temperature=1.0, seq_per_img=5, crop_size=224, language_eval=False, verbose=False, banned=()):
     """Caption up to num_images images of a split; -> (mean loss, predictions [{image_id, caption, ix}], stats).
 
     The loss is the cross-entropy on each image's first seq_per_img references (NaN when the references
-    are not in the label h5); lang_stats is {} unless language_eval.
+    are not in the label h5); lang_stats is {} unless language_eval. `banned` columns are never decoded.
     """
     ixs = data.require_split(split, f"evaluating split '{split}'")
     if num_images is not None and num_images >= 0:
@@ -119,7 +124,8 @@ def evaluate(model, data, split, device, num_images=-1, batch_size=16, beam_size
         labels = labels_for(data, batch, seq_per_img, rng).to(device)
         logits = model(fc, att, labels, seq_per_img=seq_per_img)
         losses.append(float(model.decoder.loss(logits, labels)))
-        seq, _ = model(fc, att, mode="sample", beam_size=beam_size, sample_max=sample_max, temperature=temperature)
+        seq, _ = model(fc, att, mode="sample", beam_size=beam_size, sample_max=sample_max, temperature=temperature,
+                       banned=banned)
         for k, sent in zip(batch, decode_batch(seq.cpu().numpy(), data.ix_to_word)):
             predictions.append({"image_id": data.images[k]["id"], "caption": sent, "ix": int(k)})
     model.train(was_training)

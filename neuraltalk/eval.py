@@ -36,6 +36,8 @@ class EvalOptions:
     sample_max: int = flag(1, "1 = sample argmax words. 0 = sample from distributions.")
     beam_size: int = flag(2, "used when sample_max = 1, indicates number of beams in beam search")
     temperature: float = flag(1.0, "temperature when sampling from distributions (i.e. when sample_max = 0)")
+    suppress_UNK: int = flag(1, "new (ImageCaptioning.pytorch): never produce UNK (its log-probability is set to "
+                                "-inf when decoding)? (1=yes,0=no)")
     image_folder: str = flag("", "if this is nonempty then will predict on the images in this folder path")
     image_root: str = flag("", "root folder of the dataset's images (default: the one prepro.py recorded)")
     input_h5: str = flag("", "path to the h5file containing the preprocessed dataset. empty = fetch from model")
@@ -55,7 +57,7 @@ def main(opt: EvalOptions):
     ck = load_checkpoint(opt.model)
     model = build_captioner(ck, device)
     sample_kw = dict(beam_size=opt.beam_size if opt.sample_max else 1, sample_max=bool(opt.sample_max),
-                     temperature=opt.temperature)
+                     temperature=opt.temperature, banned=engine.unk_columns(ck["ix_to_word"], opt.suppress_UNK))
     batch_size = opt.batch_size if opt.batch_size > 0 else ck["opt"].get("batch_size", 16)
     if opt.image_folder:
         preds = caption_folder(model, ck["ix_to_word"], opt.image_folder, ck["cnn_info"], device, opt.num_images,

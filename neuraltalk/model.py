@@ -4,7 +4,8 @@ Both read CNN features (`fc` (B, D), `att` (B, N, C)) and share one interface:
     logits = model(fc, att, labels, ss_prob, seq_per_img=5)   # (5B, T+2, V+1), loss by common.caption_lm
     seq, logprobs = model(fc, att, mode="sample", beam_size=3)  # or model.sample(...)
 Tokens follow common.caption_lm: word k is row/column k-1, row/column V is START/END, 0 pads labels.
-Decoding (greedy, sampling, batched beam search) is common.caption_lm's, written once for both.
+Decoding (greedy, sampling, batched beam search) is common.caption_lm's, written once for both; `banned`
+output columns (the modern repos' -suppress_UNK) get log-probability -inf at every step.
 """
 import torch
 import torch.nn as nn
@@ -33,8 +34,13 @@ class ShowTell(nn.Module):
             return self.sample(fc, att, **sample_kw)
         return self.lm(self.img_embed(fc).repeat_interleave(seq_per_img, 0), labels, ss_prob)
 
-    def sample(self, fc, att=None, beam_size=1, sample_max=True, temperature=1.0):
-        return self.lm.sample(self.img_embed(fc), beam_size, sample_max, temperature)
+    def sample(self, fc, att=None, beam_size=1, sample_max=True, temperature=1.0, banned=()):
+        feats = self.img_embed(fc)
+        if beam_size > 1:
+            feats = feats.repeat_interleave(beam_size, 0)
+        logprobs, state = self.lm.start(feats)
+        return decode(self.lm.step, state, logprobs, self.seq_length, self.vocab_size, beam_size, sample_max,
+                      temperature, banned)
 
     def loss(self, logits, labels):
         return caption_loss(logits, labels, self.vocab_size)
@@ -103,7 +109,7 @@ class TopDown(nn.Module):
             logits.append(out)
         return torch.stack(logits, 1)
 
-    def sample(self, fc, att=None, beam_size=1, sample_max=True, temperature=1.0):
+    def sample(self, fc, att=None, beam_size=1, sample_max=True, temperature=1.0, banned=()):
         if beam_size > 1:
             fc, att = fc.repeat_interleave(beam_size, 0), att.repeat_interleave(beam_size, 0)
         consts = self.prepare(fc, att)
@@ -114,12 +120,29 @@ class TopDown(nn.Module):
 
         start = torch.full((fc.size(0),), self.end_ix, dtype=torch.long, device=fc.device)
         logprobs, state = step(start, self.zero_state(fc))
-        if beam_size > 1:
-            return beam_search(step, state, logprobs, beam_size, self.seq_length, self.end_ix)
-        return sample_sequences(step, state, logprobs, self.seq_length, self.end_ix, sample_max, temperature)
+        return decode(step, state, logprobs, self.seq_length, self.end_ix, beam_size, sample_max, temperature,
+                      banned)
 
     def loss(self, logits, labels):
         return caption_loss(logits, labels, self.vocab_size)
+
+
+def decode(step, state, logprobs, seq_length, end_ix, beam_size=1, sample_max=True, temperature=1.0, banned=()):
+    """Beam search (beam_size > 1), greedy or sampled decoding from the first word's log-probs; the `banned`
+    output columns get -inf at every step, so they are never chosen (unnormalised, as the modern repos)."""
+    if len(banned):
+        mask = logprobs.new_zeros(logprobs.size(1))
+        mask[list(banned)] = float("-inf")
+        inner = step
+
+        def step(ix, state):
+            lp, state = inner(ix, state)
+            return lp + mask, state
+
+        logprobs = logprobs + mask
+    if beam_size > 1:
+        return beam_search(step, state, logprobs, beam_size, seq_length, end_ix)
+    return sample_sequences(step, state, logprobs, seq_length, end_ix, sample_max, temperature)
 
 
 def canonical(name):

@@ -120,8 +120,6 @@ def write_image_data(items, opt):
             f.create_dataset("done", data=np.zeros(N, dtype=bool))
             if want_feats:
                 f.create_dataset("fc", (N, cnn.fc_dim), np.float32, chunks=(min(N, 64), cnn.fc_dim))
-                f.create_dataset("att", (N, opt.att_size ** 2, cnn.att_dim), np.float16,
-                                 chunks=(1, opt.att_size ** 2, cnn.att_dim))
             if want_images:
                 f.create_dataset("images", (N, 3, S, S), np.uint8, chunks=(1, 3, S, S))
         done = f["done"][...]
@@ -145,13 +143,33 @@ def write_image_data(items, opt):
                 if want_feats:
                     with torch.no_grad():
                         fc, att = cnn(center_crop(batch, opt.crop_size).to(device))
+                    att = att.cpu().numpy()
+                    if "att" not in f:  # created at the first batch: its values decide the dtype
+                        f.create_dataset("att", (N, *att.shape[1:]), _att_dtype(att), chunks=(1, *att.shape[1:]))
                     _write_rows(f["fc"], ixs, fc.cpu().numpy())
-                    _write_rows(f["att"], ixs, att.cpu().numpy().astype(np.float16))
+                    _write_rows(f["att"], ixs, _fit(att, f["att"].dtype, opt.output_h5))
                 _write_rows(f["done"], ixs, np.ones(len(ixs), dtype=bool))
                 f.flush()
                 bar.update(len(ixs))
     if bad:
         print(f"warning: {bad} image(s) could not be decoded and were written as black", file=sys.stderr)
+
+
+def _att_dtype(att):
+    """float16 (half the disk) unless the features come near its range: a randomly initialised ResNet-101
+    (the default -cnn without -cnn_weights) gives values ~1e5, which float16 would store as inf."""
+    if np.abs(att).max() * 8 < np.finfo(np.float16).max:
+        return np.float16
+    print(f"note: att features reach {np.abs(att).max():.3g}, beyond float16's range; storing them as float32",
+          file=sys.stderr)
+    return np.float32
+
+
+def _fit(att, dtype, h5_path):
+    if dtype == np.float16 and np.abs(att).max() >= np.finfo(np.float16).max:
+        raise UserError(f"{h5_path}: att features reach {np.abs(att).max():.3g}, beyond the float16 the first images "
+                        f"chose; delete the file and run again with pretrained -cnn_weights or a smaller -cnn")
+    return att.astype(dtype)
 
 
 def _write_rows(dataset, ixs, values):

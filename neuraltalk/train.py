@@ -85,6 +85,8 @@ class TrainOptions:
     checkpoint_path: str = flag("", "folder to save checkpoints into (empty = this directory)")
     language_eval: int = flag(0, "evaluate BLEU/METEOR/ROUGE-L/CIDEr on validation? (needs Java; 1 = yes)")
     beam_size: int = flag(1, "beam size for the validation captions")
+    suppress_UNK: int = flag(1, "never produce UNK in the validation captions (1=yes, as ImageCaptioning.pytorch; "
+                                "self-critical samples are not masked, as there)")
     losses_log_every: int = flag(25, "how often do we snapshot losses, for inclusion in the progress dump?")
     # misc
     id: str = flag("", "an id identifying this run/job; used in cross-val and appended when writing progress files")
@@ -216,7 +218,8 @@ def validate(model, data, opt, device, hist, log):
     """Validation loss, captions and (with -language_eval 1) scores; -> the score the best checkpoint keeps."""
     loss, preds, stats = engine.evaluate(model, data, "val", device, opt.val_images_use, opt.batch_size,
                                          opt.beam_size, seq_per_img=opt.seq_per_img, language_eval=bool(opt.language_eval),
-                                         crop_size=int(data.cnn_info.get("crop_size", 224)))
+                                         crop_size=int(data.cnn_info.get("crop_size", 224)),
+                                         banned=engine.unk_columns(data.ix_to_word, opt.suppress_UNK))
     hist.val_loss_history[hist.iter] = loss
     hist.val_predictions = [{"image_id": p["image_id"], "caption": p["caption"]} for p in preds]
     if stats:
@@ -307,26 +310,19 @@ def main(opt: TrainOptions):
     try:
         # data, model, optimizers, and where the run stands
         ckpt = load_start(opt)
-        data = CaptionData(opt.input_json, opt.input_h5)
-        train_ix = data.require_split("train", "training")
-        if opt.val_images_use != 0:
-            data.require_split("val", "validation (or pass -val_images_use 0)")
-        if opt.finetune_cnn_after >= 0 and not data.has_images:
-            raise UserError(f"{opt.input_h5}: -finetune_cnn_after needs the images; run prepro.py with "
-                            f"-image_data images (or both)")
+        data, train_ix = load_data(opt)
         model = build(opt, data, ckpt, log).to(device)
         lm_opt, cnn_opt = make_optimizers(model, opt)
         hist = resume(ckpt, lm_opt, cnn_opt, log)
         net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
         cider = CiderD(engine.ref_tokens(data, train_ix)) if opt.self_critical_after >= 0 else None
         iters_per_epoch = math.ceil(len(train_ix) / opt.batch_size)
-        total = opt.max_iters if opt.max_iters > 0 else (
-            math.ceil(opt.max_epochs * iters_per_epoch) if opt.max_epochs > 0 else None)
+        total = last_iteration(opt, iters_per_epoch)
         os.makedirs(opt.checkpoint_path or ".", exist_ok=True)
         log(f"{len(train_ix)} training images, {iters_per_epoch} iterations per epoch of {opt.batch_size} images "
             f"x {opt.seq_per_img} captions")
 
-        # the loop
+        # the loop: a batch, a step, the loss; validate and save every -save_checkpoint_every iterations
         t_cpu, first_loss = time.process_time(), None
         order = engine.Order(hist.epoch, hist.pos)
         bar = tqdm(total=total, initial=hist.iter, unit="it", dynamic_ncols=True,
@@ -334,34 +330,17 @@ def main(opt: TrainOptions):
         with bar:
             while total is None or hist.iter < total:
                 ixs, _ = engine.next_batch(train_ix, order, opt.batch_size, opt.seed)
-                ixs = ixs[rank::world]
-                loss, reward = train_iteration(net, model, data, ixs, hist.iter, hist.iter / iters_per_epoch, opt,
-                                               lm_opt, cnn_opt, cider, device)
+                loss, reward = train_iteration(net, model, data, ixs[rank::world], hist.iter,
+                                               hist.iter / iters_per_epoch, opt, lm_opt, cnn_opt, cider, device)
                 hist.iter += 1
                 hist.epoch, hist.pos = order.epoch, order.pos
                 out_of_time = opt.max_time > 0 and time.process_time() - t_cpu >= opt.max_time
                 loss_v, stop = agree(float(loss.detach()), float(out_of_time), world=world, device=device)
                 check_loss(loss_v, first_loss, reward is not None)
                 first_loss = loss_v if first_loss is None else first_loss
-                if hist.iter % opt.losses_log_every == 0:
-                    hist.loss_history[hist.iter] = loss_v
-                    if bar.disable:  # no progress bar (a log file): a line now and then instead
-                        log(f"iter {hist.iter}: loss {loss_v:.3f}" + (f", reward {reward:.3f}" if reward is not None
-                                                                     else ""))
-                epoch = hist.iter / iters_per_epoch
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_v:.3f}", epoch=f"{epoch:.2f}",
-                                **({"reward": f"{reward:.3f}"} if reward is not None else {}))
-                last = stop > 0 or (total is not None and hist.iter >= total)
-                if hist.iter % opt.save_checkpoint_every == 0 or last:
-                    if master:
-                        score = validate(model, data, opt, device, hist, log) if opt.val_images_use != 0 else -loss_v
-                        best = score > hist.best_score
-                        hist.best_score = max(hist.best_score, score)
-                        path = save(opt, model, lm_opt, cnn_opt, hist, data, best)
-                        log(f"saved {path}{' (new best)' if best else ''}")
-                    if world > 1:
-                        dist.barrier()
+                record_loss(opt, hist, bar, loss_v, reward, iters_per_epoch, log)
+                if hist.iter % opt.save_checkpoint_every == 0 or stop > 0 or (total is not None and hist.iter >= total):
+                    validate_and_save(opt, model, data, lm_opt, cnn_opt, hist, loss_v, device, master, world, log)
                 if stop > 0:
                     log(f"stopping after -max_time {opt.max_time:g} CPU seconds at iteration {hist.iter}")
                     break
@@ -369,6 +348,49 @@ def main(opt: TrainOptions):
         return os.path.join(opt.checkpoint_path or ".", f"model_id{opt.id}.pt") if master else None
     finally:
         close_distributed()
+
+
+def load_data(opt):
+    """The label h5 + json, checked for what this run needs -> (data, the training images' indices)."""
+    data = CaptionData(opt.input_json, opt.input_h5)
+    train_ix = data.require_split("train", "training")
+    if opt.val_images_use != 0:
+        data.require_split("val", "validation (or pass -val_images_use 0)")
+    if opt.finetune_cnn_after >= 0 and not data.has_images:
+        raise UserError(f"{opt.input_h5}: -finetune_cnn_after needs the images; run prepro.py with "
+                        f"-image_data images (or both)")
+    return data, train_ix
+
+
+def last_iteration(opt, iters_per_epoch):
+    """-max_iters, else -max_epochs in iterations, else None (run until stopped or -max_time)."""
+    if opt.max_iters > 0:
+        return opt.max_iters
+    return math.ceil(opt.max_epochs * iters_per_epoch) if opt.max_epochs > 0 else None
+
+
+def record_loss(opt, hist, bar, loss, reward, iters_per_epoch, log):
+    """Every -losses_log_every iterations into the loss history (and a log line when there is no progress bar)."""
+    if hist.iter % opt.losses_log_every == 0:
+        hist.loss_history[hist.iter] = loss
+        if bar.disable:  # no progress bar (a log file): a line now and then instead
+            log(f"iter {hist.iter}: loss {loss:.3f}" + (f", reward {reward:.3f}" if reward is not None else ""))
+    bar.update(1)
+    bar.set_postfix(loss=f"{loss:.3f}", epoch=f"{hist.iter / iters_per_epoch:.2f}",
+                    **({"reward": f"{reward:.3f}"} if reward is not None else {}))
+
+
+def validate_and_save(opt, model, data, lm_opt, cnn_opt, hist, loss, device, master, world, log):
+    """On rank 0: validation loss + captions (+ scores), then the checkpoints; the best one by CIDEr (or by
+    validation loss, or without validation by training loss). Other ranks wait."""
+    if master:
+        score = validate(model, data, opt, device, hist, log) if opt.val_images_use != 0 else -loss
+        best = score > hist.best_score
+        hist.best_score = max(hist.best_score, score)
+        path = save(opt, model, lm_opt, cnn_opt, hist, data, best)
+        log(f"saved {path}{' (new best)' if best else ''}")
+    if world > 1:
+        dist.barrier()
 
 
 def check_loss(loss, first, scst):

@@ -69,6 +69,61 @@ def test_image_folder_of_odd_images(trained, tmp_path, shapes, capsys):
         run_eval("-model", str(trained), "-image_folder", str(tmp_path / "empty"), "-gpuid", "-1")
 
 
+def test_bad_model_or_split_is_one_line(trained, prepped, tmp_path, capsys):
+    from common import checkpoint
+
+    checkpoint.save(tmp_path / "other.pt", "densecap", {"model": {}})
+    with pytest.raises(UserError, match="a densecap checkpoint, expected a neuraltalk one"):
+        run_eval("-model", str(tmp_path / "other.pt"), "-gpuid", "-1")
+    info = json.load(open(prepped[0]))
+    for im in info["images"]:
+        im["split"] = "train" if im["split"] == "test" else im["split"]
+    (tmp_path / "t.json").write_text(json.dumps(info))
+    with pytest.raises(UserError, match="no images in split 'test'"):
+        run_eval("-model", str(trained), "-input_json", str(tmp_path / "t.json"), "-gpuid", "-1")
+    # as a command (eval.py's __main__ is run(main, parse(EvalOptions))): one line on stderr, exit status 1
+    from common.cli import run
+
+    with pytest.raises(SystemExit) as exit_:
+        run(nt_eval.main, parse(nt_eval.EvalOptions, ["-model", str(tmp_path / "other.pt"), "-gpuid", "-1"]))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_suppress_UNK(trained, tmp_path, shapes):
+    """A model whose most likely word is always UNK: -suppress_UNK 0 writes it, 1 (the default) never does,
+    greedy and beam; the top-down model's decoding masks it the same way."""
+    import torch
+
+    from common import checkpoint
+    from neuraltalk.model import build_model
+
+    ck = checkpoint.load(trained, "neuraltalk")
+    unk = str(len(ck["ix_to_word"]))  # UNK is the last word, as prepro writes it (word k is column k-1)
+    ck["ix_to_word"][unk] = "UNK"
+    ck["model"]["lm.logit.bias"][int(unk) - 1] += 30.0
+    checkpoint.save(tmp_path / "unk.pt", "neuraltalk", ck)
+    root, _ = shapes
+    args = ["-model", str(tmp_path / "unk.pt"), "-image_folder", str(root / "images"), "-num_images", "4",
+            "-gpuid", "-1", "-dump_images", "0", "-dump_json", "0"]
+    for beam in ("1", "3"):
+        on, _ = run_eval(*args, "-beam_size", beam)
+        off, _ = run_eval(*args, "-beam_size", beam, "-suppress_UNK", "0")
+        assert all(p["caption"].split()[0] == "UNK" for p in off)
+        assert all(p["caption"] and "UNK" not in p["caption"].split() for p in on)
+    torch.manual_seed(0)
+    model = build_model("topdown", 6, 8, 8, 8, 8, seq_length=5).eval()
+    with torch.no_grad():
+        model.logit.bias[2] += 30.0  # word 3
+    fc, att = torch.randn(2, 8), torch.randn(2, 4, 8)
+    for beam in (1, 3):
+        assert (model.sample(fc, att, beam_size=beam)[0][:, 0] == 3).all()
+        seq, lp = model.sample(fc, att, beam_size=beam, banned=[2])
+        assert not (seq == 3).any() and torch.isfinite(lp).all()
+    seq, lp = model.sample(fc, att, sample_max=False, banned=[2])
+    assert not (seq == 3).any() and torch.isfinite(lp).all()
+
+
 def test_vis_page_shows_each_caption_next_to_its_image(trained, tmp_path, shapes):
     browser.require_chromium()
     from selenium.webdriver.support.ui import WebDriverWait

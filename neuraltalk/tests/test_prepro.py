@@ -117,3 +117,15 @@ def test_bad_inputs_are_one_line(tmp_path, shapes):
     (tmp_path / "odd.json").write_text('{"hello": 1}')
     with pytest.raises(UserError, match="not a Karpathy dataset json"):
         run_prepro("-input_json", str(tmp_path / "odd.json"))
+
+
+def test_karpathy_restval_is_train(tmp_path):
+    from neuraltalk.data import read_dataset_json
+
+    sent = [{"tokens": ["a", "dog"], "raw": "A dog."}]
+    images = [{"filepath": "val2014", "filename": f"{k}.jpg", "cocoid": k, "split": s, "sentences": sent}
+              for k, s in enumerate(["train", "restval", "val", "test"])]
+    (tmp_path / "d.json").write_text(json.dumps({"images": images}))
+    items = read_dataset_json(str(tmp_path / "d.json"))
+    assert [it["split"] for it in items] == ["train", "train", "val", "test"]
+    assert items[1]["file_path"] == "val2014/1.jpg" and items[1]["id"] == 1 and items[1]["captions"] == ["A dog."]

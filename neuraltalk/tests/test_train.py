@@ -1,6 +1,7 @@
 """train.py on the shapes world: learning, checkpoints, exact resume, SCST, scheduled sampling, bad input."""
 import json
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -24,13 +25,18 @@ def run_train(prepped, cv, *extra):
 
 
 def test_show_tell_learns_the_shapes_and_keeps_the_best(prepped, tmp_path):
-    path = run_train(prepped, tmp_path, "-max_iters", "60", "-save_checkpoint_every", "30", "-id", "st")
+    path = run_train(prepped, tmp_path, "-max_iters", "60", "-save_checkpoint_every", "30", "-id", "st",
+                     "-language_eval", "1")
     ck = checkpoint.load(path, "neuraltalk")
     hist = ck["history"]
     losses = [hist["loss_history"][k] for k in sorted(hist["loss_history"])]
     assert len(losses) == 60 and np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
-    assert sorted(hist["val_loss_history"]) == [30, 60]
-    assert (tmp_path / "model_idst-best.pt").exists()
+    # validation loss and metrics at each save; the -best.pt is the save with the highest CIDEr
+    assert sorted(hist["val_loss_history"]) == sorted(hist["val_lang_stats_history"]) == [30, 60]
+    cider = {it: s["CIDEr"] for it, s in hist["val_lang_stats_history"].items()}
+    assert all(set(s) >= {"Bleu_4", "METEOR", "ROUGE_L"} for s in hist["val_lang_stats_history"].values())
+    best = checkpoint.load(tmp_path / "model_idst-best.pt", "neuraltalk")["history"]
+    assert best["iter"] == max(cider, key=lambda it: (cider[it], -it)) and hist["best_score"] == max(cider.values())
     info = json.load(open(tmp_path / "model_idst.json"))
     assert info["opt"]["caption_model"] == "show_tell" and len(info["val_predictions"]) == 8
     # the feature standardisation was fitted on the training images
@@ -102,28 +108,80 @@ def test_bad_inputs_are_one_line(prepped, tmp_path):
         run_train((json_path, tmp_path / "noimg.h5"), tmp_path, "-finetune_cnn_after", "0")
 
 
-def test_no_val_split_says_so(tmp_path, shapes):
+def test_no_val_split_says_so(prepped, tmp_path):
+    json_path, h5_path = prepped
+    info = json.load(open(json_path))
+    for im in info["images"]:
+        im["split"] = "train"
+    (tmp_path / "t.json").write_text(json.dumps(info))
+    with pytest.raises(UserError, match="no images in split 'val'.*or pass -val_images_use 0"):
+        run_train((tmp_path / "t.json", h5_path), tmp_path)
+
+
+def test_labels_without_image_data_say_so(tmp_path, shapes):
     from neuraltalk import prepro
 
     root, paths = shapes
-    data = json.load(open(paths["karpathy_json"]))
-    for im in data["images"]:
-        im["split"] = "train"
-    (tmp_path / "d.json").write_text(json.dumps(data))
-    prepro.main(parse(prepro.PreproOptions, ["-input_json", str(tmp_path / "d.json"), "-output_json",
+    prepro.main(parse(prepro.PreproOptions, ["-input_json", paths["karpathy_json"], "-output_json",
                                              str(tmp_path / "t.json"), "-output_h5", str(tmp_path / "t.h5"),
                                              "-image_data", "none"]))
     with pytest.raises(UserError, match="no image data"):
         run_train((tmp_path / "t.json", tmp_path / "t.h5"), tmp_path)
 
 
-def test_help_lists_the_options(capsys):
-    with pytest.raises(SystemExit):
-        parse(train.TrainOptions, ["-h"])
-    out = capsys.readouterr().out
-    for f in ("-finetune_cnn_after", "-seq_per_img", "-learning_rate_decay_start", "-self_critical_after",
-              "-scheduled_sampling_start", "-language_eval", "-start_from", "-caption_model"):
-        assert f in out
+def test_prepro_then_train_with_no_further_flags(tmp_path, monkeypatch, capsys):
+    """The README's two commands with only the names: prepro's defaults (ResNet-101, no weights: a note) write
+    everything train.py's defaults read. -max_iters 1 only stops the otherwise endless run."""
+    from common.shapes import write_dataset
+    from neuraltalk import prepro
+
+    paths = write_dataset(tmp_path / "shapes", 5, seed=1, size=32, val_frac=0.2, test_frac=0.2)
+    monkeypatch.chdir(tmp_path)
+    prepro.main(parse(prepro.PreproOptions, ["-input_json", paths["karpathy_json"], "-images_root",
+                                             str(tmp_path / "shapes"), "-output_json", "talk.json",
+                                             "-output_h5", "talk.h5"]))
+    err = capsys.readouterr().err
+    assert "note: resnet101 randomly initialised" in err and "storing them as float32" in err
+    with h5py.File("talk.h5", "r") as f:  # a random ResNet-101's features overflow float16
+        assert f["att"].dtype == np.float32 and np.isfinite(f["att"][...]).all() and f["done"][...].all()
+    path = train.main(parse(train.TrainOptions, ["-input_json", "talk.json", "-input_h5", "talk.h5", "-max_iters", "1"]))
+    ck = checkpoint.load(path, "neuraltalk")
+    assert ck["history"]["iter"] == 1 and list(ck["history"]["val_loss_history"]) == [1]
+    assert ck["cnn_info"]["cnn"] == "resnet101" and ck["opt"]["rnn_size"] == 512
+
+
+def test_max_epochs_and_max_time_stop_the_run(prepped, tmp_path, capsys):
+    # 64 training images in batches of 16: half an epoch is 2 iterations
+    path = run_train(prepped, tmp_path, "-max_epochs", "0.5", "-val_images_use", "0", "-id", "ep")
+    assert checkpoint.load(path, "neuraltalk")["history"]["iter"] == 2
+    path = run_train(prepped, tmp_path, "-max_time", "1e-9", "-val_images_use", "0", "-id", "t")
+    assert checkpoint.load(path, "neuraltalk")["history"]["iter"] == 1
+    assert "stopping after -max_time 1e-09 CPU seconds at iteration 1" in capsys.readouterr().out
+
+
+def test_help_documents_every_flag(capsys):
+    import dataclasses
+
+    from neuraltalk import convert, prepro
+    from neuraltalk import eval as nt_eval
+
+    for cls in (prepro.PreproOptions, train.TrainOptions, nt_eval.EvalOptions, convert.ConvertOptions):
+        with pytest.raises(SystemExit):
+            parse(cls, ["-h"])
+        out = "".join(capsys.readouterr().out.split())  # argparse wraps lines (and after hyphens)
+        for f in dataclasses.fields(cls):
+            helps = f.metadata["help"]
+            assert f.name in out and len(helps.split()) >= 3 and "".join(helps.split()) in out, (cls, f.name)
+    # the issue's list of neuraltalk2 train.lua / eval.lua options, with the originals' defaults
+    names = {f.name: f.default for f in dataclasses.fields(train.TrainOptions)}
+    assert {"batch_size", "seq_per_img", "learning_rate", "learning_rate_decay_start", "grad_clip", "drop_prob_lm",
+            "finetune_cnn_after", "val_images_use", "save_checkpoint_every", "checkpoint_path", "language_eval",
+            "start_from", "id", "seed", "gpuid", "max_iters", "caption_model", "scheduled_sampling_start",
+            "self_critical_after"} <= set(names)
+    ev = {f.name: f.default for f in dataclasses.fields(nt_eval.EvalOptions)}
+    assert {"model", "image_folder", "num_images", "sample_max", "temperature", "batch_size", "language_eval", "split",
+            "dump_images", "dump_json", "gpuid", "suppress_UNK"} <= set(ev)
+    assert ev["beam_size"] == 2 and ev["num_images"] == 100 and ev["split"] == "test" and ev["suppress_UNK"] == 1
 
 
 def test_finetune_changes_the_cnn(prepped, tmp_path):
