@@ -137,11 +137,18 @@ def check(opt):
         print("note: --opencl is accepted but PyTorch has no OpenCL backend; using -gpuid/--cuda", file=sys.stderr)
 
 
+def native_bf16():
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16, AMX); elsewhere it has no bf16 LSTM."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def use_bf16(opt, device):
     """bf16 autocast: asked for, or (auto) on a CPU whose oneDNN runs bf16 natively (AVX512-BF16, AMX)."""
     if opt.precision == "auto":
-        return device.type == "cpu" and torch.backends.mkldnn.is_available() and \
-            torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        return device.type == "cpu" and native_bf16()
+    if opt.precision == "bf16" and device.type == "cpu" and not native_bf16():
+        raise UserError("--precision bf16: this CPU has no native bf16 (AVX512-BF16 or AMX), so oneDNN has no "
+                        "bf16 LSTM; use --precision fp32 or auto")
     return opt.precision == "bf16"
 
 

@@ -13,7 +13,7 @@ import torch
 from chatbot.corpus import main as corpus_main
 from chatbot.prep import CorpusOpts
 from chatbot.tests.conftest import DGK, train
-from chatbot.train import Progress, TrainOpts, learning_rate, sgd_lr
+from chatbot.train import Progress, TrainOpts, learning_rate, native_bf16, sgd_lr
 from common.cli import UserError, parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -102,7 +102,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     d = tmp_path / "d"
     p = subprocess.Popen([sys.executable, "train.py", "--corpus", str(DGK / "juemds.conv"), "--dataset", "300",
                           "--dataDir", str(d), "--hiddenSize", "16", "--batchSize", "4", "--printEvery", "1",
-                          "--threads", "1"], cwd=os.path.join(ROOT, "chatbot"),
+                          "--threads", "1", "--patience", "0"], cwd=os.path.join(ROOT, "chatbot"),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in p.stdout:  # run from inside chatbot/, as the original's `th train.lua`
         if line.startswith("epoch 1 batch 3/"):
@@ -202,3 +202,10 @@ def test_bad_options_are_one_line(tmp_path):
 def test_exploding_loss_stops_with_one_line(tmp_path):
     with pytest.raises(UserError, match=r"training loss became nan at epoch 1 batch \d+; lower --learningRate"):
         train(tmp_path, *SMALL, "--learningRate", "1e30", "--maxEpoch", "1")
+
+
+@pytest.mark.skipif(native_bf16(), reason="this CPU runs bf16 natively")
+def test_bf16_on_a_cpu_without_native_bf16_is_one_line(tmp_path):
+    p = _run("-m", "chatbot.train", *map(str, SMALL), "--dataDir", str(tmp_path / "d"), "--precision", "bf16")
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.strip().startswith("error: --precision bf16: this CPU has no native bf16")
