@@ -25,15 +25,18 @@ def train_step(G, D, optG, optD, real, noise, precision=contextlib.nullcontext()
     """Update D on a real and a fake batch (two backward passes, as main.lua), then G. -> (errD, errG).
 
     D sees the real and the fake batch separately, so its BatchNorm normalises each with its own
-    statistics (as the original). For the G step D is run again on the same fake batch after its
-    update (pytorch/examples does this too; main.lua reused D's output from before its update but
-    backpropagated through the updated weights). D's weights need no gradient then, so they get none.
-    `D_sync` is a DistributedDataParallel-wrapped D (or None); its first backward skips the all-reduce.
+    statistics (as the original). Like main.lua, the G step reuses D's forward pass on the fake batch
+    instead of running D again (pytorch/examples runs it again): G's gradient is taken through D as it
+    was when it scored that batch, i.e. before D's update (main.lua mixed the old activations with the
+    updated weights). That saves one of the three D forward passes; D's weights get no gradient from
+    the G loss. `D_sync` is a DistributedDataParallel-wrapped D (or None); its first backward skips the
+    all-reduce.
     """
     Dt = D_sync or D
     ones = torch.ones(real.size(0), device=real.device)
     zeros = torch.zeros(real.size(0), device=real.device)
     optD.zero_grad(set_to_none=True)
+    optG.zero_grad(set_to_none=True)
     with Dt.no_sync() if D_sync is not None else contextlib.nullcontext():  # forward and backward inside
         with precision:
             out_real = Dt(real)
@@ -41,19 +44,13 @@ def train_step(G, D, optG, optD, real, noise, precision=contextlib.nullcontext()
         errD_real.backward()
     with precision:
         fake = G(noise)
-        out_fake = Dt(fake.detach())
+        fake_in = fake.detach().requires_grad_(True)  # D's graph ends here; G's is joined by hand below
+        out_fake = Dt(fake_in)
     errD_fake = F.binary_cross_entropy_with_logits(out_fake.float(), zeros)
-    errD_fake.backward()
+    errG = F.binary_cross_entropy_with_logits(out_fake.float(), ones)
+    grad_fake, = torch.autograd.grad(errG, fake_in, retain_graph=True)  # G loss -> image, D's weights untouched
+    errD_fake.backward(inputs=list(D.parameters()))  # fake loss -> D's weights (all-reduced under DDP)
     optD.step()
-
-    optG.zero_grad(set_to_none=True)
-    D.requires_grad_(False)
-    try:
-        with precision:
-            out = D(fake)
-        errG = F.binary_cross_entropy_with_logits(out.float(), ones)
-        errG.backward()
-    finally:
-        D.requires_grad_(True)
+    fake.backward(grad_fake)
     optG.step()
     return (errD_real + errD_fake).detach(), errG.detach()
