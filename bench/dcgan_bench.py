@@ -210,6 +210,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--note", default="", help="a paragraph added after the speed table")
     ap.add_argument("--worker", nargs=3, metavar=("IDX_DIR", "BUDGET_S", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -320,6 +321,7 @@ def report(a, sp, q, anime_iters, budget):
               f"round being the median of {sp['steps']} iterations of each loop timed in interleaved blocks of 3 "
               f"(medians of every round, s/batch: {rounds or 'not recorded'}); the machine's speed drifts by 10-20% "
               f"over minutes, for ours and the plain loop alike. Lua figure: {lua_lo:.1f}-{lua_hi:.1f} images/s.", "",
+              *([a.note, ""] if a.note else []),
               f"### FID after {budget / 60:g} CPU minutes, MNIST 32x32", "",
               f"Features: {q['features']}. 2000 samples (BatchNorm with batch statistics, as generate.lua and "
               f"pytorch/examples sample) against the 8000 training digits (mnist_t10k[:8000]).", "",

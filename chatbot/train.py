@@ -10,7 +10,9 @@ validation perplexity, what eval.py and server.py read) and checkpoint.pt (the l
 """
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -96,6 +98,7 @@ def main(opt):
         print("note: no validation pairs (corpus too small or --valSetSize 0): early stopping uses "
               "training perplexity", file=sys.stderr)
     clock = Clock(opt, progress)
+    old_term = on_sigterm_interrupt()
     try:
         while progress.epoch <= opt.maxEpoch:
             stopped = train_epoch(opt, model, optimizer, train_data, progress, clock, device, amp)
@@ -111,6 +114,8 @@ def main(opt):
     finally:
         train_data.close()
         val_data.close()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     print(f"best {'val' if len(val_data) else 'train'} ppl {progress.best_val:.2f} per {unit_of(meta)}; "
           f"model: {os.path.join(opt.dataDir, 'model.pt')}")
     return progress
@@ -225,6 +230,17 @@ class Clock:
         o = self.opt
         return bool((o.maxTime and self.elapsed() >= o.maxTime) or (o.maxSteps and progress.steps_done >= o.maxSteps) or
                     (o.maxCpuTime and progress.cpu_s >= o.maxCpuTime))
+
+
+def on_sigterm_interrupt():
+    """SIGTERM (kill, docker stop, a batch scheduler) saves and stops like Ctrl-C. -> the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def train_epoch(opt, model, optimizer, data, progress, clock, device, amp):

@@ -98,17 +98,22 @@ def test_bad_corpus_from_the_command_line_is_one_line_not_a_traceback(tmp_path):
     assert "Traceback" not in p.stderr
 
 
-def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, sig):
+    """Ctrl-C, and SIGTERM (kill, docker stop, a scheduler), save a checkpoint that --resume continues."""
     d = tmp_path / "d"
     p = subprocess.Popen([sys.executable, "train.py", "--corpus", str(DGK / "juemds.conv"), "--dataset", "300",
                           "--dataDir", str(d), "--hiddenSize", "16", "--batchSize", "4", "--printEvery", "1",
                           "--threads", "1", "--patience", "0"], cwd=os.path.join(ROOT, "chatbot"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         # a shell's background job inherits SIGINT ignored, and Python then raises no
+                         # KeyboardInterrupt: give the child the terminal default a user's Ctrl-C meets
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in p.stdout:  # run from inside chatbot/, as the original's `th train.lua`
         if line.startswith("epoch 1 batch 3/"):
             break
     time.sleep(0.2)
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130
     assert "interrupted: saved" in err and "Traceback" not in err
