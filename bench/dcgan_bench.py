@@ -178,7 +178,19 @@ def speed(rounds=3, blocks=4, steps=3):
         for k, v in times.items():
             medians[k].append(sorted(v)[len(v) // 2])
     best = {k: min(v) for k, v in medians.items()}
+    torch.set_num_threads(2)  # as a user runs it on a 2-core machine (and main.lua used every core): wall time
+    wall = {k: [] for k in ("ours", "plain")}
+    for k in wall:
+        runs[k]()
+    for _ in range(blocks):
+        for k in wall:
+            for _ in range(steps):
+                t = time.perf_counter()
+                runs[k]()
+                wall[k].append(time.perf_counter() - t)
+    torch.set_num_threads(1)
     return {"s_per_batch": best, "img_per_s": {k: 64 / v for k, v in best.items()}, "rounds": medians,
+            "wall_2_threads": {k: sorted(v)[len(v) // 2] for k, v in wall.items()},
             "bf16": "autocast bf16" if "autocast" in type(prec).__name__.lower() or "Autocast" in str(type(prec))
             else "none", "steps": blocks * steps}
 
@@ -321,6 +333,12 @@ def report(a, sp, q, anime_iters, budget):
               f"round being the median of {sp['steps']} iterations of each loop timed in interleaved blocks of 3 "
               f"(medians of every round, s/batch: {rounds or 'not recorded'}); the machine's speed drifts by 10-20% "
               f"over minutes, for ours and the plain loop alike. Lua figure: {lua_lo:.1f}-{lua_hi:.1f} images/s.", "",
+              *([f"With 2 threads on the 2 cores (nothing else running), wall clock, median of {sp['steps']} "
+                 f"iterations: ours {sp['wall_2_threads']['ours']:.3f} s/batch "
+                 f"({LUA_S_PER_BATCH[0] / sp['wall_2_threads']['ours']:.1f}-"
+                 f"{LUA_S_PER_BATCH[1] / sp['wall_2_threads']['ours']:.1f}x the Lua figure; how many threads that figure used is not "
+                 f"recorded, and Torch7 used every core by default), the plain loop "
+                 f"{sp['wall_2_threads']['plain']:.3f} s/batch.", ""] if "wall_2_threads" in sp else []),
               *([a.note, ""] if a.note else []),
               f"### FID after {budget / 60:g} CPU minutes, MNIST 32x32", "",
               f"Features: {q['features']}. 2000 samples (BatchNorm with batch statistics, as generate.lua and "
