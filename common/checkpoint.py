@@ -14,6 +14,43 @@ import torch
 from common.cli import UserError
 
 FORMAT_VERSION = 1
+TMP_PREFIX = ".tmp-"  # save()'s temporaries: .tmp-PID-XXXX.pt, never offered as checkpoints
+
+
+def is_temporary(path) -> bool:
+    return os.path.basename(os.fspath(path)).startswith(TMP_PREFIX)
+
+
+def remove_stale_temporaries(folder) -> int:
+    """Delete temporaries left by a writer that died mid-save (kill -9); those of live processes stay."""
+    folder = os.fspath(folder)
+    removed = 0
+    if not os.path.isdir(folder):
+        return 0
+    for name in os.listdir(folder):
+        if not (name.startswith(TMP_PREFIX) and name.endswith(".pt")):
+            continue
+        pid = name[len(TMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def save(path, kind: str, payload: dict) -> str:
@@ -22,7 +59,7 @@ def save(path, kind: str, payload: dict) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     obj = dict(payload, kind=kind, format=FORMAT_VERSION)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=".pt", dir=folder)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
@@ -57,13 +94,16 @@ def load(path, kind: str, map_location="cpu") -> dict:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such checkpoint file")
+    if is_temporary(path):
+        raise UserError(f"{path}: an unfinished temporary of an interrupted save, not a checkpoint")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, KeyError,
-            AttributeError, TypeError, IndexError, UnicodeDecodeError, struct.error) as e:
+            AttributeError, TypeError, IndexError, UnicodeDecodeError, struct.error, OSError,
+            MemoryError, OverflowError) as e:
         # a text file or other non-checkpoint surfaces as almost any of these (e.g. KeyError: 544502645)
         why = first_line(e) if isinstance(e, (pickle.UnpicklingError, RuntimeError, ValueError)) else \
-            "not a file written by torch.save"
+            "cut short or damaged" if isinstance(e, (OSError, EOFError)) else "not a file written by torch.save"
         raise UserError(f"{path}: not a torch-classics checkpoint ({why})") from None
     if not isinstance(obj, dict) or "kind" not in obj:
         raise UserError(f"{path}: not a torch-classics checkpoint (no 'kind' field)")

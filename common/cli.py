@@ -17,8 +17,17 @@ class UserError(Exception):
     """A problem with the user's input: printed as one line, exit status 1, no traceback."""
 
 
-def flag(default, help, positional=False, **metadata):
-    """A dataclass field with a help string; `positional=True` makes it an argument like `model`."""
+def flag(default, help, positional=False, min=None, max=None, **metadata):
+    """A dataclass field with a help string; `positional=True` makes it an argument like `model`.
+
+    `min`/`max` bound a number where the option is declared (`min=1`: a size; `min=0`: a count that
+    may be zero); `parse` refuses a value outside them with one line naming the flag.
+    """
+    bounds = ", ".join(s for s in (f">= {min}" if min is not None else "",
+                                   f"<= {max}" if max is not None else "") if s)
+    if bounds:
+        help = f"{help}; {bounds}"
+        metadata["bounds"] = (min, max)
     metadata["help"] = help if positional else f"{help} (default: {default!r})"
     if positional:
         metadata["nargs"] = "?"
@@ -49,7 +58,28 @@ def parse(options_cls, argv=None, description=None):
     for f in dataclasses.fields(options_cls):
         if getattr(opt, f.name) is None and f.default is not None:
             setattr(opt, f.name, f.default)
+    try:
+        check_bounds(opt)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     return opt
+
+
+def check_bounds(opt, spelling="-{}"):
+    """Raise UserError for the first option outside the `min`/`max` its `flag` declared.
+
+    `spelling` formats the name in the message (dcgan's environment variables pass "{}=").
+    """
+    for f in dataclasses.fields(opt):
+        lo, hi = f.metadata.get("bounds", (None, None))
+        v = getattr(opt, f.name)
+        if v is None or (lo is None and hi is None):
+            continue
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            want = " and ".join(s for s in (f">= {lo}" if lo is not None else "",
+                                            f"<= {hi}" if hi is not None else "") if s)
+            raise UserError(f"{spelling.format(f.name)} must be {want} (got {v!r})")
 
 
 def run(main, *args):
