@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from charrnn import loader, sample, train
-from charrnn.tests.conftest import CHARRNN, DATA
+from charrnn.tests.conftest import CHARRNN
+from common import datasets
 from common import checkpoint
 from common.cli import UserError, parse, run
 
@@ -27,7 +28,7 @@ def run_train(data_dir, ckpt_dir, *extra):
 def test_tinyshakespeare_split_matches_char_rnn(tmp_path):
     d = tmp_path / "ts"
     d.mkdir()
-    os.symlink(DATA / "tinyshakespeare" / "input.txt", d / "input.txt")
+    os.symlink(datasets.require("tinyshakespeare") / "input.txt", d / "input.txt")
     ids, vocab, joiner = loader.prepare(str(d))
     assert len(ids) == 1115394 and len(vocab) == 65 and joiner == ""
     b = loader.BatchLoader(ids, 50, 50)
@@ -83,7 +84,7 @@ def test_readme_command_wangfeng(tmp_path):
     assert r.returncode == 1 and r.stderr.count("\n") == 1
     assert r.stderr.startswith("error: data/wangfeng/input.txt: not found") and "make download-data" in r.stderr
     (tmp_path / "data" / "wangfeng").mkdir(parents=True)
-    (tmp_path / "data" / "wangfeng" / "input.txt").write_bytes((DATA / "wangfeng" / "input.txt").read_bytes())
+    (tmp_path / "data" / "wangfeng" / "input.txt").write_bytes((datasets.require("wangfeng") / "input.txt").read_bytes())
     r = subprocess.run([sys.executable, script, "-data_dir", "data/wangfeng", "-gpuid", "-1", "-rnn_size", "32",
                         "-max_epochs", "0.5", "-print_every", "5"], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -243,7 +244,7 @@ def test_torchrun_two_processes_equal_one(shakespeare_dir, tmp_path):
 def test_init_from_lua_checkpoint_fine_tunes(tmp_path):
     d = tmp_path / "ts"
     d.mkdir()
-    os.symlink(DATA / "tinyshakespeare" / "input.txt", d / "input.txt")
+    os.symlink(datasets.require("tinyshakespeare") / "input.txt", d / "input.txt")
     from charrnn.tests.conftest import T7_FIXTURES
     path = run_train(d, tmp_path / "cv", "-init_from", str(T7_FIXTURES / "lm_lstm_tiny_epoch0.47_2.9739.t7"),
                      "-max_epochs", "0.0005", "-val_frac", "0.002", "-train_frac", "0.998")

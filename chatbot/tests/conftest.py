@@ -6,12 +6,13 @@ import torch
 
 from chatbot.train import TrainOpts
 from chatbot.train import main as train_main
+from common import datasets
 from common.cli import parse
 
 torch.set_num_threads(1)  # tiny models: one thread is faster than two fighting over 2 cores
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-DGK = DATA / "dgk_lost_conv"
+DATA = datasets.data_root()
+DGK = datasets.path("dgk_lost_conv")
 
 
 def train(data_dir, *args):

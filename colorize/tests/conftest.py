@@ -4,14 +4,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from common import datasets
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
 COLORIZE = Path(__file__).resolve().parents[1]
 REPO = COLORIZE.parent
-SHARED = REPO.parent / "shared"
-BSDS = SHARED / "data" / "bsds500"
-T7_FIXTURES = SHARED / "fixtures" / "t7"
+BSDS = datasets.path("bsds500")
+NOT_A_COLORNET = REPO / "common" / "tests" / "fixtures" / "t7" / "custom_classes.t7"  # a real Torch7 file
 
 
 @pytest.fixture(scope="session")

@@ -252,7 +252,7 @@ def test_style_image_and_save_ab_from_the_command_line(tiny_pt, tmp_path, capsys
 
 
 def test_the_default_model_and_models_of_the_wrong_kind(tiny_pt, tmp_path, monkeypatch, capsys):
-    from colorize.tests.conftest import COLORIZE, T7_FIXTURES
+    from colorize.tests.conftest import COLORIZE, NOT_A_COLORNET
     Image.fromarray(photo()).save(tmp_path / "ok.png")
     opt = parse(colorize.ColorizeOptions, [str(tmp_path / "ok.png"), str(tmp_path / "o.png")])
     assert opt.model == str(COLORIZE / "models" / "colornet.pt") == str(pipeline.DEFAULT_MODEL)
@@ -262,7 +262,7 @@ def test_the_default_model_and_models_of_the_wrong_kind(tiny_pt, tmp_path, monke
     cases = [(pipeline.DEFAULT_MODEL, "run `make download-models`"),
              (tmp_path / "four.pt", "not a torch-classics checkpoint"),
              (tmp_path / "text.t7", "not a readable Torch7 .t7 file"),
-             (T7_FIXTURES / "dcgan" / "netG_init.t7", "not a colornet model")]
+             (NOT_A_COLORNET, "not a colornet model")]
     for model, message in cases:
         assert cli(tmp_path / "ok.png", tmp_path / "o.png", "-model", model) == 1, model
         err = capsys.readouterr().err

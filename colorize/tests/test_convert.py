@@ -12,7 +12,7 @@ import torch
 
 from colorize import convert, pipeline
 from colorize.model import ColorNet, ColorNetConfig
-from colorize.tests.conftest import COLORIZE, T7_FIXTURES
+from colorize.tests.conftest import COLORIZE, NOT_A_COLORNET
 from colorize.tests.t7_colornet import make_colornet, reference_forward
 from common import checkpoint, t7
 from common.cli import UserError, parse
@@ -67,7 +67,7 @@ def test_convert_main_and_colorize_with_the_result(tiny_t7, tmp_path):
 
 def test_wrong_files_are_one_line_errors(tmp_path):
     with pytest.raises(UserError, match="not a colornet model"):
-        convert.load_t7(T7_FIXTURES / "dcgan" / "netG_init.t7")
+        convert.load_t7(NOT_A_COLORNET)
     (tmp_path / "x.t7").write_text("hello")
     with pytest.raises(UserError, match="not a readable Torch7"):
         convert.load_t7(tmp_path / "x.t7")

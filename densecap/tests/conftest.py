@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
+from common import datasets
 from common.shapes import make_scene
 from densecap.checkpoints import save_model
 from densecap.model import DenseCapModel, ModelConfig
 
-SHARED = Path(__file__).parents[2] / "../shared"
-ELEPHANT = SHARED / "data/densecap_demo/elephant.jpg"
-VG_SAMPLE = SHARED / "data/visual_genome_sample"
-COCO_MINI = SHARED / "data/coco_mini_train"
+ELEPHANT = datasets.path("densecap_demo/elephant.jpg")
+VG_SAMPLE = datasets.path("visual_genome_sample")
+COCO_MINI = datasets.path("coco_mini_train")
 VOCAB = {"1": "a", "2": "small", "3": "large", "4": "red", "5": "circle", "6": "square"}
 
 

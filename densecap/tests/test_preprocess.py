@@ -14,9 +14,10 @@ from common.cli import UserError, parse
 from common.shapes import write_dataset
 from densecap import preprocess
 from densecap.loader import DataLoader
-from densecap.tests.conftest import COCO_MINI, SHARED, VG_SAMPLE
+from common import datasets
+from densecap.tests.conftest import COCO_MINI, VG_SAMPLE
 
-SPLITS = SHARED / "data/densecap_demo/densecap_splits.json"
+SPLITS = datasets.path("densecap_demo/densecap_splits.json")
 
 
 def prep(args):

@@ -4,12 +4,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from common import datasets
+
 # tiny models: one thread is faster than two, and keeps tests steady on a loaded 2-core machine
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-DATA = SHARED / "data"
+DATA = datasets.data_root()
 NEURALTALK = Path(__file__).resolve().parents[1]
 
 # the small CNN settings every test uses (ResNet-18 on 64x64 squashes, 56x56 crops)

@@ -11,7 +11,8 @@ from common.cli import UserError, parse
 from neuraltalk import prepro
 from neuraltalk.cnn import build_cnn
 from neuraltalk.data import center_crop, load_rgb
-from neuraltalk.tests.conftest import CNN_FLAGS, DATA
+from common import datasets
+from neuraltalk.tests.conftest import CNN_FLAGS
 
 
 def run_prepro(*args):
@@ -82,7 +83,7 @@ def test_neuraltalk2_list_with_num_val_truncation_and_unk(tmp_path, shapes, caps
 
 
 def test_coco_captions_json(tmp_path):
-    coco = DATA / "coco_mini_train"
+    coco = datasets.require("coco_mini_train")
     run_prepro("-input_json", str(coco / "annotations" / "captions_train2017.json"), "-num_val", "10",
                "-output_json", str(tmp_path / "c.json"), "-output_h5", str(tmp_path / "c.h5"), "-image_data", "none")
     info = json.load(open(tmp_path / "c.json"))

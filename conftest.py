@@ -1,0 +1,38 @@
+"""Every test that reads a real data set skips, with the line saying how to get it, where the set is
+missing (a public clone has no ../shared beside it). A test needs a set when it names a module-level
+Path inside the data root (`common.datasets`); fixtures that read data call `datasets.require`."""
+import types
+from pathlib import Path
+
+import pytest
+
+from common import datasets
+
+
+def _names(code, out):
+    out.update(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            _names(c, out)
+    return out
+
+
+def _inside(p: Path, root: Path) -> bool:
+    try:
+        p.resolve().relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _skip_without_data(request):
+    fn = getattr(request, "function", None)
+    if fn is None:
+        return
+    root = datasets.data_root().resolve()
+    for name in sorted(_names(fn.__code__, set())):
+        v = fn.__globals__.get(name)
+        if isinstance(v, Path) and _inside(v, root) and not v.exists():
+            rel = v.resolve().relative_to(root)
+            pytest.skip(f"data set {rel.parts[0] if rel.parts else rel} not found under {root}: {datasets.HOW}")
