@@ -12,8 +12,7 @@ import torch
 
 from charrnn import loader, sample, train
 from charrnn.tests.conftest import CHARRNN
-from common import datasets
-from common import checkpoint
+from common import checkpoint, datasets
 from common.cli import UserError, parse, run
 
 TINY = ["-gpuid", "-1", "-rnn_size", "32", "-num_layers", "2", "-batch_size", "5", "-seq_length", "20",

@@ -1,5 +1,4 @@
 """Shared fixtures: the real data folder and one tiny model trained on the built-in corpus."""
-from pathlib import Path
 
 import pytest
 import torch

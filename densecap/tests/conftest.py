@@ -1,5 +1,4 @@
 """Shared fixtures: a small random model checkpoint and a few shapes images (written once per session)."""
-from pathlib import Path
 
 import numpy as np
 import pytest

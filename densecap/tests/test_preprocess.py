@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common import datasets
 from common.captions import tokenize
 from common.cli import UserError, parse
 from common.shapes import write_dataset
 from densecap import preprocess
 from densecap.loader import DataLoader
-from common import datasets
 from densecap.tests.conftest import COCO_MINI, VG_SAMPLE
 
 SPLITS = datasets.path("densecap_demo/densecap_splits.json")

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from common import datasets
 from common.captions import tokenize
 from common.cli import UserError, parse
 from neuraltalk import prepro
 from neuraltalk.cnn import build_cnn
 from neuraltalk.data import center_crop, load_rgb
-from common import datasets
 from neuraltalk.tests.conftest import CNN_FLAGS
 
 
