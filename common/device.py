@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 
-def get_device(gpuid: int) -> torch.device:
+def get_device(gpuid: int, cpu_flag: str = "-gpuid -1") -> torch.device:
     """-1 -> CPU; N >= 0 -> CUDA device N, else Apple MPS, else CPU with one line saying so.
 
     The originals default to GPU 0 and fall back to CPU when cunn is missing; we keep that so the
@@ -24,9 +24,45 @@ def get_device(gpuid: int) -> torch.device:
         return torch.device("cuda", gpuid)
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
-    print("note: no CUDA or MPS device found, running on CPU (pass -gpuid -1 to silence this)",
+    print(f"note: no CUDA or MPS device found, running on CPU (pass {cpu_flag} to silence this)",
           file=sys.stderr)
     return torch.device("cpu")
+
+
+def native_bf16() -> bool:
+    """Whether this CPU runs bf16 natively (AVX512-BF16 or AMX): there bf16 autocast is 2-4x faster;
+    on AVX2-only CPUs oneDNN emulates it, slower than float32 (and has no bf16 LSTM)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """-precision auto|fp32|bf16|fp16 -> what runs: auto is bf16 on a native-bf16 CPU or a bf16 GPU,
+    else fp32; fp16 only on CUDA. An impossible request is one UserError line."""
+    from common.cli import UserError
+    if precision not in PRECISIONS:
+        raise UserError(f"-precision {precision}: use one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if device.type == "cpu" and native_bf16() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise UserError("-precision fp16 needs a CUDA GPU; on a CPU use bf16 (native on AVX512-BF16/AMX) or fp32")
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context for a resolved precision (a no-op for fp32)."""
+    import contextlib
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type if device.type in ("cuda", "cpu") else "cpu", dtype=dtype)
 
 
 def seed_everything(seed: int) -> None:
