@@ -35,6 +35,7 @@ bench: $(STAMP)
 	    echo "== bench/$${e}_bench.py"; $(PY) bench/$${e}_bench.py || exit 1; done
 
 download-data: $(STAMP)
+	$(PY) -m common.download_data
 	$(PY) -m charrnn.download_data charrnn/data
 
 download-models: $(STAMP)
