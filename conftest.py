@@ -1,6 +1,7 @@
 """Every test that reads a real data set skips, with the line saying how to get it, where the set is
 missing (a public clone has no ../shared beside it). A test needs a set when it names a module-level
 Path inside the data root (`common.datasets`); fixtures that read data call `datasets.require`."""
+import shutil
 import types
 from pathlib import Path
 
@@ -36,3 +37,13 @@ def _skip_without_data(request):
         if isinstance(v, Path) and _inside(v, root) and not v.exists():
             rel = v.resolve().relative_to(root)
             pytest.skip(f"data set {rel.parts[0] if rel.parts else rel} not found under {root}: {datasets.HOW}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Caption metrics need Java (pycocoevalcap's jars): without it their tests skip, saying how to enable them."""
+    outcome = yield
+    exc = outcome.excinfo
+    if exc and shutil.which("java") is None and "need Java" in str(exc[1]):
+        outcome.force_exception(pytest.skip.Exception(
+            "Java is not installed; enable these tests with `apt-get install -y default-jre-headless`"))

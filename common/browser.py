@@ -37,7 +37,8 @@ def missing_reason():
     """Why the browser tests cannot run here (None when they can)."""
     browser, driver = chromium_paths()
     if browser is None or driver is None:
-        return "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+        return ("chromium and chromium-driver are not installed; enable these tests with "
+                "`apt-get update && apt-get install -y chromium chromium-driver` (Debian/Ubuntu, as root)")
     try:
         import selenium  # noqa: F401
     except ImportError:
