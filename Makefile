@@ -24,7 +24,8 @@ test: $(STAMP)
 	$(PY) -m pytest common $(PRESENT)
 
 demo: $(STAMP) demo-charrnn demo-chatbot demo-colorize demo-dcgan demo-neuraltalk demo-densecap
-	@echo "demo outputs are in demo_out/"
+	$(PY) -m common.demo_index $(DEMO) --screenshot $(DEMO)/index.png
+	@echo "demo outputs are in demo_out/: open demo_out/index.html"
 
 # each experiment's demo is its own demo.sh (PY = the venv's python, DEMO = demo_out/)
 demo-charrnn demo-chatbot demo-colorize demo-dcgan demo-neuraltalk demo-densecap: demo-%: $(STAMP)
