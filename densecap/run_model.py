@@ -90,15 +90,16 @@ def draw_results(img, boxes_xywh, captions, opt):
 def run_image(model, path, opt, device, idx_to_token):
     """One image -> (resized PIL image, result dict in the original's schema)."""
     img, x = load_image(path, opt.image_size)
+    # run_model.lua leaves the final boxes unclipped
     boxes, scores, seqs = model.forward_test(x.to(device), opt.rpn_nms_thresh, opt.final_nms_thresh,
-                                             opt.num_proposals)
+                                             opt.num_proposals, clip_final_boxes=False)
     xywh = box_utils.xcycwh_to_xywh(boxes.float().cpu())
     name = os.path.basename(path)
     if os.path.splitext(name)[1].lower() not in Image.registered_extensions():
         name += ".png"  # -input_dir takes any file name; the saved copy needs a format
     result = {"img_name": name,
-              "boxes": [[round(v, 2) for v in b] for b in xywh.tolist()],
-              "scores": [round(s, 4) for s in scores.float().cpu().tolist()],
+              "boxes": [[round(v, 4) for v in b] for b in xywh.tolist()],
+              "scores": [round(s, 6) for s in scores.float().cpu().tolist()],
               "captions": captions_of(seqs.cpu(), idx_to_token)}
     return img, result
 

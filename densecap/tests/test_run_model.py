@@ -47,7 +47,7 @@ def test_bad_inputs_are_one_line_errors(tiny_checkpoint, tmp_path):
         run(["-checkpoint", str(tiny_checkpoint), "-input_image", str(tmp_path / "nope.jpg")])
     bad = tmp_path / "bad.jpg"
     bad.write_text("hello")
-    with pytest.raises(UserError, match="not a readable image"):
+    with pytest.raises(UserError, match="not an image this program can read"):
         run(["-checkpoint", str(tiny_checkpoint), "-input_image", str(bad), "-output_vis_dir", str(tmp_path / "v")])
     other = checkpoint.save(tmp_path / "other.pt", "charrnn", {"model": {}})
     with pytest.raises(UserError, match="charrnn checkpoint, expected a densecap"):
