@@ -4,6 +4,7 @@ The R-CNN parameterization (ApplyBoxTransform / InvertBoxTransform in the origin
 x = xa + tx*wa, y = ya + ty*ha, w = wa*exp(tw), h = ha*exp(th).
 """
 import torch
+import torchvision
 
 
 def xcycwh_to_x1y1x2y2(b):
@@ -17,13 +18,10 @@ def x1y1x2y2_to_xcycwh(b):
 
 
 def xcycwh_to_xywh(b):
+    """The original's xcycwh -> xywh for its outputs (run_model.lua's results.json), in inclusive pixels:
+    x1 = xc - (w - 1) / 2, width unchanged."""
     xc, yc, w, h = b.unbind(-1)
-    return torch.stack([xc - w / 2, yc - h / 2, w, h], -1)
-
-
-def xywh_to_xcycwh(b):
-    x, y, w, h = b.unbind(-1)
-    return torch.stack([x + w / 2, y + h / 2, w, h], -1)
+    return torch.stack([xc - (w - 1) / 2, yc - (h - 1) / 2, w, h], -1)
 
 
 def apply_box_transform(anchors, trans):
@@ -52,15 +50,27 @@ def iou(a, b):
 
 
 def clip_boxes(boxes, height, width):
-    """Clip xcycwh boxes to the image [1, W] x [1, H]; also returns which were left with area."""
-    b = xcycwh_to_x1y1x2y2(boxes)
-    x1 = b[:, 0].clamp(1, width)
-    y1 = b[:, 1].clamp(1, height)
-    x2 = b[:, 2].clamp(1, width)
-    y2 = b[:, 3].clamp(1, height)
-    clipped = x1y1x2y2_to_xcycwh(torch.stack([x1, y1, x2, y2], -1))
-    valid = (x2 > x1) & (y2 > y1)
-    return clipped, valid
+    """Clip xcycwh boxes exactly as box_utils.clip_boxes in Lua; also returns which were left with area.
+
+    The original converts to inclusive corners (x1 = xc - (w - 1) / 2, x2 = xc + (w - 1) / 2), clamps
+    x1 to [1, W-1] and x2 to [2, W] (y likewise), and converts back with w = x2 - x1 (not + 1): every
+    clipped box comes back one pixel narrower and shorter, which the converted models' outputs keep."""
+    xc, yc, w, h = boxes.unbind(-1)
+    x1 = (xc - (w - 1) / 2).clamp(1, width - 1)
+    x2 = (xc + (w - 1) / 2).clamp(2, width)
+    y1 = (yc - (h - 1) / 2).clamp(1, height - 1)
+    y2 = (yc + (h - 1) / 2).clamp(2, height)
+    clipped = torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], -1)
+    return clipped, (x2 > x1) & (y2 > y1)
+
+
+def nms(boxes, scores, thresh, max_boxes=-1):
+    """box_utils.nms in Lua: greedy by score, dropping boxes whose IoU with a kept one exceeds `thresh`.
+    Its inclusive corners (xc -+ (w - 1) / 2) with areas (x2 - x1 + 1) * (y2 - y1 + 1) are the continuous
+    box shifted by half a pixel, so its IoUs are torchvision's on the continuous boxes. xcycwh in;
+    indices of the kept boxes, best first."""
+    keep = torchvision.ops.nms(xcycwh_to_x1y1x2y2(boxes), scores, thresh)
+    return keep if max_boxes < 0 else keep[:max_boxes]
 
 
 def inside_image(boxes, height, width):

@@ -1,9 +1,10 @@
-"""Save and load densecap models: our atomic .pt checkpoints, or the original's .t7 through convert.py."""
+"""Save and load densecap models: our atomic .pt checkpoints, or the original's .t7 (lua_checkpoint.py)."""
 import dataclasses
 
 import torch
 
 from common import checkpoint
+from densecap.lua_checkpoint import load_t7_model
 from densecap.model import DenseCapModel, ModelConfig
 
 KIND = "densecap"
@@ -19,7 +20,6 @@ def save_model(path, model, idx_to_token, **extra):
 def load_model(path, device="cpu"):
     """-> (model in eval mode, idx_to_token {"1": word}, the whole checkpoint dict)."""
     if str(path).endswith(".t7"):
-        from densecap.convert import load_t7_model
         model, idx_to_token, ckpt = load_t7_model(path)
     else:
         ckpt = checkpoint.load(path, KIND)

@@ -8,35 +8,82 @@ import os
 
 import h5py
 import numpy as np
+import scipy.sparse
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from common.cli import UserError
+from common.images import open_rgb
 from densecap.model import VGG_MEAN_BGR
 
 
-def resize_longest(img: Image.Image, size: int) -> Image.Image:
-    w, h = img.size
-    scale = size / max(w, h)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    return img if (nw, nh) == (w, h) else img.resize((nw, nh), Image.BILINEAR)
-
-
 def to_input(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float BGR minus the VGG mean."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb[:, :, ::-1])).float().permute(2, 0, 1)
+    """(H, W, 3) RGB 0..255 (uint8 or float) -> (1, 3, H, W) float BGR minus the VGG mean."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb[:, :, ::-1], dtype=np.float32)).permute(2, 0, 1)
     return (x - torch.tensor(VGG_MEAN_BGR).view(3, 1, 1)).unsqueeze(0)
 
 
+def _scale_weights(src_len, dst_len):
+    """torch/image's image.scale 'bilinear' along one axis (scaleLinear_rowcol in image.c) as a sparse
+    (dst_len, src_len) matrix: shrinking averages the source pixels each output pixel covers (partial
+    pixels weighted), growing interpolates linearly with both ends pinned. Float32 steps as in the C."""
+    f32 = np.float32
+    rows, cols, vals = [], [], []
+    if dst_len > src_len:
+        scale = f32(src_len - 1) / f32(dst_len - 1)
+        for di in range(dst_len - 1):
+            if src_len == 1:
+                rows.append(di)
+                cols.append(0)
+                vals.append(1.0)
+                continue
+            si = f32(f32(di) * scale)
+            i = int(si)
+            frac = float(si - f32(i))
+            rows += [di, di]
+            cols += [i, min(i + 1, src_len - 1)]
+            vals += [1 - frac, frac]
+        rows.append(dst_len - 1)
+        cols.append(src_len - 1)
+        vals.append(1.0)
+    elif dst_len < src_len:
+        scale = f32(src_len) / f32(dst_len)
+        i0, f0 = 0, 0.0
+        for di in range(dst_len):
+            s1 = f32(f32(di + 1) * scale)
+            i1 = int(s1)
+            f1 = float(s1 - f32(i1))
+            r = [(i0, 1 - f0)] + [(j, 1.0) for j in range(i0 + 1, i1)] + ([(i1, f1)] if i1 < src_len else [])
+            n = sum(w for _, w in r)
+            rows += [di] * len(r)
+            cols += [j for j, _ in r]
+            vals += [w / n for _, w in r]
+            i0, f0 = i1, f1
+    else:
+        rows, cols, vals = list(range(src_len)), list(range(src_len)), [1.0] * src_len
+    return scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(dst_len, src_len))
+
+
+def lua_scale(rgb: np.ndarray, size: int) -> np.ndarray:
+    """image.scale(img, size) as run_model.lua calls it: the longest side becomes `size`, the other
+    floor(side * size / longest) (Torch truncates the fractional size), bilinear as torch/image computes
+    it. (H, W, C) array -> float32 (h, w, C), not rounded (run_model.lua keeps the floats)."""
+    h, w, c = rgb.shape
+    longest = max(h, w)
+    nh, nw = max(1, h * size // longest), max(1, w * size // longest)
+    x = rgb.astype(np.float32)
+    x = (_scale_weights(w, nw) @ x.transpose(1, 0, 2).reshape(w, h * c)).reshape(nw, h, c).transpose(1, 0, 2)
+    x = (_scale_weights(h, nh) @ x.reshape(h, nw * c)).reshape(nh, nw, c)
+    return x.astype(np.float32)
+
+
 def load_image(path, image_size):
-    """-> (resized PIL RGB image, model input). An unreadable file is a UserError naming it."""
-    try:
-        with Image.open(path) as im:
-            img = im.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise UserError(f"{path}: not a readable image ({type(e).__name__})") from None
-    img = resize_longest(img, image_size)
-    return img, to_input(np.asarray(img))
+    """-> (resized PIL RGB image, model input), as run_model.lua: image.load, image.scale to the longest
+    side, 0..255 BGR minus the VGG mean. EXIF orientation, 16-bit, alpha and palettes via open_rgb; an
+    unreadable file is a UserError naming it."""
+    rgb = lua_scale(np.asarray(open_rgb(path)), image_size)
+    img = Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8))
+    return img, to_input(rgb)
 
 
 class DataLoader:

@@ -7,7 +7,7 @@ ReshapeBoxFeatures, so converted weights line up anchor for anchor.
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.ops import nms, roi_align
+from torchvision.ops import roi_align
 
 from densecap import box_utils
 
@@ -207,8 +207,6 @@ class LocalizationLayer(nn.Module):
             boxes, valid = box_utils.clip_boxes(boxes, height, width)
             boxes, scores = boxes[valid], scores[valid]
         prob = F.softmax(scores, 1)[:, 0]
-        keep = nms(box_utils.xcycwh_to_x1y1x2y2(boxes), prob, nms_thresh)
-        if max_proposals > 0:
-            keep = keep[:max_proposals]
+        keep = box_utils.nms(boxes, prob, nms_thresh, max_proposals if max_proposals > 0 else -1)
         boxes = boxes[keep]
         return roi_features(feats, boxes, height, width, self.output_size), boxes, prob[keep]

@@ -13,13 +13,14 @@ import dataclasses
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.ops import nms
 
 from common.caption_lm import LanguageModel
 from densecap import box_utils
 from densecap.localization import ANCHORS, LocalizationLayer
 
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
+VGG16_BLOCKS = (2, 2, 3, 3, 3)  # 3x3 convolutions per block; a 2x2 max pool after each block but the last
+VGG16_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
 
 
 @dataclasses.dataclass
@@ -27,6 +28,7 @@ class ModelConfig:
     vocab_size: int
     seq_length: int = 15
     cnn: str = "vgg16"              # vgg16 | tiny
+    vgg_widths: list = None         # the 13 VGG-16 conv widths; None = VGG-16's (64, 64, 128, ... 512)
     tiny_channels: int = 64         # width of the tiny trunk's last conv
     tiny_input_scale: float = 1 / 64  # the tiny trunk trains from scratch: bring its input near unit scale
     fc_dim: int = 4096              # fc6/fc7 width (VGG: 4096)
@@ -59,12 +61,27 @@ class InputScale(nn.Module):
         return x * self.scale
 
 
+def build_vgg16_trunk(widths=VGG16_WIDTHS):
+    """conv1_1..relu5_3 as loadcaffe builds VGG-16 for densecap (pool5 dropped): 3x3 convolutions, ReLU,
+    2x2 max pooling in ceil mode as Caffe's (a 479-px side gives 240, 120, 60, 30), at any widths."""
+    layers, c_in, i = [], 3, 0
+    for b, n in enumerate(VGG16_BLOCKS):
+        for _ in range(n):
+            layers += [nn.Conv2d(c_in, widths[i], 3, padding=1), nn.ReLU(inplace=True)]
+            c_in, i = widths[i], i + 1
+        if b < len(VGG16_BLOCKS) - 1:
+            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+    return layers
+
+
 def build_trunk(cfg: ModelConfig):
     """(conv_net1, conv_net2, channels): the frozen and the fine-tunable halves of the conv trunk."""
     if cfg.cnn == "vgg16":
-        from torchvision.models import vgg16
-        features = vgg16(weights=None).features
-        return features[:10], features[10:30], 512  # conv1_1..pool2 | conv3_1..relu5_3 (pool5 dropped)
+        widths = list(cfg.vgg_widths or VGG16_WIDTHS)
+        if len(widths) != len(VGG16_WIDTHS):
+            raise ValueError(f"vgg_widths needs {len(VGG16_WIDTHS)} widths, got {len(widths)}")
+        features = nn.Sequential(*build_vgg16_trunk(widths))  # slices keep torchvision's state_dict names
+        return features[:10], features[10:], widths[-1]  # conv1_1..pool2 | conv3_1..relu5_3
     if cfg.cnn == "tiny":
         c = cfg.tiny_channels
         widths = [3, c // 4, c // 2, c, c]
@@ -197,7 +214,7 @@ class DenseCapModel(nn.Module):
         if clip_final_boxes:
             final, _ = box_utils.clip_boxes(final, H, W)
         if final_nms_thresh > 0:
-            keep = nms(box_utils.xcycwh_to_x1y1x2y2(final), scores, final_nms_thresh)
+            keep = box_utils.nms(final, scores, final_nms_thresh)
         else:
             keep = scores.argsort(descending=True)
         final, scores, codes = final[keep], scores[keep], codes[keep]

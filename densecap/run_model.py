@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 import torch
@@ -30,10 +31,10 @@ class RunOptions:
     """Run a DenseCap model on images; write results.json and the images for vis/view_results.html."""
     checkpoint: str = flag("data/models/densecap/densecap-pretrained-vgg16.t7",
                            "a train.py checkpoint (.pt) or the original model (.t7)")
-    image_size: int = flag(720, "resize the longest side of each image to this many pixels")
+    image_size: int = flag(720, "resize the longest side of each image to this many pixels", min=1)
     rpn_nms_thresh: float = flag(0.7, "NMS threshold on the RPN proposals")
     final_nms_thresh: float = flag(0.3, "NMS threshold on the final boxes")
-    num_proposals: int = flag(1000, "how many RPN proposals (after NMS) go to the recognition network")
+    num_proposals: int = flag(1000, "how many RPN proposals (after NMS) go to the recognition network", min=1)
     input_image: str = flag("", "a single image to run")
     input_dir: str = flag("", "a folder of images (files starting with '.' are ignored; non-images are "
                               "skipped with a warning)")
@@ -90,27 +91,34 @@ def draw_results(img, boxes_xywh, captions, opt):
 def run_image(model, path, opt, device, idx_to_token):
     """One image -> (resized PIL image, result dict in the original's schema)."""
     img, x = load_image(path, opt.image_size)
+    # run_model.lua leaves the final boxes unclipped
     boxes, scores, seqs = model.forward_test(x.to(device), opt.rpn_nms_thresh, opt.final_nms_thresh,
-                                             opt.num_proposals)
+                                             opt.num_proposals, clip_final_boxes=False)
     xywh = box_utils.xcycwh_to_xywh(boxes.float().cpu())
     name = os.path.basename(path)
     if os.path.splitext(name)[1].lower() not in Image.registered_extensions():
         name += ".png"  # -input_dir takes any file name; the saved copy needs a format
     result = {"img_name": name,
-              "boxes": [[round(v, 2) for v in b] for b in xywh.tolist()],
-              "scores": [round(s, 4) for s in scores.float().cpu().tolist()],
+              "boxes": [[round(v, 4) for v in b] for b in xywh.tolist()],
+              "scores": [round(s, 6) for s in scores.float().cpu().tolist()],
               "captions": captions_of(seqs.cpu(), idx_to_token)}
     return img, result
 
 
 def write_results(results, opt, err):
-    if not opt.output_vis:
+    """results.json (atomically), only when there are results: a run that read no image leaves an
+    earlier results.json as it was (run_model.lua wrote it only when #results_json > 0)."""
+    if not opt.output_vis or not results:
         return None
     path = os.path.join(opt.output_vis_dir, "results.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({"results": results, "opt": vars(opt)}, f)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".json.tmp", dir=opt.output_vis_dir)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"results": results, "opt": vars(opt)}, f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     # put the viewer one level up from the data folder (vis/view_results.html reads vis/data/)
     viewer = os.path.join(os.path.dirname(os.path.abspath(opt.output_vis_dir)), "view_results.html")
     if not os.path.exists(viewer):
@@ -151,6 +159,8 @@ def main(opt: RunOptions, err=None):
     finally:  # Ctrl-C or an error keeps the results so far
         write_results(results, opt, err)
     n = len(results)
+    if n == 0:
+        raise UserError(f"no image could be read ({skipped} skipped); nothing written")
     print(f"{n} image(s), {skipped} skipped, {(time.process_time() - t0) / max(n, 1):.2f} CPU s per image",
           file=err)
     return results

@@ -1,5 +1,4 @@
 """Shared fixtures: a small random model checkpoint and a few shapes images (written once per session)."""
-
 import numpy as np
 import pytest
 import torch
@@ -9,9 +8,20 @@ from common.shapes import make_scene
 from densecap.checkpoints import save_model
 from densecap.model import DenseCapModel, ModelConfig
 
-ELEPHANT = datasets.path("densecap_demo/elephant.jpg")
-VG_SAMPLE = datasets.path("visual_genome_sample")
-COCO_MINI = datasets.path("coco_mini_train")
+
+
+def vg_sample():
+    return datasets.require("visual_genome_sample")
+
+
+def coco_mini():
+    return datasets.require("coco_mini_train")
+
+
+def splits_json():
+    return datasets.require("densecap_demo") / "densecap_splits.json"
+
+
 VOCAB = {"1": "a", "2": "small", "3": "large", "4": "red", "5": "circle", "6": "square"}
 
 

@@ -1,16 +1,14 @@
-"""The original model's .t7 layout -> our modules, checked against numpy transcriptions of the Lua layers."""
-import subprocess
-import sys
-from pathlib import Path
-
+"""What only look-alike .t7 files cover (written by common.t7's writer, tests/t7_fixture.py): CudaTensor and
+DoubleTensor storages, cudnn.* classes and 2-D SpatialConvolutionMM weights, checked against numpy
+transcriptions of the Lua layers. The real-Torch7 path (a file densecap's own code wrote, run_model.lua's
+outputs) is test_lua_fixture.py."""
 import numpy as np
 import pytest
 import torch
 
 from common import t7
-from common.cli import UserError, parse
-from densecap import convert, run_model
-from densecap.checkpoints import load_model
+from common.cli import UserError
+from densecap import lua_checkpoint as convert
 from densecap.tests.t7_fixture import ANCHORS_WH, make_t7_model
 
 
@@ -75,29 +73,6 @@ def test_rpn_anchor_order_and_recognition_head(t7_model):
     np.testing.assert_allclose(ours.numpy()[:, 0], code @ A["obj"][0][0] + A["obj"][1][0], atol=1e-4)
     # the trunk: the first conv (cudnn 4-D) and the second (SpatialConvolutionMM 2-D) both land as (out, in, 3, 3)
     np.testing.assert_allclose(model.conv_net2[4].weight.detach().numpy(), A["conv1"][0], atol=1e-6)
-
-
-def test_run_model_takes_the_t7_and_convert_writes_a_pt(t7_model, shapes_dir, tmp_path):
-    path, _ = t7_model
-    img = str(next(iter(sorted(shapes_dir.iterdir()))))
-    opts = ["-input_image", img, "-image_size", "128", "-gpu", "-1", "-output_vis_dir", str(tmp_path / "v")]
-    direct = run_model.main(parse(run_model.RunOptions, ["-checkpoint", str(path)] + opts))
-    convert.main(parse(convert.ConvertOptions, [str(path), str(tmp_path / "m.pt")]))
-    via_pt = run_model.main(parse(run_model.RunOptions, ["-checkpoint", str(tmp_path / "m.pt")] + opts))
-    assert direct == via_pt and len(direct[0]["boxes"]) > 0
-    model, idx, _ = load_model(tmp_path / "m.pt")
-    assert model.localization.rpn.anchor_sizes.tolist() == ANCHORS_WH.tolist() and idx["3"] == "circle"
-
-
-def test_convert_py_as_a_script(tmp_path):
-    # the README's command, run from inside densecap/: the same weights as the in-process converter
-    t7.save(tmp_path / "m.t7", make_t7_model()[0], tensor_type="torch.CudaTensor")
-    out = subprocess.run([sys.executable, "convert.py", str(tmp_path / "m.t7"), str(tmp_path / "m.pt")],
-                         cwd=Path(convert.__file__).parent, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    ref = convert.load_t7_model(tmp_path / "m.t7")[0].state_dict()
-    got = load_model(tmp_path / "m.pt")[0].state_dict()
-    assert ref.keys() == got.keys() and all(torch.equal(got[k], v) for k, v in ref.items())
 
 
 def test_not_a_densecap_t7(tmp_path):

@@ -5,21 +5,20 @@ import sys
 import zipfile
 from pathlib import Path
 
-from common import t7
 from common.browser import serve_folder
 from common.cli import parse
 from densecap import run_model
-from densecap.tests.t7_fixture import make_t7_model
+from densecap.tests.test_lua_fixture import FIXTURES, LUA_T7, assert_matches_lua, lua_results
 
 DENSECAP = Path(__file__).parents[1]
 
 
-def test_download_model_sh_against_a_local_server(tmp_path, shapes_dir):
+def test_download_model_sh_against_a_local_server(tmp_path):
     served = tmp_path / "served"
     served.mkdir()
-    t7.save(tmp_path / "densecap-pretrained-vgg16.t7", make_t7_model()[0], tensor_type="torch.CudaTensor")
+    # the file densecap's own train.lua code wrote, under the published name
     with zipfile.ZipFile(served / "densecap-pretrained-vgg16.t7.zip", "w") as z:
-        z.write(tmp_path / "densecap-pretrained-vgg16.t7", "densecap-pretrained-vgg16.t7")
+        z.write(LUA_T7, "densecap-pretrained-vgg16.t7")
     sha = hashlib.sha256((served / "densecap-pretrained-vgg16.t7.zip").read_bytes()).hexdigest()
     dest = tmp_path / "models"
     with serve_folder(served) as url:
@@ -35,8 +34,9 @@ def test_download_model_sh_against_a_local_server(tmp_path, shapes_dir):
         missing = subprocess.run(["bash", "download_model.sh"], cwd=DENSECAP, capture_output=True, text=True,
                                  env=dict(env, DENSECAP_MODEL_URL=f"{url}/nope.zip", DENSECAP_MODEL_SHA256=""))
         assert missing.returncode == 1 and "download failed" in missing.stderr
-    img = str(sorted(shapes_dir.iterdir())[0])
+    assert (dest / "densecap-pretrained-vgg16.t7").read_bytes() == LUA_T7.read_bytes()
     res = run_model.main(parse(run_model.RunOptions, ["-checkpoint", str(dest / "densecap-pretrained-vgg16.t7"),
-                                                      "-input_image", img, "-gpu", "-1", "-image_size", "128",
+                                                      "-input_image", str(FIXTURES / "lua_scene_wide.png"),
+                                                      "-gpu", "-1", "-image_size", "160",
                                                       "-output_vis_dir", str(tmp_path / "vis")]))
-    assert len(res[0]["boxes"]) > 0
+    assert_matches_lua(res[0], lua_results("wide"))

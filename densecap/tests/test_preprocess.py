@@ -9,15 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import datasets
 from common.captions import tokenize
 from common.cli import UserError, parse
 from common.shapes import write_dataset
 from densecap import preprocess
 from densecap.loader import DataLoader
-from densecap.tests.conftest import COCO_MINI, VG_SAMPLE
+from densecap.tests.conftest import coco_mini, splits_json, vg_sample
 
-SPLITS = datasets.path("densecap_demo/densecap_splits.json")
 
 
 def prep(args):
@@ -26,17 +24,17 @@ def prep(args):
 
 def test_visual_genome_sample(tmp_path):
     # the real VG annotations of images 1-100; the images are blank ones of the stated sizes
-    meta = json.load(open(VG_SAMPLE / "image_data.json_samples.json"))
+    meta = json.load(open(vg_sample() / "image_data.json_samples.json"))
     img_dir = tmp_path / "images"
     img_dir.mkdir()
     for m in meta:
         Image.new("RGB", (m["width"], m["height"]), (10, 20, 30)).save(img_dir / f"{m['image_id']}.jpg")
     h5, js = tmp_path / "vg.h5", tmp_path / "vg.json"
-    info = prep(["--region_data", VG_SAMPLE / "region_descriptions.json_samples.json", "--image_dir", img_dir,
-                 "--split_json", SPLITS, "--h5_output", h5, "--json_output", js, "--image_size", 96,
+    info = prep(["--region_data", vg_sample() / "region_descriptions.json_samples.json", "--image_dir", img_dir,
+                 "--split_json", splits_json(), "--h5_output", h5, "--json_output", js, "--image_size", 96,
                  "--num_workers", 2])
-    splits = json.load(open(SPLITS))
-    regions = {e["id"]: e["regions"] for e in json.load(open(VG_SAMPLE / "region_descriptions.json_samples.json"))}
+    splits = json.load(open(splits_json()))
+    regions = {e["id"]: e["regions"] for e in json.load(open(vg_sample() / "region_descriptions.json_samples.json"))}
     with h5py.File(h5) as f:
         split = f["split"][:]
         # images 1-100 that are in the official splits: 28 train, 3 val, 2 test
@@ -92,14 +90,14 @@ def test_shapes_and_coco(tmp_path):
         # 64 px images stay 64 px: the box is the shape's, 1-indexed centre
         assert f["boxes"][0].tolist() == [r["x"] + 1 + r["width"] // 2, r["y"] + 1 + r["height"] // 2,
                                           r["width"], r["height"]]
-    info = prep(["--coco_instances", COCO_MINI / "annotations/instances_train2017.json", "--coco_images",
-                 COCO_MINI / "train2017", "--h5_output", tmp_path / "c.h5", "--json_output", tmp_path / "c.json",
+    info = prep(["--coco_instances", coco_mini() / "annotations/instances_train2017.json", "--coco_images",
+                 coco_mini() / "train2017", "--h5_output", tmp_path / "c.h5", "--json_output", tmp_path / "c.json",
                  "--image_size", 64, "--min_token_instances", 2, "--max_images", 20])
     with h5py.File(tmp_path / "c.h5") as f:
         assert f["images"].shape[0] == 20 and sorted(set(f["split"][:].tolist())) == [0, 1, 2]
     assert "person" in info["token_to_idx"]
-    prep(["--coco_instances", COCO_MINI / "annotations/instances_train2017.json", "--coco_images",
-          COCO_MINI / "train2017", "--coco_captions", COCO_MINI / "annotations/captions_train2017.json",
+    prep(["--coco_instances", coco_mini() / "annotations/instances_train2017.json", "--coco_images",
+          coco_mini() / "train2017", "--coco_captions", coco_mini() / "annotations/captions_train2017.json",
           "--h5_output", tmp_path / "cc.h5", "--json_output", tmp_path / "cc.json", "--image_size", 32,
           "--max_images", 3])
     with h5py.File(tmp_path / "cc.h5") as f:
@@ -162,7 +160,7 @@ def _peak_rss_mb(d, args):
 def _big_vg(d, n):
     """A region_descriptions.json of n images: the 100 real VG sample entries again and again under new
     ids (9 KB of JSON, ~50 regions per image), each image a link to one small blank JPEG."""
-    sample = json.load(open(VG_SAMPLE / "region_descriptions.json_samples.json"))
+    sample = json.load(open(vg_sample() / "region_descriptions.json_samples.json"))
     (d / "images").mkdir(parents=True)
     Image.new("RGB", (80, 60), (10, 20, 30)).save(d / "blank.jpg")
     with open(d / "regions.json", "w") as f:

@@ -47,7 +47,7 @@ def test_bad_inputs_are_one_line_errors(tiny_checkpoint, tmp_path):
         run(["-checkpoint", str(tiny_checkpoint), "-input_image", str(tmp_path / "nope.jpg")])
     bad = tmp_path / "bad.jpg"
     bad.write_text("hello")
-    with pytest.raises(UserError, match="not a readable image"):
+    with pytest.raises(UserError, match="not an image this program can read"):
         run(["-checkpoint", str(tiny_checkpoint), "-input_image", str(bad), "-output_vis_dir", str(tmp_path / "v")])
     other = checkpoint.save(tmp_path / "other.pt", "charrnn", {"model": {}})
     with pytest.raises(UserError, match="charrnn checkpoint, expected a densecap"):
@@ -184,3 +184,52 @@ def test_help_lists_every_flag(capsys):
         text = capsys.readouterr().out
         for f in dataclasses.fields(cls):
             assert (f.name if "nargs" in f.metadata else f"-{f.name}") in text, f.name
+
+
+def _cli(args, cwd=None):
+    import subprocess
+    import sys
+    from pathlib import Path
+    return subprocess.run([sys.executable, "densecap/run_model.py", "-gpu", "-1"] + args, capture_output=True,
+                          text=True, timeout=120, cwd=Path(run_model.__file__).parents[1])
+
+
+def test_a_broken_image_leaves_results_json_untouched(tiny_checkpoint, tmp_path):
+    vis = tmp_path / "vis"
+    vis.mkdir()
+    (vis / "results.json").write_text('{"results": ["earlier"]}')
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    out = _cli(["-checkpoint", str(tiny_checkpoint), "-input_image", str(tmp_path / "broken.jpg"),
+                "-output_vis_dir", str(vis)])
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1 and "broken.jpg" in out.stderr
+    assert (vis / "results.json").read_text() == '{"results": ["earlier"]}'
+    assert sorted(p.name for p in vis.iterdir()) == ["results.json"]   # no temporary left behind
+
+
+def test_input_dir_without_images_exits_1(tiny_checkpoint, tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "notes.txt").write_text("not an image")
+    (d / "data.csv").write_text("1,2")
+    out = _cli(["-checkpoint", str(tiny_checkpoint), "-input_dir", str(d), "-output_vis_dir", str(tmp_path / "v")])
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].startswith("error: no image could be read")
+    assert not (tmp_path / "v" / "results.json").exists()
+
+
+@pytest.mark.parametrize("flag", ["-num_proposals", "-image_size"])
+def test_sizes_of_zero_are_refused(tiny_checkpoint, tmp_path, flag):
+    img = tmp_path / "x.png"
+    Image.new("RGB", (40, 40)).save(img)
+    out = _cli(["-checkpoint", str(tiny_checkpoint), "-input_image", str(img), flag, "0",
+                "-output_vis_dir", str(tmp_path / "v")])
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and flag in out.stderr
+    assert not (tmp_path / "v").exists()
+
+
+def test_truncated_checkpoint_is_one_line(tiny_checkpoint, tmp_path):
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(tiny_checkpoint.read_bytes()[:40000])
+    img = tmp_path / "x.png"
+    Image.new("RGB", (40, 40)).save(img)
+    out = _cli(["-checkpoint", str(cut), "-input_image", str(img), "-output_vis_dir", str(tmp_path / "v")])
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1 and "cut.pt" in out.stderr

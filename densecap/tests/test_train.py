@@ -165,11 +165,11 @@ def test_torchrun_ddp_equals_one_process_seeing_the_same_images(data, tmp_path):
 
 
 def test_coco_mini_trains_end_to_end(tmp_path):
-    from densecap.tests.conftest import COCO_MINI
+    from densecap.tests.conftest import coco_mini
 
     preprocess.main(parse(preprocess.PreprocessOptions, [
-        "--coco_instances", str(COCO_MINI / "annotations/instances_train2017.json"), "--coco_images",
-        str(COCO_MINI / "train2017"), "--h5_output", str(tmp_path / "c.h5"), "--json_output", str(tmp_path / "c.json"),
+        "--coco_instances", str(coco_mini() / "annotations/instances_train2017.json"), "--coco_images",
+        str(coco_mini() / "train2017"), "--h5_output", str(tmp_path / "c.h5"), "--json_output", str(tmp_path / "c.json"),
         "--image_size", "96", "--min_token_instances", "2", "--max_images", "12"]))
     out = train_run(["-data_h5", str(tmp_path / "c.h5"), "-data_json", str(tmp_path / "c.json")], tmp_path,
                     "-max_iters", 3, "-save_checkpoint_every", 3)
