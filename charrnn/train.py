@@ -6,9 +6,7 @@
 import dataclasses
 import math
 import os
-import signal
 import sys
-import threading
 import time
 
 import torch
@@ -22,6 +20,7 @@ from charrnn.model import LanguageModel, detach_state
 from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
 from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
+from common.signals import StopOnSignal
 
 
 @options
@@ -211,28 +210,6 @@ def save(path, model, optimizer, progress, opt, vocab, joiner, epoch, val_loss):
     return path
 
 
-class CtrlC:
-    """Ctrl-C sets `.requested` so the loop can finish the iteration and save; a second one quits at once."""
-
-    def __init__(self, log):
-        self.log, self.requested, self.old = log, False, None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGINT, self.handle)
-        return self
-
-    def handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        self.log("\ninterrupt: finishing this iteration and saving a checkpoint (Ctrl-C again to quit now)")
-
-    def __exit__(self, *exc):
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
-
-
 def main(opt: TrainOptions):
     device, rank, world = init_distributed(opt.gpuid)
     if opt.threads > 0:
@@ -242,6 +219,8 @@ def main(opt: TrainOptions):
     if opt.opencl:
         log("note: -opencl is not supported; using CUDA, MPS or the CPU as -gpuid says")
     seed_everything(opt.seed)
+    if master:
+        checkpoint.remove_stale_temporaries(opt.checkpoint_dir)  # left by a kill -9 mid-save
     try:
         # data, model (fresh or from -init_from), optimizer, and where the run stands
         loader, vocab, joiner = load_data(opt, rank, world, log)
@@ -269,7 +248,7 @@ def main(opt: TrainOptions):
         t_start, last_path, first_loss = time.time(), None, None
         bar = tqdm(total=iterations, initial=progress.i, disable=not master or not sys.stderr.isatty(), unit="batch",
                    dynamic_ncols=True)
-        with bar, CtrlC(log) as ctrl_c:
+        with bar, StopOnSignal() as ctrl_c:  # SIGINT/SIGTERM: finish the iteration, save, exit 130/143
             while progress.i < iterations:
                 progress.i += 1
                 t0 = time.time()
@@ -293,8 +272,8 @@ def main(opt: TrainOptions):
                 check_loss(loss, first_loss)
                 if interrupted:
                     save_as(f"lm_{opt.savefile}_epoch{epoch:.2f}_interrupted.pt", float("nan"))
-                    log("interrupted; resume with -init_from and the checkpoint above")
-                    raise KeyboardInterrupt
+                    ctrl_c.exit_if_stopped("resume with -init_from and the checkpoint above")
+                    sys.exit(130)  # another rank was signalled
                 if progress.i % opt.eval_val_every == 0 or progress.i == iterations or out_of_time:
                     val_loss = evaluate(model, loader, "val", device) if loader.nval else loss
                     progress.val_losses[progress.i] = val_loss

@@ -183,16 +183,21 @@ def test_exploding_loss_stops_cleanly(shakespeare_dir, tmp_path):
     assert os.listdir(tmp_path / "cv")  # the checkpoints written before the explosion are kept
 
 
-def test_ctrl_c_writes_a_resumable_checkpoint(shakespeare_dir, tmp_path):
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_write_a_resumable_checkpoint(shakespeare_dir, tmp_path, sig, code):
+    (tmp_path / "cv").mkdir()
+    (tmp_path / "cv" / ".tmp-999999999-abc.pt").write_bytes(b"half a checkpoint")  # a kill -9 mid-save
     p = subprocess.Popen([sys.executable, "train.py", "-data_dir", str(shakespeare_dir), "-checkpoint_dir",
                           str(tmp_path / "cv"), *TINY[:-1], "1", "-max_epochs", "1000"], cwd=CHARRNN,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in p.stdout:
         if line.startswith("30/"):
             break
-    p.send_signal(signal.SIGINT)
-    p.communicate(timeout=60)
-    assert p.returncode == 130
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == code, err
+    assert f"stopped by {sig.name}: resume with -init_from" in err
     (name,) = os.listdir(tmp_path / "cv")
     assert re.fullmatch(r"lm_lstm_epoch0\.\d\d_interrupted\.pt", name)
     ck = checkpoint.load(tmp_path / "cv" / name, "charrnn")
