@@ -226,3 +226,16 @@ def test_clip_final_boxes_reaches_validation(data, tmp_path, monkeypatch):
     train_run(data, tmp_path, "-max_iters", 1, "-save_checkpoint_every", 1, "-clip_final_boxes", 0,
               "-val_images_use", 1)
     assert seen == [False]
+
+
+def test_data_h5_that_is_not_hdf5_is_one_line(data, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    (tmp_path / "not.h5").write_text("hello")
+    args = ["-data_h5", str(tmp_path / "not.h5"), "-data_json", data[3], "-gpu", "-1", "-max_iters", "1",
+            "-checkpoint_path", str(tmp_path / "c.pt")]
+    out = subprocess.run([sys.executable, "densecap/train.py"] + args, capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).parents[2])
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1 and "not.h5" in out.stderr
+    assert "preprocess.py" in out.stderr and not (tmp_path / "c.pt").exists()
