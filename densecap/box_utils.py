@@ -8,13 +8,11 @@ import torchvision
 
 
 def xcycwh_to_x1y1x2y2(b):
-    xc, yc, w, h = b.unbind(-1)
-    return torch.stack([xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2], -1)
+    return torchvision.ops.box_convert(b, "cxcywh", "xyxy")
 
 
 def x1y1x2y2_to_xcycwh(b):
-    x1, y1, x2, y2 = b.unbind(-1)
-    return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], -1)
+    return torchvision.ops.box_convert(b, "xyxy", "cxcywh")
 
 
 def xcycwh_to_xywh(b):
@@ -40,13 +38,7 @@ def invert_box_transform(anchors, boxes):
 
 def iou(a, b):
     """Pairwise IoU (N, M) of xcycwh boxes, continuous coordinates (as the model's BoxIoU)."""
-    a, b = xcycwh_to_x1y1x2y2(a), xcycwh_to_x1y1x2y2(b)
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area_a = (a[:, 2:] - a[:, :2]).prod(-1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(-1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-12)
+    return torchvision.ops.box_iou(xcycwh_to_x1y1x2y2(a), xcycwh_to_x1y1x2y2(b))
 
 
 def clip_boxes(boxes, height, width):

@@ -101,9 +101,15 @@ class DataLoader:
         self.idx_to_token = {str(k): v for k, v in info["idx_to_token"].items()}
         self.token_to_idx = info["token_to_idx"]
         self.idx_to_filename = {int(k): v for k, v in info["idx_to_filename"].items()}
-        self.h5 = h5py.File(data_h5, "r")
+        try:
+            self.h5 = h5py.File(data_h5, "r")
+            labels = self.h5["labels"]
+        except (OSError, KeyError) as e:
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:80]
+            raise UserError(f"{data_h5}: not an HDF5 file from preprocess.py ({why}); run preprocess.py "
+                            f"(see densecap/README.md)") from None
         self.vocab_size = len(self.idx_to_token)
-        self.seq_length = self.h5["labels"].shape[1]
+        self.seq_length = labels.shape[1]
         split = self.h5["split"][:]
         self.split_ix = {name: np.nonzero(split == k)[0] for k, name in enumerate(("train", "val", "test"))}
         if debug_max_train_images > 0:

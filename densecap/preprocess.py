@@ -26,11 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 import h5py
 import ijson
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
 from common.captions import tokenize
 from common.cli import UserError, flag, options, parse, run
+from common.images import open_rgb
 
 UNK = "<UNK>"
 SPLITS = ("train", "val", "test")
@@ -44,7 +45,7 @@ class PreprocessOptions:
     split_json: str = flag("info/densecap_splits.json", "{train,val,test: [image ids]}; '' = 80/10/10 in order")
     json_output: str = flag("data/VG-regions-dicts.json", "output JSON (vocabulary, file names)")
     h5_output: str = flag("data/VG-regions.h5", "output HDF5")
-    image_size: int = flag(720, "longest side of the stored images")
+    image_size: int = flag(720, "longest side of the stored images", min=1)
     max_token_length: int = flag(15, "regions with longer phrases are dropped")
     min_token_instances: int = flag(15, "words seen fewer times become <UNK>")
     tokens_type: str = flag("words", "only 'words' (as the original)", choices=["words"])
@@ -148,18 +149,18 @@ def encode_box(r, scale, W, H):
 
 
 def _open_size(path):
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except FileNotFoundError:
+    """(w, h) of a decodable image (decoded whole, so a truncated file is caught here, in pass 1, and
+    skipped), None if missing, False if unreadable."""
+    if not os.path.exists(path):
         return None
-    except (UnidentifiedImageError, OSError):
+    try:
+        return open_rgb(path).size
+    except UserError:
         return False
 
 
 def _load_resized(path, size):
-    with Image.open(path) as im:
-        img = im.convert("RGB")
+    img = open_rgb(path)  # EXIF orientation, 16-bit, alpha, palettes
     w, h = img.size
     scale = size / max(w, h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
@@ -223,6 +224,7 @@ def find_usable_images(opt, entries, source, split_json, err):
         raise UserError(f"{source}: no images in it (expected a Visual Genome region_descriptions list "
                         "[{id, regions}, ...] or a COCO instances json)")
     which = read_split_file(split_json) if split_json else None
+    skipped = 0
     with tqdm(desc="reading regions", unit=" images", disable=not err.isatty(), file=err) as bar:
         for k, (image_id, path, regions) in enumerate(itertools.chain([first], stream)):
             usable.n_seen = k + 1
@@ -236,9 +238,12 @@ def find_usable_images(opt, entries, source, split_json, err):
             if not size:
                 print(f"warning: skipping {path}: {'missing' if size is None else 'not a readable image'}",
                       file=err)
+                skipped += 1
                 continue
             counts.update(w for _, t in kept for w in t)
             usable.add(k, image_id, size[0], size[1], len(kept), which[image_id] if which else -1)
+    if skipped:
+        print(f"warning: {skipped} image(s) skipped (missing or not readable)", file=err)
     if not usable.pos:
         raise UserError(f"no usable images with regions (looked in {opt.coco_images or opt.image_dir})")
     if which is None:

@@ -11,15 +11,10 @@ import sys
 import tempfile
 import time
 
-import torch
-from PIL import Image, ImageDraw
-from tqdm import tqdm
-
 from common.cli import UserError, flag, options, parse, run
-from common.device import get_device
-from densecap import box_utils
-from densecap.checkpoints import captions_of, load_model
-from densecap.loader import load_image
+
+# torch, PIL and the model code are imported where they are used, so that `run_model.py -h` and a bad flag
+# answer at once (start-up: importing torch costs seconds of CPU)
 
 VIEWER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vis", "view_results.html")
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -79,6 +74,7 @@ def image_paths(opt):
 
 def draw_results(img, boxes_xywh, captions, opt):
     """A copy of `img` with the top -num_to_draw boxes and their captions."""
+    from PIL import ImageDraw
     img = img.copy()
     draw = ImageDraw.Draw(img)
     for k, ((x, y, w, h), cap) in enumerate(list(zip(boxes_xywh, captions))[:opt.num_to_draw]):
@@ -90,6 +86,11 @@ def draw_results(img, boxes_xywh, captions, opt):
 
 def run_image(model, path, opt, device, idx_to_token):
     """One image -> (resized PIL image, result dict in the original's schema)."""
+    from PIL import Image
+
+    from densecap import box_utils
+    from densecap.checkpoints import captions_of
+    from densecap.loader import load_image
     img, x = load_image(path, opt.image_size)
     # run_model.lua leaves the final boxes unclipped
     boxes, scores, seqs = model.forward_test(x.to(device), opt.rpn_nms_thresh, opt.final_nms_thresh,
@@ -128,6 +129,12 @@ def write_results(results, opt, err):
 
 
 def main(opt: RunOptions, err=None):
+    import torch
+    from tqdm import tqdm
+
+    from common.device import get_device
+    from densecap.checkpoints import load_model
+
     err = err or sys.stderr
     if opt.threads > 0:
         torch.set_num_threads(opt.threads)

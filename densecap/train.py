@@ -17,8 +17,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from common.checkpoint import remove_stale_temporaries
 from common.cli import UserError, flag, options, parse, run
 from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
+from common.signals import StopOnSignal
 from densecap.checkpoints import load_model, save_model
 from densecap.evaluation import eval_split
 from densecap.loader import DataLoader
@@ -157,6 +159,8 @@ def main(opt: TrainOptions):
     log = print if master else (lambda *a, **k: None)
     seed_everything(opt.seed + rank)
 
+    if master:  # what a kill -9 during a checkpoint write left behind
+        remove_stale_temporaries(os.path.dirname(os.path.abspath(opt.checkpoint_path)))
     loader = load_data(opt, log)
     model, ckpt = build_model(opt, loader, log)
     model.to(device).train()
@@ -170,13 +174,15 @@ def main(opt: TrainOptions):
 
     if opt.eval_first_iteration:
         validate()
-    stop = train_loop(opt, net, optimizer, loader, state, device, world, master, log, validate)
-    if stop == "done" and master:  # the last state, for an exact resume
-        save_checkpoint(os.path.splitext(opt.checkpoint_path)[0] + "_last.pt", opt, model, optimizer, loader,
-                        state, log)
+    last = os.path.splitext(opt.checkpoint_path)[0] + "_last.pt"
+    with StopOnSignal() as signals:  # Ctrl-C / SIGTERM: finish the step, save the last state, exit 130/143
+        stop = train_loop(opt, net, optimizer, loader, state, device, world, master, log, validate, signals)
+        if stop in ("done", "stopped") and master:  # the last state, for an exact resume
+            save_checkpoint(last, opt, model, optimizer, loader, state, log)
     if world > 1:
         check_ranks_in_sync(model, world, device, state.iter, log)
     close_distributed()
+    signals.exit_if_stopped(f"checkpoint saved to {last}; resume with -checkpoint_start_from {last}")
     return {"iter": state.iter, "best_val_score": state.best_val_score, "history": state.history,
             "stopped": stop}
 
@@ -247,10 +253,11 @@ def compute_gradients(net, optimizer, loader, opt, it, device, world):
     return losses, loss.item()
 
 
-def train_loop(opt, net, optimizer, loader, state, device, world, master, log, validate):
+def train_loop(opt, net, optimizer, loader, state, device, world, master, log, validate, signals=None):
     """One image per iteration, in order, until -max_iters or -max_time ("done") or until the loss is not
     finite or exceeds 100x the first on any rank ("diverged", as train.lua; no step is taken then).
-    Calls validate() every -save_checkpoint_every iterations and at the end."""
+    Calls validate() every -save_checkpoint_every iterations and at the end; after SIGINT/SIGTERM
+    (`signals`) on any rank, every rank stops after the step ("stopped")."""
     t0, first_loss = time.time(), None
     bar = tqdm(total=opt.max_iters if opt.max_iters > 0 else None, initial=state.iter, unit="it",
                disable=not master or not sys.stderr.isatty(), dynamic_ncols=True)
@@ -280,6 +287,8 @@ def train_loop(opt, net, optimizer, loader, state, device, world, master, log, v
                 validate()
             if done:
                 return "done"
+            if any_rank(signals is not None and signals.requested, world, device):
+                return "stopped"
     finally:
         bar.close()
 

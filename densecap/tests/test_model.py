@@ -153,3 +153,27 @@ def test_torchvision_vgg16_weights_keep_caffe_input(monkeypatch):
         assert torch.allclose(got, ref, rtol=1e-3, atol=1e-3 * ref.abs().max().item())
         v = torch.randn(2, 25088)
         assert torch.allclose(ours.recog_base(v), tv.classifier[:6](v), atol=1e-4)
+
+
+def test_box_utils_through_torchvision_ops_give_the_old_values():
+    """box conversions and IoU now go through torchvision.ops; the hand-written formulas they replaced:"""
+    g = torch.Generator().manual_seed(0)
+    a = torch.cat([torch.rand(50, 2, generator=g) * 100, torch.rand(50, 2, generator=g) * 40 + 1], 1)
+    b = torch.cat([torch.rand(30, 2, generator=g) * 100, torch.rand(30, 2, generator=g) * 40 + 1], 1)
+
+    def old_xyxy(t):
+        xc, yc, w, h = t.unbind(-1)
+        return torch.stack([xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2], -1)
+
+    def old_iou(p, q):
+        p, q = old_xyxy(p), old_xyxy(q)
+        lt = torch.maximum(p[:, None, :2], q[None, :, :2])
+        rb = torch.minimum(p[:, None, 2:], q[None, :, 2:])
+        inter = (rb - lt).clamp(min=0).prod(-1)
+        area_p, area_q = (p[:, 2:] - p[:, :2]).prod(-1), (q[:, 2:] - q[:, :2]).prod(-1)
+        return inter / (area_p[:, None] + area_q[None, :] - inter).clamp(min=1e-12)
+
+    torch.testing.assert_close(box_utils.xcycwh_to_x1y1x2y2(a), old_xyxy(a))
+    torch.testing.assert_close(box_utils.x1y1x2y2_to_xcycwh(old_xyxy(a)), a)
+    torch.testing.assert_close(box_utils.iou(a, b), old_iou(a, b))
+    assert (box_utils.iou(a, b) > 0).any()

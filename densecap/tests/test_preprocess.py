@@ -193,3 +193,25 @@ def test_memory_does_not_grow_with_images(tmp_path):
                                                  "--image_size", "400"])
     small, big = run(20), run(200)
     assert big - small < 25, (small, big)
+
+
+def _prep_cli(args):
+    return subprocess.run([sys.executable, "densecap/preprocess.py"] + [str(a) for a in args], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).parents[2])
+
+
+def test_cli_skips_a_truncated_png_and_refuses_size_0(tmp_path):
+    paths = write_dataset(tmp_path / "shapes", 6, seed=0, size=64)
+    victim = sorted(Path(paths["images"]).iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:200])  # header intact, pixels cut
+    args = ["--region_data", paths["region_descriptions"], "--image_dir", paths["images"], "--split_json",
+            paths["splits_json"], "--h5_output", tmp_path / "s.h5", "--json_output", tmp_path / "s.json",
+            "--min_token_instances", 1]
+    out = _prep_cli(args + ["--image_size", 64])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert victim.name in out.stderr and "1 image(s) skipped" in out.stderr
+    with h5py.File(tmp_path / "s.h5") as f:
+        assert f["images"].shape[0] == 5
+    zero = _prep_cli(args + ["--image_size", 0, "--h5_output", tmp_path / "z.h5"])
+    assert zero.returncode == 2 and len(zero.stderr.strip().splitlines()) == 1 and "image_size" in zero.stderr
+    assert not (tmp_path / "z.h5").exists()

@@ -1,5 +1,6 @@
 import io
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -135,8 +136,9 @@ class _Terminal(io.StringIO):
 
 def test_folder_loads_the_model_once_with_a_progress_bar(tiny_checkpoint, shapes_dir, tmp_path, monkeypatch):
     loads = []
-    real = run_model.load_model
-    monkeypatch.setattr(run_model, "load_model", lambda *a, **k: (loads.append(a), real(*a, **k))[1])
+    from densecap import checkpoints
+    real = checkpoints.load_model
+    monkeypatch.setattr(checkpoints, "load_model", lambda *a, **k: (loads.append(a), real(*a, **k))[1])
     err = _Terminal()
     results = run_model.main(parse(run_model.RunOptions, ["-checkpoint", str(tiny_checkpoint), "-input_dir",
                                                           str(shapes_dir), "-gpu", "-1", "-image_size", "128",
@@ -233,3 +235,17 @@ def test_truncated_checkpoint_is_one_line(tiny_checkpoint, tmp_path):
     Image.new("RGB", (40, 40)).save(img)
     out = _cli(["-checkpoint", str(cut), "-input_image", str(img), "-output_vis_dir", str(tmp_path / "v")])
     assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1 and "cut.pt" in out.stderr
+
+
+def test_help_starts_fast():
+    """`run_model.py -h` imports no torch (issue 21: start-up under 0.8 CPU s)."""
+    import subprocess
+    import sys
+    code = ("import sys, time; t = time.process_time(); sys.argv = ['run_model.py', '-h']\n"
+            "try:\n    import runpy; runpy.run_path('densecap/run_model.py', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, time.process_time() - t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(run_model.__file__).parents[1])
+    loaded, cpu = out.stdout.split()[-2:]
+    assert loaded == "False" and float(cpu) < 0.8, out.stdout

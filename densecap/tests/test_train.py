@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -226,3 +227,41 @@ def test_clip_final_boxes_reaches_validation(data, tmp_path, monkeypatch):
     train_run(data, tmp_path, "-max_iters", 1, "-save_checkpoint_every", 1, "-clip_final_boxes", 0,
               "-val_images_use", 1)
     assert seen == [False]
+
+
+def test_data_h5_that_is_not_hdf5_is_one_line(data, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    (tmp_path / "not.h5").write_text("hello")
+    args = ["-data_h5", str(tmp_path / "not.h5"), "-data_json", data[3], "-gpu", "-1", "-max_iters", "1",
+            "-checkpoint_path", str(tmp_path / "c.pt")]
+    out = subprocess.run([sys.executable, "densecap/train.py"] + args, capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).parents[2])
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1 and "not.h5" in out.stderr
+    assert "preprocess.py" in out.stderr and not (tmp_path / "c.pt").exists()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_saves_a_resumable_checkpoint_and_exits_128_plus(data, tmp_path, sig, code):
+    stale = tmp_path / f"{checkpoint.TMP_PREFIX}99999999-ck.pt"
+    stale.write_bytes(b"left by a kill -9")
+    args = SMALL + data + ["-checkpoint_path", str(tmp_path / "ck.pt"), "-max_iters", "100000",
+                           "-losses_log_every", "1", "-save_checkpoint_every", "100000"]
+    proc = subprocess.Popen([sys.executable, "-u", "densecap/train.py"] + [str(a) for a in args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).parents[2], preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in proc.stdout:
+        if line.startswith("iter 2:"):
+            break
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    assert "resume with -checkpoint_start_from" in err and (tmp_path / "ck_last.pt").exists()
+    assert not stale.exists()
+    saved = torch.load(tmp_path / "ck_last.pt", weights_only=False)
+    assert saved["iter"] >= 2
+    (tmp_path / "r").mkdir()
+    resumed = train_run(data, tmp_path / "r", "-checkpoint_start_from", tmp_path / "ck_last.pt",
+                        "-max_iters", saved["iter"] + 1)
+    assert resumed["iter"] == saved["iter"] + 1
