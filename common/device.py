@@ -87,13 +87,13 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def init_distributed(gpuid: int) -> tuple[torch.device, int, int]:
+def init_distributed(gpuid: int, cpu_flag: str = "-gpuid -1") -> tuple[torch.device, int, int]:
     """-> (device, rank, world_size). Under torchrun (WORLD_SIZE > 1) join the process group first:
     NCCL with one GPU per process (LOCAL_RANK) when -gpuid asks for a GPU and CUDA exists, else gloo on
     the CPU with the cores shared out between the processes. Alone: get_device(gpuid), 0, 1."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return get_device(gpuid), 0, 1
+        return get_device(gpuid, cpu_flag), 0, 1
     import torch.distributed as dist
     use_cuda = gpuid >= 0 and torch.cuda.is_available()
     dist.init_process_group("nccl" if use_cuda else "gloo")

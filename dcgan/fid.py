@@ -246,7 +246,7 @@ def main(opt: FidOptions):
     if not opt.path1 or not opt.path2:
         raise UserError("usage: python fid.py <folder or generator.pt/.t7> <reference folder>")
     torch.manual_seed(opt.seed)
-    device = get_device(opt.gpu - 1) if opt.gpu > 0 else torch.device("cpu")
+    device = get_device(opt.gpu - 1, "gpu=0") if opt.gpu > 0 else torch.device("cpu")
     feats = feature_net(opt.feature, opt.inception_weights, opt.feature_net, opt.mnist_root, device)
     if os.path.isfile(opt.path1) and opt.path1.endswith((".pt", ".t7")):
         from dcgan.convert import load_generator

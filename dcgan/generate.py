@@ -22,7 +22,7 @@ from dcgan.options import GenerateOptions, cli
 
 
 def pick_device(gpu):
-    return get_device(gpu - 1) if gpu > 0 else torch.device("cpu")
+    return get_device(gpu - 1, "gpu=0") if gpu > 0 else torch.device("cpu")
 
 
 def read_noise(path, nz):

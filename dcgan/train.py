@@ -96,7 +96,7 @@ def start_run(opt):
     """Check the options that need no data, join the process group (torchrun), seed (a resume's seed wins)."""
     if opt.fineSize not in SIZES:
         raise UserError(f"fineSize={opt.fineSize}: must be one of {', '.join(map(str, SIZES))}")
-    device, rank, world = init_distributed(opt.gpu - 1)  # gpu is 1-based, 0 = CPU
+    device, rank, world = init_distributed(opt.gpu - 1, "gpu=0")  # gpu is 1-based, 0 = CPU
     run = Run(device, rank, world)
     if opt.batchSize % world:
         raise UserError(f"batchSize={opt.batchSize} does not split over {world} processes")

@@ -55,7 +55,7 @@ def random_box_baseline(model_boxes_per_image, loader, split, image_ixs, seed):
 
 def main(opt: EvalOptions, out=None):
     out = out or sys.stdout
-    device = get_device(opt.gpu)
+    device = get_device(opt.gpu, "-gpu -1")
     model, idx_to_token, ckpt = load_model(opt.checkpoint, device)
     trained_on = ckpt.get("opt", {}) if isinstance(ckpt, dict) else {}
     data_h5 = opt.data_h5 or trained_on.get("data_h5", "")

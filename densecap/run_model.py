@@ -139,7 +139,7 @@ def main(opt: RunOptions, err=None):
     if opt.threads > 0:
         torch.set_num_threads(opt.threads)
     paths = image_paths(opt)
-    device = get_device(opt.gpu)
+    device = get_device(opt.gpu, "-gpu -1")
     model, idx_to_token, _ = load_model(opt.checkpoint, device)
     for d in (opt.output_vis_dir if opt.output_vis else "", opt.output_dir):
         if d:

@@ -154,7 +154,7 @@ class RunState:
 
 
 def main(opt: TrainOptions):
-    device, rank, world = init_distributed(opt.gpu)  # under torchrun: gloo on CPU, nccl on GPU
+    device, rank, world = init_distributed(opt.gpu, "-gpu -1")  # under torchrun: gloo on CPU, nccl on GPU
     master = rank == 0
     log = print if master else (lambda *a, **k: None)
     seed_everything(opt.seed + rank)

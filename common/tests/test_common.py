@@ -190,3 +190,15 @@ def test_checkpoint_mode_follows_umask(tmp_path, umask):
         os.umask(old)
     mode = os.stat(path).st_mode & 0o777
     assert mode == 0o666 & ~umask == os.stat(tmp_path / "plain.txt").st_mode & 0o777
+
+
+def test_the_cpu_fallback_note_names_each_experiments_own_flag(capsys, monkeypatch):
+    import torch
+
+    from common.device import get_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert get_device(0, "-gpu -1").type == "cpu"
+    assert "(pass -gpu -1 to silence this)" in capsys.readouterr().err
+    get_device(0, "gpu=0")
+    assert "(pass gpu=0 to silence this)" in capsys.readouterr().err
