@@ -1,0 +1,117 @@
+"""extract_features.py: region codes equal the model's own region path, boxes in the original image's
+pixels, rows streamed to disk one image at a time, bad images skipped and counted, an interrupted run resumed."""
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from common.cli import UserError, parse
+from densecap import box_utils, extract_features
+from densecap.checkpoints import load_model
+from densecap.loader import load_image
+from densecap.localization import roi_features_grid
+
+
+def opts(txt, out, ck, *extra):
+    return parse(extract_features.ExtractOptions,
+                 ["-input_txt", str(txt), "-output_h5", str(out), "-checkpoint", str(ck), "-gpu", "-1",
+                  "-image_size", "160", "-num_proposals", "40", "-boxes_per_image", "8", *map(str, extra)])
+
+
+@pytest.fixture
+def images(shapes_dir, tmp_path):
+    """Three scenes at three sizes (so the scale back to the original differs) and a list file with a bad line."""
+    paths = []
+    for k, (f, size) in enumerate(zip(sorted(shapes_dir.iterdir()), [(128, 128), (200, 100), (90, 150)])):
+        p = tmp_path / f"img{k}.png"
+        Image.open(f).resize(size).save(p)
+        paths.append(p)
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 not really")
+    txt = tmp_path / "list.txt"
+    txt.write_text(f"{paths[0]}\n{tmp_path / 'bad.jpg'}\n{paths[1]}\n{tmp_path / 'missing.png'}\n{paths[2]}\n")
+    return txt, paths
+
+
+def test_codes_are_the_models_region_path_and_boxes_are_in_original_pixels(tiny_checkpoint, images, tmp_path,
+                                                                           capsys):
+    txt, paths = images
+    out = tmp_path / "feats.h5"
+    extract_features.main(opts(txt, out, tiny_checkpoint))
+    err = capsys.readouterr().err
+    assert "bad.jpg" in err and "missing.png" in err and "skipped 2 unreadable" in err
+    assert not (tmp_path / "feats.h5.partial").exists()
+    model, _, _ = load_model(tiny_checkpoint)
+    with h5py.File(out) as f:
+        assert f["feats"].shape == (5, 8, 64) and f["boxes"].shape == (5, 8, 4)
+        assert f["valid"][:].tolist() == [1, 0, 1, 0, 1]
+        assert not f["feats"][1].any() and not f["feats"][3].any()
+        for row, p in zip((0, 2, 4), paths):
+            img, x = load_image(p, 160)
+            w0, h0 = Image.open(p).size
+            k = int(f["num_boxes"][row])
+            assert 0 < k <= 8 and not f["feats"][row, k:].any()
+            # the model's own test path gives the same final boxes (scaled back to the original image) ...
+            boxes, scores, _ = model.forward_test(x, 0.7, 0.4, 40, captions=False)
+            want = box_utils.xcycwh_to_xywh(boxes[:k]) * torch.tensor([w0 / img.size[0], h0 / img.size[1]] * 2)
+            np.testing.assert_allclose(f["boxes"][row, :k], want.numpy(), rtol=1e-5, atol=1e-3)
+            assert (f["boxes"][row, :k, 0] + f["boxes"][row, :k, 2] <= w0 + 0.01).all()
+            # ... and the codes are fc7 of those boxes' proposals, pooled by grid_sample (an independent RoI
+            # pooling) and run through recog_base
+            _, _, codes, proposals = extract_features.region_codes(model, x, 0.7, 0.4, 40)
+            with torch.no_grad():
+                pooled = roi_features_grid(model.extract_features(x), proposals[:k], *x.shape[-2:])
+                ref = model.recog_base(pooled.flatten(1))
+            np.testing.assert_allclose(f["feats"][row, :k], ref.numpy(), rtol=1e-4, atol=1e-4)
+            assert np.abs(ref.numpy()).max() > 0
+    with pytest.raises(UserError, match="already exists"):
+        extract_features.main(opts(txt, out, tiny_checkpoint))
+
+
+def test_rows_are_on_disk_as_they_are_done_and_an_interrupted_run_resumes(tiny_checkpoint, images, tmp_path,
+                                                                          monkeypatch, capsys):
+    txt, paths = images
+    out = tmp_path / "feats.h5"
+    real, calls = extract_features.extract_one, []
+
+    def dies_on_the_third_good_image(model, path, *a):
+        calls.append(str(path))
+        if str(path) == str(paths[2]):
+            raise KeyboardInterrupt
+        return real(model, path, *a)
+
+    monkeypatch.setattr(extract_features, "extract_one", dies_on_the_third_good_image)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features.main(opts(txt, out, tiny_checkpoint))
+    partial = tmp_path / "feats.h5.partial"
+    assert not out.exists() and partial.exists()
+    with h5py.File(partial) as f:  # images 0..3 are written (one at a time: the run never held them all)
+        assert f["done"][:].tolist() == [1, 1, 1, 1, 0] and f["valid"][:].tolist() == [1, 0, 1, 0, 0]
+        first_rows = f["feats"][0].copy()
+    monkeypatch.setattr(extract_features, "extract_one", real)
+    seen = []
+    monkeypatch.setattr(extract_features, "extract_one", lambda m, p, *a: (seen.append(str(p)), real(m, p, *a))[1])
+    extract_features.main(opts(txt, out, tiny_checkpoint))
+    assert seen == [str(paths[2])] and "resuming" in capsys.readouterr().err
+    with h5py.File(out) as f:
+        assert f["valid"][:].tolist() == [1, 0, 1, 0, 1]
+        np.testing.assert_array_equal(f["feats"][0], first_rows)
+    # a partial from other settings is not mixed in: it starts again
+    out2 = tmp_path / "other.h5"
+    partial.write_bytes(b"")
+    (tmp_path / "other.h5.partial").write_bytes(b"not hdf5")
+    extract_features.main(opts(txt, out2, tiny_checkpoint))
+    assert "starting it again" in capsys.readouterr().err and out2.exists()
+
+
+def test_bad_arguments_are_one_line(tiny_checkpoint, tmp_path):
+    with pytest.raises(UserError, match="-input_txt"):
+        extract_features.main(opts(tmp_path / "none.txt", tmp_path / "o.h5", tiny_checkpoint))
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(UserError, match="no image paths"):
+        extract_features.main(opts(tmp_path / "empty.txt", tmp_path / "o.h5", tiny_checkpoint))
+    with pytest.raises(UserError, match="does not exist"):
+        (tmp_path / "one.txt").write_text("x.png\n")
+        extract_features.main(opts(tmp_path / "one.txt", tmp_path / "no/o.h5", tiny_checkpoint))
+    with pytest.raises(SystemExit):
+        opts(tmp_path / "empty.txt", tmp_path / "o.h5", tiny_checkpoint, "-boxes_per_image", 0)
