@@ -17,7 +17,7 @@ KIND = "neuraltalk"
 def load_checkpoint(path):
     """-> the checkpoint dict: ours (.pt) or neuraltalk2's .t7 converted in memory."""
     if str(path).endswith(".t7"):
-        from neuraltalk.convert import convert_t7
+        from neuraltalk.lua_checkpoint import convert_t7
         return convert_t7(path)
     return checkpoint.load(path, KIND)
 
@@ -62,6 +62,7 @@ def build_captioner(ck, device="cpu"):
     decoder = build_model(opt["caption_model"], vocab_size, cnn.fc_dim, cnn.att_dim, opt["input_encoding_size"],
                           opt["rnn_size"], opt.get("num_layers", 1), opt["drop_prob_lm"], ck["seq_length"])
     decoder.load_state_dict(ck["model"])
+    decoder.lua_beam = opt.get("beam_search") == "neuraltalk2"  # LanguageModel:sample_beam, exactly
     model = CaptionModel(decoder, cnn)
     if "feat_stats" in ck:
         model.set_feature_stats(**ck["feat_stats"])
@@ -76,10 +77,16 @@ def caption_folder(model, ix_to_word, folder, info, device, num_images=-1, batch
     if num_images is not None and num_images >= 0:
         files = files[:num_images]
     size, crop = int(info.get("image_size", 256)), int(info.get("crop_size", 224))
+    lua = info.get("resize") == "torch_image_bilinear"  # neuraltalk2: image.scale, crop at 0-based 15
     preds, batch, names = [], [], []
 
     def flush():
-        imgs = center_crop(to_tensor_batch(batch), crop).to(device)
+        if lua:
+            from neuraltalk.lua_checkpoint import prepro_crop_offset
+            o = prepro_crop_offset(size, crop)
+            imgs = to_tensor_batch(batch)[..., o:o + crop, o:o + crop].to(device)
+        else:
+            imgs = center_crop(to_tensor_batch(batch), crop).to(device)
         fc, att = model.features(imgs)
         seq, _ = model(fc, att, mode="sample", **sample_kw)
         for path, sent in zip(names, decode_batch(seq.cpu().numpy(), ix_to_word)):
@@ -88,7 +95,10 @@ def caption_folder(model, ix_to_word, folder, info, device, num_images=-1, batch
         batch.clear(), names.clear()
 
     for path in files:
-        img = load_rgb(path, size)
+        img = load_rgb(path, None if lua else size)
+        if img is not None and lua:
+            from neuraltalk.lua_checkpoint import torch_image_scale
+            img = torch_image_scale(img, size, size)
         if img is None:
             continue
         batch.append(img)

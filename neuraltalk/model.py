@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common.caption_lm import LanguageModel, beam_search, caption_loss, sample_sequences
+from common.caption_lm import LanguageModel, beam_search, caption_loss, columns_to_seq, sample_sequences
 
 MODELS = ("show_tell", "topdown")
 ALIASES = {"updown": "topdown", "showtell": "show_tell", "fc": "show_tell"}
@@ -21,6 +21,7 @@ class ShowTell(nn.Module):
     """neuraltalk2: the CNN's fc feature -> Linear + ReLU (the tail of its protos.cnn) -> LanguageModel."""
 
     uses_att = False
+    lua_beam = False  # converted neuraltalk2 models: beam search as LanguageModel:sample_beam
 
     def __init__(self, vocab_size, fc_dim, att_dim=0, input_encoding_size=512, rnn_size=512, num_layers=1,
                  drop_prob_lm=0.5, seq_length=16):
@@ -40,7 +41,7 @@ class ShowTell(nn.Module):
             feats = feats.repeat_interleave(beam_size, 0)
         logprobs, state = self.lm.start(feats)
         return decode(self.lm.step, state, logprobs, self.seq_length, self.vocab_size, beam_size, sample_max,
-                      temperature, banned)
+                      temperature, banned, self.lua_beam)
 
     def loss(self, logits, labels):
         return caption_loss(logits, labels, self.vocab_size)
@@ -127,7 +128,8 @@ class TopDown(nn.Module):
         return caption_loss(logits, labels, self.vocab_size)
 
 
-def decode(step, state, logprobs, seq_length, end_ix, beam_size=1, sample_max=True, temperature=1.0, banned=()):
+def decode(step, state, logprobs, seq_length, end_ix, beam_size=1, sample_max=True, temperature=1.0, banned=(),
+           lua_beam=False):
     """Beam search (beam_size > 1), greedy or sampled decoding from the first word's log-probs; the `banned`
     output columns get -inf at every step, so they are never chosen (unnormalised, as the modern repos)."""
     if len(banned):
@@ -140,9 +142,59 @@ def decode(step, state, logprobs, seq_length, end_ix, beam_size=1, sample_max=Tr
             return lp + mask, state
 
         logprobs = logprobs + mask
+    if beam_size > 1 and lua_beam:
+        return neuraltalk2_beam_search(step, state, logprobs, beam_size, seq_length, end_ix)
     if beam_size > 1:
         return beam_search(step, state, logprobs, beam_size, seq_length, end_ix)
     return sample_sequences(step, state, logprobs, seq_length, end_ix, sample_max, temperature)
+
+
+def neuraltalk2_beam_search(step, state, logprobs, beam_size, seq_length, end_ix):
+    """Beam search as neuraltalk2's LanguageModel:sample_beam, one image at a time (rows b*K..b*K+K-1).
+
+    Unlike `beam_search`, a beam that emits END stays in the beam and keeps expanding (END is fed back as
+    START); each END, and every beam at the last step, is recorded as a finished caption with its running
+    sum (kept in float32, candidates compared in float64, as the Lua code), and the best finished one wins.
+    """
+    K = beam_size
+    B = logprobs.size(0) // K
+    seqs = torch.zeros(B, seq_length, dtype=torch.long)
+    out_lps = torch.zeros(B, seq_length)
+    for b in range(B):
+        rows = torch.arange(b * K, b * K + K)
+        st = tuple(s.index_select(0, rows.to(s.device)) for s in state)
+        lp = logprobs[b * K:b * K + K]
+        beam_seq = torch.zeros(seq_length, K, dtype=torch.long)
+        beam_lp = torch.zeros(seq_length, K)
+        sums = torch.zeros(K)
+        done = []
+        for t in range(seq_length):
+            lpf = lp.detach().float().cpu()
+            ys, ix = torch.sort(lpf, 1, descending=True)
+            cands = []
+            for c in range(min(K, ys.size(1))):
+                for q in range(1 if t == 0 else K):
+                    r = float(ys[q, c])
+                    cands.append((float(sums[q]) + r, int(ix[q, c]), q, r))
+            cands.sort(key=lambda v: -v[0])
+            prev_seq, prev_lp = beam_seq[:t].clone(), beam_lp[:t].clone()
+            pick = []
+            for vix in range(K):
+                p, c, q, r = cands[vix]
+                beam_seq[:t, vix], beam_lp[:t, vix] = prev_seq[:, q], prev_lp[:, q]
+                beam_seq[t, vix], beam_lp[t, vix], sums[vix] = c, r, p
+                pick.append(q)
+                if c == end_ix or t == seq_length - 1:
+                    done.append((float(sums[vix]), beam_seq[:, vix].clone(), beam_lp[:, vix].clone()))
+            if t == seq_length - 1:
+                break
+            idx = torch.tensor(pick, device=lp.device)
+            st = tuple(s.index_select(0, idx) for s in st)
+            lp, st = step(beam_seq[t].to(lp.device), st)
+        best = max(range(len(done)), key=lambda i: done[i][0])  # first of equals, as a stable sort
+        cols, lps = done[best][1], done[best][2]
+        seqs[b], out_lps[b] = columns_to_seq(cols.unsqueeze(0), end_ix)[0], lps
+    return seqs.to(logprobs.device), out_lps.to(logprobs.device)
 
 
 def canonical(name):

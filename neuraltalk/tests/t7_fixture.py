@@ -1,4 +1,5 @@
-"""Small neuraltalk2 checkpoints with the structure train.lua saves, plus an independent numpy forward.
+"""Look-alike neuraltalk2 checkpoints (CudaTensor storages and cudnn classes, which the Lua-written fixtures
+in tests/lua cannot hold without a GPU) with the structure train.lua saves, plus an independent numpy forward.
 
 checkpoint = {protos = {cnn = nn.Sequential(conv, relu, maxpool, View, Linear, ReLU, Dropout, Linear, ReLU),
                         lm = nn.LanguageModel{vocab_size, input_encoding_size, rnn_size, num_layers,
@@ -91,8 +92,10 @@ def _maxpool2(x):
 
 def image_vector(W, path):
     """What protos.cnn makes of an image: 256x256 squash, centre 224 crop, minus VGG mean, forward."""
-    img = np.asarray(Image.open(path).convert("RGB").resize((256, 256), Image.BICUBIC), np.float64)
-    x = (img[16:240, 16:240] - VGG_MEAN).transpose(2, 0, 1)
+    from neuraltalk.lua_checkpoint import torch_image_scale  # checked against image.scale in test_lua_checkpoints
+
+    img = torch_image_scale(np.asarray(Image.open(path).convert("RGB")), 256, 256).astype(np.float64)
+    x = (img[15:239, 15:239] - VGG_MEAN).transpose(2, 0, 1)
     x = np.maximum(_conv(x, W["conv_w"], W["conv_b"], 4, 1), 0)
     x = _maxpool2(x).reshape(-1)
     x = np.maximum(W["fc6_w"] @ x + W["fc6_b"], 0)

@@ -8,15 +8,14 @@ import zipfile
 from common import checkpoint
 from common.browser import serve_folder
 from neuraltalk.tests.conftest import NEURALTALK
-from neuraltalk.tests.t7_fixture import save_checkpoint
 
 
 def test_download_model_checks_the_checksum_and_converts(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
-    save_checkpoint(tmp_path / "model_id1-501-1448236541.t7_cpu.t7", ["a", "dog", "UNK"], tensor_type="torch.FloatTensor")
+    lua_file = NEURALTALK / "tests" / "lua" / "fixtures" / "model_id1-501-1448236541.t7_cpu.t7"  # Lua-written
     with zipfile.ZipFile(site / "checkpoint_v1_cpu.zip", "w") as z:
-        z.write(tmp_path / "model_id1-501-1448236541.t7_cpu.t7", "model_id1-501-1448236541.t7_cpu.t7")
+        z.write(lua_file, "model_id1-501-1448236541.t7_cpu.t7")
     sha = hashlib.sha256((site / "checkpoint_v1_cpu.zip").read_bytes()).hexdigest()
     with serve_folder(site) as url:
         env = dict(os.environ, PY=sys.executable, NEURALTALK_MODEL_URL=url, NEURALTALK_MODEL_DIR=str(tmp_path / "m1"),
@@ -29,4 +28,4 @@ def test_download_model_checks_the_checksum_and_converts(tmp_path):
                             cwd=NEURALTALK)
         assert ok.returncode == 0, ok.stderr
     ck = checkpoint.load(tmp_path / "m1" / "neuraltalk2_coco_cpu.pt", "neuraltalk")
-    assert ck["ix_to_word"] == {"1": "a", "2": "dog", "3": "UNK"} and ck["opt"]["caption_model"] == "show_tell"
+    assert ck["ix_to_word"]["2"] == "cat" and ck["ix_to_word"]["12"] == "UNK" and ck["opt"]["caption_model"] == "show_tell"
