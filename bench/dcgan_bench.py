@@ -10,7 +10,8 @@
 2. Quality: train.py and the plain loop each train for the same CPU budget (--minutes of process CPU
    time, 1 thread, data loaded in the training process) at 32x32 on the first 8000 images of
    ../shared/data/mnist_t10k; FID/KID of 2000 samples against those 8000, next to 2000 held-back real
-   digits and 2000 of the training digits themselves (the floor of this set-up), all with the offline MNIST feature net of dcgan/fid.py.
+   digits and 2000 of the training digits themselves (the floor of this set-up), all with the offline
+   MNIST feature net of dcgan/metrics.py.
 3. A sample grid from train.py after the same budget on ../shared/data/anime_faces_2k (64x64).
 Stages cache their results under bench/out/dcgan/ (delete it or pass --fresh to rerun).
 """
@@ -134,7 +135,7 @@ def write_idx(images, path):
 
 def prepare_mnist():
     from dcgan.data import read_idx_images
-    from dcgan.fid import MNIST_TRAIN
+    from dcgan.metrics import MNIST_TRAIN
     x = read_idx_images(os.path.join(SHARED, "mnist_t10k"))
     os.makedirs(os.path.join(OUT, "mnist8000"), exist_ok=True)
     write_idx(x[:MNIST_TRAIN].contiguous(), os.path.join(OUT, "mnist8000", "train-images-idx3-ubyte.gz"))
@@ -213,7 +214,7 @@ def iters_from_log(log):
 def fid_of(G, feats, ref, n=2000, batchnorm="train"):
     import torch
 
-    from dcgan.fid import generator_features, scores
+    from dcgan.metrics import generator_features, scores
     torch.manual_seed(1)
     return scores(generator_features(G, feats, n, 100, batchnorm=batchnorm), ref)
 
@@ -256,9 +257,9 @@ def main():
             [sys.executable, os.path.abspath(__file__), "--worker", os.path.join(OUT, "mnist8000"), str(budget),
              os.path.join(OUT, "plain_mnist.pt")], env=env, cwd=OUT,
             stdout=open(os.path.join(OUT, "plain_mnist.log"), "w"), stderr=subprocess.STDOUT)
-    from dcgan.convert import load_generator
-    from dcgan.fid import MNIST_TRAIN, feature_net, scores, tensor_features
+    from dcgan.checkpoints import load_generator
     from dcgan.images import display_tensor, save_png
+    from dcgan.metrics import MNIST_TRAIN, feature_net, scores, tensor_features
     feats = feature_net("mnist", feature_path=os.path.join(OUT, "mnist_features.pt"),  # while they train
                         mnist_root=os.path.join(SHARED, "mnist_t10k"))
     ref = tensor_features(mnist[:MNIST_TRAIN].float().div(255), feats)
@@ -336,8 +337,8 @@ def report(a, sp, q, anime_iters, budget):
               *([f"With 2 threads on the 2 cores (nothing else running), wall clock, median of {sp['steps']} "
                  f"iterations: ours {sp['wall_2_threads']['ours']:.3f} s/batch "
                  f"({LUA_S_PER_BATCH[0] / sp['wall_2_threads']['ours']:.1f}-"
-                 f"{LUA_S_PER_BATCH[1] / sp['wall_2_threads']['ours']:.1f}x the Lua figure; how many threads that figure used is not "
-                 f"recorded, and Torch7 used every core by default), the plain loop "
+                 f"{LUA_S_PER_BATCH[1] / sp['wall_2_threads']['ours']:.1f}x the Lua figure; how many threads that "
+                 f"figure used is not recorded, and Torch7 used every core by default), the plain loop "
                  f"{sp['wall_2_threads']['plain']:.3f} s/batch.", ""] if "wall_2_threads" in sp else []),
               *([a.note, ""] if a.note else []),
               f"### FID after {budget / 60:g} CPU minutes, MNIST 32x32", "",

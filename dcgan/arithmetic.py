@@ -13,11 +13,11 @@ from PIL import Image, ImageDraw
 
 from common.cli import UserError
 from common.device import seed_everything
-from dcgan.convert import load_generator
-from dcgan.generate import check_memory, generate, pick_device
+from dcgan.checkpoints import load_generator
 from dcgan.images import display_tensor, save_png
 from dcgan.model import make_noise
 from dcgan.options import ArithmeticOptions, cli
+from dcgan.sampling import check_memory, generate, pick_device
 
 
 def draw_text(img, text, size, color=(255, 0, 0)):

@@ -36,7 +36,7 @@ def blobs(tmp_path):
 @pytest.fixture
 def net(tmp_path):
     """A tiny random 32-pixel generator saved as a .pt (nz 10, ngf 4)."""
-    from dcgan.convert import save_generator
+    from dcgan.checkpoints import save_generator
     from dcgan.model import GANConfig, Generator, weights_init
     torch.manual_seed(0)
     cfg = GANConfig(nz=10, ngf=4, nc=3, fineSize=32)

@@ -8,9 +8,9 @@ from PIL import Image
 from common import checkpoint
 from common.cli import UserError
 from dcgan import arithmetic
-from dcgan.convert import load_generator
-from dcgan.generate import generate
+from dcgan.checkpoints import load_generator
 from dcgan.options import ALL, ArithmeticOptions, parse_env
+from dcgan.sampling import generate
 
 
 def test_arithmetic_batch_then_grid(net, tmp_path):

@@ -1,23 +1,27 @@
-"""The .t7 importer: the real generator written by main.lua, and 2015-layout files checked against numpy."""
+"""The .t7 importer: generators written by the original main.lua (today's and December 2015's), through
+generate.py's command line, and look-alike files of every layout checked against numpy."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from common import t7
 from common.cli import UserError
 from dcgan import generate as gen
-from dcgan.convert import load_generator, load_t7
+from dcgan.checkpoints import load_generator
+from dcgan.lua_checkpoint import load_t7
 from dcgan.model import batch_statistics
-from dcgan.options import ConvertOptions, GenerateOptions
+from dcgan.options import ConvertOptions, GenerateOptions, cli
 from dcgan.tests.t7_generators import make_generator, reference_forward
 
-FIX = Path(__file__).parents[2] / "../shared/fixtures/t7/dcgan"
+FIX = Path(__file__).parent / "fixtures" / "today"      # main.lua of today (see fixtures/README.md)
+DEC = Path(__file__).parent / "fixtures" / "dec2015"    # main.lua + nn of 2015-12-10 (tests/lua/make_fixture.sh)
 
 
-def _load(name):
-    return torch.from_numpy(np.array(t7.load(str(FIX / name))))
+def _load(name, where=FIX):
+    return torch.from_numpy(np.array(t7.load(str(where / name))))
 
 
 def test_real_main_lua_generator_reproduces_both_batchnorm_modes():
@@ -39,9 +43,34 @@ def test_generate_renders_given_noise_as_the_original(tmp_path):
                           gpu=0, name=str(tmp_path / "g"))
     images = gen.main(opt)
     assert torch.allclose(images, (_load("output_train.t7") + 1) / 2, atol=1e-5)
-    from PIL import Image
     png = Image.open(tmp_path / "g.png")
     assert png.size == (6 * 64, 3 * 64)  # 16 images, 6 per row, no padding
+
+
+def test_december_2015_generator_written_by_the_original_code():
+    """main.lua of 2015-12-10 trained it one epoch and util.save wrote it (biases, running_std): eval-mode
+    outputs equal Lua's."""
+    G, cfg = load_t7(str(DEC / "dec2015_1_net_G.t7"))
+    assert (cfg.nz, cfg.ngf, cfg.nc, cfg.fineSize, cfg.bias) == (100, 8, 3, 64, True)
+    assert G.main[0].bias.abs().max() > 0  # one Adam step after main.lua zeroed them
+    with torch.no_grad():
+        out = G(_load("noise.t7", DEC))
+    assert torch.allclose(out, _load("output_eval.t7", DEC), atol=1e-5, rtol=0)
+
+
+def test_generate_cli_reproduces_generate_lua(tmp_path, capsys):
+    """`net=... noise_file=... batchnorm=train python generate.py` on the 2015 file: generate.lua's images
+    (it never called net:evaluate()) to 1e-5, and its PNG (toDisplayTensor, 6 per row) to 8-bit rounding."""
+    env = {"net": str(DEC / "dec2015_1_net_G.t7"), "noise_file": str(DEC / "noise.t7"), "batchnorm": "train",
+           "gpu": "0", "name": str(tmp_path / "g"), "PATH": "/bin"}
+    images = cli(gen.main, GenerateOptions, [], env)
+    lua = _load("images_train.t7", DEC)
+    assert images.shape == lua.shape == (8, 3, 64, 64)
+    assert (images - lua).abs().max() < 1e-5
+    ours = np.asarray(Image.open(tmp_path / "g.png"), np.int16)
+    theirs = np.asarray(Image.open(DEC / "generation_train.png").convert("RGB"), np.int16)
+    assert ours.shape == theirs.shape == (2 * 64, 6 * 64, 3)
+    assert np.abs(ours - theirs).max() <= 1
 
 
 @pytest.mark.parametrize("layout,cudnn,cuda,size", [("2015", False, False, 32), ("2015", True, True, 64),

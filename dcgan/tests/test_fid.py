@@ -5,8 +5,8 @@ import torch
 from PIL import Image
 
 from common.cli import UserError
-from dcgan import fid
-from dcgan.convert import save_generator
+from dcgan import fid, metrics
+from dcgan.checkpoints import save_generator
 from dcgan.model import GANConfig, Generator, weights_init
 from dcgan.options import FidOptions
 
@@ -23,14 +23,14 @@ def test_frechet_distance_matches_an_eigendecomposition():
     c1, c2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
     s1 = _sqrtm_psd(c1)  # Tr (C1 C2)^1/2 = Tr (C1^1/2 C2 C1^1/2)^1/2
     expected = ((f1.mean(0) - f2.mean(0)) ** 2).sum() + np.trace(c1 + c2 - 2 * _sqrtm_psd(s1 @ c2 @ s1))
-    assert fid.frechet_distance(f1, f2) == pytest.approx(expected, rel=1e-6)
-    assert fid.frechet_distance(f1, f1) == pytest.approx(0, abs=1e-6)
+    assert metrics.frechet_distance(f1, f2) == pytest.approx(expected, rel=1e-6)
+    assert metrics.frechet_distance(f1, f1) == pytest.approx(0, abs=1e-6)
 
 
 def test_kid_matches_the_unbiased_mmd_written_out():
     rng = np.random.default_rng(1)
     f1, f2 = rng.normal(size=(30, 5)), rng.normal(0.5, 1, size=(30, 5))
-    ours, std = fid.kernel_distance(f1, f2, subsets=1, subset_size=30)  # one subset = all: no sampling
+    ours, std = metrics.kernel_distance(f1, f2, subsets=1, subset_size=30)  # one subset = all: no sampling
     k = lambda a, b: (a @ b / 5 + 1) ** 3  # noqa: E731
     n = 30
     xx = sum(k(f1[i], f1[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
@@ -89,12 +89,12 @@ def test_digit_feature_net_trains_and_reads_idx(tmp_path, blobs, monkeypatch):
     labels = np.arange(960) % 2
     with gzip.open(blobs / "train-labels-idx1-ubyte.gz", "wb") as f:
         f.write(b"\0\0\x08\x01" + (960).to_bytes(4, "big") + labels.astype(np.uint8).tobytes())
-    monkeypatch.setattr(fid, "MNIST_TRAIN", 640)  # train on 640, hold back the other 320
-    monkeypatch.setattr(fid, "FEATURE_EPOCHS", 4)
-    feats = fid.feature_net("mnist", feature_path=str(tmp_path / "f.pt"), mnist_root=str(blobs))
+    monkeypatch.setattr(metrics, "MNIST_TRAIN", 640)  # train on 640, hold back the other 320
+    monkeypatch.setattr(metrics, "FEATURE_EPOCHS", 4)
+    feats = metrics.feature_net("mnist", feature_path=str(tmp_path / "f.pt"), mnist_root=str(blobs))
     acc = float(feats.name.split("held-back accuracy ")[1].split(",")[0])
     assert acc > 0.95  # two blob positions are easy to tell apart
-    f = fid.folder_features(str(blobs), feats)
+    f = metrics.folder_features(str(blobs), feats)
     assert f.shape == (960, 128)
-    again = fid.feature_net("mnist", feature_path=str(tmp_path / "f.pt"))
+    again = metrics.feature_net("mnist", feature_path=str(tmp_path / "f.pt"))
     assert again.name == feats.name

@@ -12,6 +12,7 @@ from PIL import Image
 from common import t7
 from common.cli import UserError
 from dcgan import generate as gen
+from dcgan import sampling
 from dcgan.images import display_tensor
 from dcgan.options import GenerateOptions
 
@@ -20,7 +21,7 @@ REPO = Path(__file__).parents[2]
 
 def test_line_interpolates_between_two_endpoints_across_the_batch():
     torch.manual_seed(0)
-    z = gen.draw_noise(GenerateOptions(batchSize=5, noisemode="line"), 10)
+    z = sampling.draw_noise(GenerateOptions(batchSize=5, noisemode="line"), 10)
     assert z.shape == (5, 10, 1, 1)
     mid = (z[0] + z[4]) / 2
     assert torch.allclose(z[2], mid, atol=1e-6)  # evenly spaced on one line
@@ -30,14 +31,14 @@ def test_line_interpolates_between_two_endpoints_across_the_batch():
 
 def test_linefull_overwrites_the_diagonal_and_linefull1d_the_row():
     torch.manual_seed(0)
-    z = gen.draw_noise(GenerateOptions(batchSize=1, imsize=4, noisemode="linefull"), 10)
+    z = sampling.draw_noise(GenerateOptions(batchSize=1, imsize=4, noisemode="linefull"), 10)
     assert z.shape == (1, 10, 4, 4)
     d = torch.stack([z[0, :, i, i] for i in range(4)])
     assert torch.allclose(d[1] - d[0], d[3] - d[2], atol=1e-6)
-    z1 = gen.draw_noise(GenerateOptions(batchSize=1, imsize=4, noisemode="linefull1d"), 10)
+    z1 = sampling.draw_noise(GenerateOptions(batchSize=1, imsize=4, noisemode="linefull1d"), 10)
     assert z1.shape == (1, 10, 1, 4)
     with pytest.raises(UserError, match="needs batchSize=1"):
-        gen.draw_noise(GenerateOptions(batchSize=2, imsize=4, noisemode="linefull"), 10)
+        sampling.draw_noise(GenerateOptions(batchSize=2, imsize=4, noisemode="linefull"), 10)
 
 
 def test_display_tensor_is_image_toDisplayTensor():

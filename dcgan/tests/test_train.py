@@ -10,7 +10,7 @@ import torch
 from common import checkpoint
 from common.cli import UserError
 from dcgan import train
-from dcgan.convert import load_generator
+from dcgan.checkpoints import load_generator
 from dcgan.model import batch_statistics
 from dcgan.options import TrainOptions
 
