@@ -34,9 +34,10 @@ def _skip_without_data(request):
     root = datasets.data_root().resolve()
     for name in sorted(_names(fn.__code__, set())):
         v = fn.__globals__.get(name)
-        if isinstance(v, Path) and _inside(v, root) and not v.exists():
-            rel = v.resolve().relative_to(root)
-            pytest.skip(f"data set {rel.parts[0] if rel.parts else rel} not found under {root}: {datasets.HOW}")
+        for p in (v if isinstance(v, (list, tuple)) else [v]):  # a Path, or an argument list holding one
+            if isinstance(p, Path) and _inside(p, root) and not p.exists():
+                rel = p.resolve().relative_to(root)
+                pytest.skip(f"data set {rel.parts[0] if rel.parts else rel} not found under {root}: {datasets.HOW}")
 
 
 @pytest.hookimpl(hookwrapper=True)
