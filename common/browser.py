@@ -56,8 +56,10 @@ def require_chromium():
 
 
 @contextlib.contextmanager
-def headless_chromium(page_load_timeout=30):
-    """A selenium Chrome webdriver on the system chromium, with a fresh profile, quit on exit."""
+def headless_chromium(page_load_timeout=30, extra_args=()):
+    """A selenium Chrome webdriver on the system chromium, with a fresh profile, quit on exit.
+
+    extra_args: more Chromium flags, e.g. `fake_camera_args(clip.y4m)` for a page that opens the camera."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -67,7 +69,7 @@ def headless_chromium(page_load_timeout=30):
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
-    for f in CHROMIUM_FLAGS:
+    for f in (*CHROMIUM_FLAGS, *extra_args):
         opts.add_argument(f)
     opts.add_argument(f"--user-data-dir={profile}")
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
@@ -77,6 +79,12 @@ def headless_chromium(page_load_timeout=30):
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def fake_camera_args(y4m_path):
+    """Chromium flags that give a page a camera playing `y4m_path` (looped), with no permission prompt."""
+    return ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={os.fspath(y4m_path)}")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -301,3 +301,25 @@ def make_clip(path, frame_fn, n_frames, fps=10, audio=False):
             for p in a.encode():
                 c.mux(p)
     return path
+
+
+def write_y4m(path, frames, fps=10):
+    """Write RGB frames (H x W x 3 uint8, even sizes) as an uncompressed YUV4MPEG2 4:2:0 file: what
+    Chromium's fake camera plays (`--use-file-for-fake-video-capture`). BT.601 video (limited) range,
+    as FFmpeg and Chromium read y4m."""
+    frames = [np.asarray(f, np.uint8) for f in frames]
+    h, w = frames[0].shape[:2]
+    if h % 2 or w % 2:
+        raise ValueError(f"y4m 4:2:0 needs even sizes, got {w}x{h}")
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{int(fps)}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+            y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+            u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+            v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+            sub = lambda c: c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))  # noqa: E731
+            f.write(b"FRAME\n")
+            for plane in (y, sub(u), sub(v)):
+                f.write(np.clip(np.rint(plane), 0, 255).astype(np.uint8).tobytes())
+    return path
