@@ -6,7 +6,6 @@ import urllib.error
 import urllib.request
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from common import browser, video
