@@ -51,12 +51,12 @@ def fetch(url, dest, sha256=None, md5=None, timeout=60, quiet=False) -> str:
         for algo, value in want:
             got = digest(tmp, algo)
             if got != value:
-                raise UserError(f"{url}: {algo} {got[:16]}... is not the expected {value[:16]}...; nothing was "
-                                f"kept (a changed or partial file? try again, or use a mirror)")
+                raise UserError(f"{url}: {algo} {got[:16]}... does not match the expected {value[:16]}...; nothing "
+                                f"was kept (a changed or partial file, or an error page? try again, or use a mirror)")
         os.replace(tmp, dest)
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", None) or e
-        raise UserError(f"could not download {url} ({reason}); offline? fetch it on a connected machine and "
+        raise UserError(f"download failed: could not download {url} ({reason}); offline? fetch it on a connected machine and "
                         f"put it at {dest}") from None
     finally:
         if os.path.exists(tmp):

@@ -16,33 +16,6 @@ mkdir -p "$DIR"
 HERE=$(cd "$(dirname "$0")" && pwd)
 echo "$SUMS" | while read -r sum name; do
     [ -n "$name" ] || continue
-    "$PY" - "$URL/$name" "$DIR/$name" "$sum" <<'PYEOF'
-import hashlib, os, sys, tempfile, urllib.request
-url, dest, want = sys.argv[1:]
-def sha(p):
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-if os.path.exists(dest) and sha(dest) == want:
-    print(f"{dest}: present, checksum ok"); sys.exit(0)
-fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dest)), prefix=".part-")
-try:
-    with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
-        while chunk := r.read(1 << 20):
-            f.write(chunk)
-    got = sha(tmp)
-    if got != want:
-        sys.exit(f"error: {url}: sha256 {got[:16]}... does not match the expected {want[:16]}...; "
-                 f"nothing was written (an LFS pointer instead of the file? try again or set DCGAN_MODEL_URL)")
-    os.replace(tmp, dest)
-    print(f"{dest}: downloaded, checksum ok")
-except OSError as e:
-    sys.exit(f"error: cannot download {url}: {e}")
-finally:
-    if os.path.exists(tmp):
-        os.unlink(tmp)
-PYEOF
+    "$PY" -m common.download "$URL/$name" "$DIR/$name" --sha256 "$sum"
     "$PY" "$HERE/convert.py" "$DIR/$name" "$DIR/${name%.t7}.pt"
 done

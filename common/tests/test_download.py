@@ -26,7 +26,7 @@ def test_fetch_checks_the_checksum_and_never_leaves_a_partial_file(tmp_path):
         mtime = dest.stat().st_mtime_ns
         download.fetch(f"{url}/model.t7", dest, sha256=sha(b"weights" * 1000), quiet=True)  # kept, not re-fetched
         assert dest.stat().st_mtime_ns == mtime
-        with pytest.raises(UserError, match="sha256 .* is not the expected"):
+        with pytest.raises(UserError, match="sha256 .* does not match the expected"):
             download.fetch(f"{url}/model.t7", tmp_path / "bad.t7", sha256="0" * 64, quiet=True)
         with pytest.raises(UserError, match="could not download"):
             download.fetch(f"{url}/missing.t7", tmp_path / "missing.t7", quiet=True)
