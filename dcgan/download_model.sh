@@ -17,5 +17,6 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 echo "$SUMS" | while read -r sum name; do
     [ -n "$name" ] || continue
     "$PY" -m common.download "$URL/$name" "$DIR/$name" --sha256 "$sum"
-    "$PY" "$HERE/convert.py" "$DIR/$name" "$DIR/${name%.t7}.pt"
+    pt="$DIR/${name%.t7}.pt"
+    if [ "$pt" -nt "$DIR/$name" ]; then echo "$pt: already converted"; else "$PY" "$HERE/convert.py" "$DIR/$name" "$pt"; fi
 done

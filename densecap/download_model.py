@@ -19,14 +19,19 @@ def download(url, dest_dir, sha256=""):
     if not zipfile.is_zipfile(path):
         os.unlink(path)
         raise UserError(f"{url}: not a zip file (a proxy or error page?); the download was removed")
-    with open(path + ".sha256", "w") as f:
-        f.write(f"{got}  {os.path.basename(path)}\n")
+    record = f"{got}  {os.path.basename(path)}\n"
+    if not os.path.isfile(path + ".sha256") or open(path + ".sha256").read() != record:
+        with open(path + ".sha256", "w") as f:
+            f.write(record)
     with zipfile.ZipFile(path) as z:
         bad = z.testzip()
         if bad:
             raise UserError(f"{path}: corrupt member {bad}; delete it and download again")
-        z.extractall(dest_dir)
         names = z.namelist()
+        for info in z.infolist():  # a member already unpacked whole is kept as it is
+            target = os.path.join(dest_dir, info.filename)
+            if not (os.path.isfile(target) and os.path.getsize(target) == info.file_size):
+                z.extract(info, dest_dir)
     print(f"downloaded {path} (sha256 {got}); unpacked {', '.join(names)}", file=sys.stderr)
     return [os.path.join(dest_dir, n) for n in names]
 
