@@ -9,8 +9,6 @@ import struct
 import tempfile
 import zipfile
 
-import torch
-
 from common.cli import UserError
 
 FORMAT_VERSION = 1
@@ -55,6 +53,8 @@ def _alive(pid: int) -> bool:
 
 def save(path, kind: str, payload: dict) -> str:
     """Write `payload` (+ kind/format) to `path` via a temp file in the same folder and os.replace."""
+    import torch  # here, not at the top: a script's -h must not pay for importing torch
+
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -91,6 +91,8 @@ def first_line(e: BaseException, limit: int = 160) -> str:
 
 def load(path, kind: str, map_location="cpu") -> dict:
     """Load a checkpoint written by `save(kind=...)`; any problem is one UserError line."""
+    import torch
+
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such checkpoint file")

@@ -1,10 +1,15 @@
 """The originals' device flags (-gpuid / -gpu: -1 means CPU) as a torch.device, and seeding."""
+from __future__ import annotations  # torch is imported where used: a script's -h stays fast
+
 import os
 import random
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def get_device(gpuid: int, cpu_flag: str = "-gpuid -1") -> torch.device:
@@ -13,6 +18,7 @@ def get_device(gpuid: int, cpu_flag: str = "-gpuid -1") -> torch.device:
     The originals default to GPU 0 and fall back to CPU when cunn is missing; we keep that so the
     commands people know run on a laptop, but say it once.
     """
+    import torch
     if gpuid < 0:
         return torch.device("cpu")
     if torch.cuda.is_available():
@@ -32,6 +38,7 @@ def get_device(gpuid: int, cpu_flag: str = "-gpuid -1") -> torch.device:
 def native_bf16() -> bool:
     """Whether this CPU runs bf16 natively (AVX512-BF16 or AMX): there bf16 autocast is 2-4x faster;
     on AVX2-only CPUs oneDNN emulates it, slower than float32 (and has no bf16 LSTM)."""
+    import torch
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -44,6 +51,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 def resolve_precision(precision: str, device: torch.device) -> str:
     """-precision auto|fp32|bf16|fp16 -> what runs: auto is bf16 on a native-bf16 CPU or a bf16 GPU,
     else fp32; fp16 only on CUDA. An impossible request is one UserError line."""
+    import torch
+
     from common.cli import UserError
     if precision not in PRECISIONS:
         raise UserError(f"-precision {precision}: use one of {', '.join(PRECISIONS)}")
@@ -59,6 +68,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def autocast(device: torch.device, precision: str):
     """The autocast context for a resolved precision (a no-op for fp32)."""
     import contextlib
+
+    import torch
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -66,6 +77,7 @@ def autocast(device: torch.device, precision: str):
 
 
 def seed_everything(seed: int) -> None:
+    import torch
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -73,6 +85,7 @@ def seed_everything(seed: int) -> None:
 
 def rng_state() -> dict:
     """Torch CPU (and CUDA) RNG state, storable with weights_only checkpoints."""
+    import torch
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -80,6 +93,7 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    import torch
     if not state:
         return
     torch.set_rng_state(state["torch"])
@@ -91,6 +105,7 @@ def init_distributed(gpuid: int, cpu_flag: str = "-gpuid -1") -> tuple[torch.dev
     """-> (device, rank, world_size). Under torchrun (WORLD_SIZE > 1) join the process group first:
     NCCL with one GPU per process (LOCAL_RANK) when -gpuid asks for a GPU and CUDA exists, else gloo on
     the CPU with the cores shared out between the processes. Alone: get_device(gpuid), 0, 1."""
+    import torch
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return get_device(gpuid, cpu_flag), 0, 1
