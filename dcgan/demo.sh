@@ -9,6 +9,7 @@ PY=${PY:-python}
 case $PY in */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" ;; esac  # still valid after cd
 DEMO=${DEMO:-$(pwd)/demo_out}
 OUT="$DEMO/dcgan"
+rm -rf "$OUT/checkpoints"  # a fresh run each time (train.py refuses to overwrite an earlier run's checkpoints)
 mkdir -p "$OUT/faces/lfw"
 "$PY" -c "
 import sys, numpy as np

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from common import checkpoint
 from common.cli import UserError
 from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
+from dcgan.checkpoints import RunLock, earlier_checkpoints
 from dcgan.data import make_loader
 from dcgan.engine import autocast, train_step
 from dcgan.model import SIZES, GANConfig, batch_statistics, build, make_noise
@@ -51,11 +52,12 @@ def load_resume(path):
 def main(opt: TrainOptions):
     """A run: where it trains and with what seed, the data, the nets (resumed if asked), then the loop."""
     run = start_run(opt)
-    loader, batches, nc = build_data(opt, run)
-    gan = build_nets(opt, run, nc)
-    start = resume(opt, run, gan)
-    place_nets(opt, run, gan)
-    return train(opt, run, gan, loader, batches, start)
+    with claim_checkpoints(opt, run):  # this run alone writes <name>_* checkpoints there until it ends
+        loader, batches, nc = build_data(opt, run)
+        gan = build_nets(opt, run, nc)
+        start = resume(opt, run, gan)
+        place_nets(opt, run, gan)
+        return train(opt, run, gan, loader, batches, start)
 
 
 @dataclasses.dataclass
@@ -105,6 +107,35 @@ def start_run(opt):
     run.log(f"seed: {run.seed}")
     seed_everything(run.seed)
     return run
+
+
+@contextlib.contextmanager
+def claim_checkpoints(opt, run):
+    """Hold <checkpoints_dir>/<name>.lock while the run lasts (a second run into the same folder and name
+    stops with one line), and refuse a fresh run (no resume=) over an earlier run's checkpoints."""
+    lock, problem = None, None
+    if run.master:
+        try:
+            lock = RunLock(opt.checkpoints_dir, opt.name).acquire()
+            earlier = earlier_checkpoints(opt.checkpoints_dir, opt.name)
+            if earlier and not opt.resume:
+                last = earlier[-1][1]
+                raise UserError(f"checkpoints_dir={opt.checkpoints_dir} already holds checkpoints of a run named "
+                                f"{opt.name} (epochs {earlier[0][0]}-{earlier[-1][0]}); continue it with "
+                                f"resume={last}, or pass another name= (a new run would overwrite them)")
+        except UserError as e:
+            problem = e
+    if run.world > 1:  # every rank stops if rank 0 cannot claim the folder
+        said = [str(problem) if problem else None]
+        dist.broadcast_object_list(said)
+        problem = problem or (UserError(said[0]) if said[0] else None)
+    try:
+        if problem:
+            raise problem
+        yield
+    finally:
+        if lock:
+            lock.release()
 
 
 def build_data(opt, run):

@@ -1,6 +1,7 @@
 """train.py as users run it: the README's command, bad input as one line, budgets, signals, save modulo, noise."""
 import os
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -42,7 +43,7 @@ def test_readme_flag_command(blobs, tmp_path):
 def test_bad_input_is_one_line_and_leaves_checkpoints_alone(tmp_path, capsys, case):
     ck = tmp_path / "ck"
     ck.mkdir()
-    (ck / "blobs_1_net_G.pt").write_bytes(b"an earlier checkpoint")
+    (ck / "earlier_1_net_G.pt").write_bytes(b"an earlier checkpoint")
     data = tmp_path / "data"
     data.mkdir()
     env = dict(TINY, dataset="folder", DATA_ROOT=str(data), checkpoints_dir=str(ck), PATH="/bin")
@@ -58,7 +59,60 @@ def test_bad_input_is_one_line_and_leaves_checkpoints_alone(tmp_path, capsys, ca
         cli(train.main, TrainOptions, [], env)
     err = capsys.readouterr().err.splitlines()
     assert e.value.code == 1 and len(err) == 1 and says in err[-1], err
-    assert os.listdir(ck) == ["blobs_1_net_G.pt"] and (ck / "blobs_1_net_G.pt").read_bytes() == b"an earlier checkpoint"
+    assert os.listdir(ck) == ["earlier_1_net_G.pt"] and (ck / "earlier_1_net_G.pt").read_bytes() == b"an earlier checkpoint"
+
+
+HOLD_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, str(os.getpid()).encode())
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_second_run_into_a_folder_in_use_stops_with_one_line(blobs, tmp_path, capsys):
+    """Another process holds <name>.lock (as a running train.py does): this run stops before touching anything;
+    once that process is gone (even by kill -9, leaving the file behind) the folder is free again."""
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(ck / "blobs.lock")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        env = dict(TINY, dataset="mnist", DATA_ROOT=str(blobs), checkpoints_dir=str(ck), PATH="/bin")
+        with pytest.raises(SystemExit) as e:
+            cli(train.main, TrainOptions, [], env)
+        err = capsys.readouterr().err.splitlines()
+        assert e.value.code == 1 and len(err) == 1, err
+        assert f"another train.py (pid {holder.pid}) is writing blobs_* checkpoints there" in err[0]
+        assert "another name= or checkpoints_dir=" in err[0]
+        assert os.listdir(ck) == ["blobs.lock"]
+        cli(train.main, TrainOptions, [], dict(env, name="other"))  # another name in the same folder is fine
+        assert os.path.exists(ck / "other_1_net_G.pt")
+    finally:
+        holder.kill()
+        holder.wait()
+    cli(train.main, TrainOptions, [], env)  # the holder died: its lock went with it
+    assert sorted(os.listdir(ck)) == ["blobs_1_net_D.pt", "blobs_1_net_G.pt", "other_1_net_D.pt", "other_1_net_G.pt"]
+
+
+def test_a_fresh_run_over_earlier_checkpoints_says_resume(blobs, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    env = dict(TINY, dataset="mnist", DATA_ROOT=str(blobs), checkpoints_dir=str(ck), PATH="/bin")
+    cli(train.main, TrainOptions, [], env)
+    before = {f: (ck / f).read_bytes() for f in os.listdir(ck)}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        cli(train.main, TrainOptions, [], dict(env, niter="2"))
+    err = capsys.readouterr().err.splitlines()
+    assert e.value.code == 1 and len(err) == 1, err
+    assert f"already holds checkpoints of a run named blobs (epochs 1-1); continue it with resume={ck}/blobs_1_net_G.pt, " \
+           f"or pass another name=" in err[0]
+    assert {f: (ck / f).read_bytes() for f in os.listdir(ck)} == before
+    cli(train.main, TrainOptions, [], dict(env, niter="2", resume=str(ck / "blobs_1_net_G.pt")))  # as it says
+    assert checkpoint.load(ck / "blobs_2_net_G.pt", "dcgan_G")["epoch"] == 2
 
 
 @pytest.mark.parametrize("budget", ["max_time", "max_cpu_time"])
