@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from common import checkpoint
 from common.cli import UserError
-from dcgan.data import find_images, read_idx_images
+from common.images import open_rgb
+from dcgan.data import find_images, read_idx_images, warn
 from dcgan.model import batch_statistics, make_noise
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -165,16 +166,26 @@ def folder_features(folder, feats: FeatureNet, batch_size=100):
     except UserError as e:
         raise UserError(str(e)) from None
     mode = "L" if feats.channels == 1 else "RGB"
-    out = []
+    out, skipped = [], []
     for i in tqdm(range(0, len(paths), batch_size), desc=f"features {os.path.basename(folder.rstrip('/'))}",
                   disable=not sys.stderr.isatty()):
         batch = []
         for p in paths[i:i + batch_size]:
-            with Image.open(p) as im:
-                im = im.convert(mode).resize((feats.size, feats.size), Image.BILINEAR)
-                a = np.asarray(im, dtype=np.float32) / 255
+            try:  # EXIF orientation, 16-bit, alpha, palettes, CMYK as every experiment reads photos
+                im = open_rgb(p)
+            except UserError as e:  # e.g. a file cut short: its header opened, its pixels do not
+                warn(f"skipping {e}")
+                skipped.append(p)
+                continue
+            im = im.convert(mode).resize((feats.size, feats.size), Image.BILINEAR)
+            a = np.asarray(im, dtype=np.float32) / 255
             batch.append(torch.from_numpy(a[None] if a.ndim == 2 else a.transpose(2, 0, 1).copy()))
-        out.append(feats(torch.stack(batch)))
+        if batch:
+            out.append(feats(torch.stack(batch)))
+    if skipped:
+        warn(f"{folder}: skipped {len(skipped)} unreadable image(s) of {len(paths)}")
+    if not out:
+        raise UserError(f"{folder}: none of its {len(paths)} image(s) could be read")
     return torch.cat(out)
 
 

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -122,21 +123,68 @@ def test_time_budget_stops_and_saves(blobs, tmp_path, capsys, budget):
     assert "time budget reached in epoch 1 after 1 iterations" in capsys.readouterr().out
 
 
-def test_sigterm_finishes_the_iteration_saves_and_stops(blobs, tmp_path, monkeypatch, capsys):
-    real_step, calls = train.train_step, []
+@pytest.mark.parametrize("sig, k, data", [(signal.SIGTERM, 3, "mnist"), (signal.SIGINT, 4, "folder")],
+                         ids=["SIGTERM mid-epoch, mnist", "SIGINT at an epoch's end, folder with a loader worker"])
+def test_a_signal_saves_where_it_stopped_and_resume_is_exact(blobs, tmp_path, monkeypatch, capsys, sig, k, data):
+    """6 iterations straight vs stopped by a signal after k (a 2-batch epoch: k=3 is inside epoch 2) + resumed:
+    the same losses step by step and the same weights. The signal run finishes its step, saves, exits 128+sig;
+    a stale temporary of an earlier kill -9 is removed at its start."""
+    if data == "folder":
+        rng = np.random.default_rng(0)
+        (tmp_path / "pics").mkdir()
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)).save(tmp_path / "pics" / f"{i}.png")
+        env = dict(TINY, dataset="folder", DATA_ROOT=str(tmp_path / "pics"), loadSize="36", nThreads="1",
+                   batchSize="4", ntrain="8")
+    else:
+        env = dict(TINY, dataset="mnist", DATA_ROOT=str(blobs))
+    env.update(niter="3", PATH="/bin")
+    real_step, losses = train.train_step, []
 
-    def step(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real_step(*a, **k)
+    def step(*a, **kw):
+        errD, errG = real_step(*a, **kw)
+        losses.append((errD.item(), errG.item()))
+        if stop_at and len(losses) == stop_at:
+            os.kill(os.getpid(), sig)
+        return errD, errG
 
     monkeypatch.setattr(train, "train_step", step)
-    before = signal.getsignal(signal.SIGTERM)
-    last = train.main(opts(blobs, tmp_path, niter=5))
-    assert len(calls) == 3 and last.endswith("blobs_2_net_G.pt")
-    assert "stopped in epoch 2 after 3 iterations" in capsys.readouterr().out
-    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
+    stop_at = 0
+    cli(train.main, TrainOptions, [], dict(env, checkpoints_dir=str(tmp_path / "a")))
+    straight, losses = losses, []
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / ".tmp-999999999-x.pt").write_bytes(b"half a checkpoint")  # no such pid: stale
+    stop_at = k
+    before = signal.getsignal(sig)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        cli(train.main, TrainOptions, [], dict(env, checkpoints_dir=str(tmp_path / "b")))
+    assert e.value.code == 128 + sig and signal.getsignal(sig) is before
+    out, err = capsys.readouterr()
+    saved = tmp_path / "b" / "blobs_2_net_G.pt"
+    assert f"stopped in epoch 2 after {k} iterations" in out and "removed 1 unfinished checkpoint temporaries" in out
+    assert err.splitlines()[-1] == f"stopped by {signal.Signals(sig).name}: continue exactly with resume={saved}"
+    assert not (tmp_path / "b" / ".tmp-999999999-x.pt").exists()
+    ck = checkpoint.load(saved, "dcgan_G")
+    assert (ck["epoch"], ck["batch"], ck["batches"]) == (2, k - 2, 2)
+    stop_at = 0
+    cli(train.main, TrainOptions, [], dict(env, checkpoints_dir=str(tmp_path / "b"), resume=str(saved)))
+    assert ("in epoch 2 after batch 1 of 2" if k == 3 else "at epoch 3") in capsys.readouterr().out
+    assert losses == straight and len(straight) == 6
+    for part, kind in (("G", "dcgan_G"), ("D", "dcgan_D")):
+        a = checkpoint.load(tmp_path / "a" / f"blobs_3_net_{part}.pt", kind)["model"]
+        b = checkpoint.load(tmp_path / "b" / f"blobs_3_net_{part}.pt", kind)["model"]
+        assert all(torch.equal(a[n], b[n]) for n in a), part
+
+
+def test_resume_with_other_net_sizes_says_what_the_checkpoint_imposes(blobs, tmp_path, capsys):
+    env = dict(TINY, dataset="mnist", DATA_ROOT=str(blobs), checkpoints_dir=str(tmp_path), PATH="/bin")
+    cli(train.main, TrainOptions, [], env)
+    capsys.readouterr()
+    cli(train.main, TrainOptions, [], dict(env, niter="2", ngf="32", nz="100", resume=str(tmp_path / "blobs_1_net_G.pt")))
+    notes = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("note:")]
+    assert notes == [f"note: resume={tmp_path}/blobs_1_net_G.pt imposes its nets' nz=8, ngf=4 (not nz=100, ngf=32)"]
+    assert checkpoint.load(tmp_path / "blobs_2_net_G.pt", "dcgan_G")["config"]["ngf"] == 4
 
 
 def test_epoch_save_modulo_and_the_last_epoch(blobs, tmp_path):
