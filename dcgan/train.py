@@ -49,7 +49,8 @@ def load_resume(path):
 
 
 def main(opt: TrainOptions):
-    """A run: where it trains and with what seed, the data, the nets (resumed if asked), then the loop."""
+    """A run: where it trains and with what seed, the data, the nets (resumed if asked), then the loop:
+    train (epochs, saving) -> train_epoch (batches, logging) -> engine.train_step (one D and G update)."""
     run = start_run(opt)
     with claim_checkpoints(opt, run):  # this run alone writes <name>_* checkpoints there until it ends
         loader, batches, nc = build_data(opt, run)

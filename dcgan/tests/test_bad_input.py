@@ -1,6 +1,5 @@
 """Bad input through the real commands (issue 17, round 3): one stderr line naming the flag or file, a
 non-zero exit, nothing written; images read as common.images.open_rgb reads them. Table: BAD_INPUT.md."""
-import io
 import os
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def test_fid_skips_a_truncated_image_with_a_warning_and_a_count(tmp_path, capsys
     r = cli(fid.main, FidOptions, [str(tmp_path / "a"), str(tmp_path / "b")], {"feature": "random", "kid_subset_size": "5"})
     err = capsys.readouterr().err
     assert (r["n1"], r["n2"]) == (5, 6)
-    assert f"skipped 1 unreadable image(s) of 6" in err and f"{tmp_path / 'a' / '0.png'}" in err
+    assert "skipped 1 unreadable image(s) of 6" in err and f"{tmp_path / 'a' / '0.png'}" in err
 
 
 def test_the_folder_loader_reads_16_bit_gray_and_exif_rotation(tmp_path):
