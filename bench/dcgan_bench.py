@@ -16,6 +16,7 @@
 Stages cache their results under bench/out/dcgan/ (delete it or pass --fresh to rerun).
 """
 import argparse
+import glob
 import gzip
 import json
 import os
@@ -196,13 +197,6 @@ def speed(rounds=3, blocks=4, steps=3):
             else "none", "steps": blocks * steps}
 
 
-def run_training(args, log):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
-    with open(log, "w") as f:
-        subprocess.run([sys.executable, os.path.join(ROOT, "dcgan", "train.py")] + args, check=True,
-                       stdout=f, stderr=subprocess.STDOUT, env=env, cwd=OUT)
-
-
 def iters_from_log(log):
     """-> (iterations, CPU seconds) from train.py's last line."""
     lines = [ln for ln in open(log) if ln.startswith(("time budget reached", "stopped in epoch"))]
@@ -249,6 +243,9 @@ def main():
                               "-fineSize", "64", "-loadSize", "64", "-nThreads", "0", "-gpu", "0", "-niter", "100000",
                               "-seed", "1", "-name", "anime", "-max_cpu_time", str(budget), "-print_every", "50",
                               "-display_every", "100", "-epoch_save_modulo", "5"]
+    for k in jobs:  # an unfinished earlier job starts again from scratch (train.py refuses to overwrite silently)
+        for f in glob.glob(os.path.join(OUT, "checkpoints", f"{k.split('_')[1]}_*_net_[GD].pt")):
+            os.unlink(f)
     procs = {k: subprocess.Popen([sys.executable, os.path.join(ROOT, "dcgan", "train.py")] + v, env=env, cwd=OUT,
                                  stdout=open(os.path.join(OUT, f"{k}.log"), "w"), stderr=subprocess.STDOUT)
              for k, v in jobs.items()}
@@ -301,7 +298,6 @@ def main():
 
 
 def latest(folder, name):
-    import glob
     files = sorted(glob.glob(os.path.join(folder, "checkpoints", f"{name}_*_net_G.pt")), key=os.path.getmtime)
     return files[-1]
 

@@ -20,9 +20,10 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from common.cli import UserError
+from common.images import open_rgb, to_rgb
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 CELEBA_BOX = (30, 40, 168, 178)  # crop_celebA.lua: image.crop(img, 30, 40, 168, 178)
@@ -102,15 +103,24 @@ def scale_shorter(img: Image.Image, size: int) -> Image.Image:
     return img.resize((max(size, round(size * w / h)), size), Image.BILINEAR)
 
 
-def random_crop_flip(x, fineSize, flip):
+def random_crop_flip(x, fineSize, flip, generator=None):
     """x: C x H x W float in [0, 1] -> random fineSize crop, horizontal flip with p = 0.5, mapped to [-1, 1]."""
     h, w = x.shape[-2:]
-    i = int(torch.randint(0, h - fineSize + 1, ()))
-    j = int(torch.randint(0, w - fineSize + 1, ()))
+    i = int(torch.randint(0, h - fineSize + 1, (), generator=generator))
+    j = int(torch.randint(0, w - fineSize + 1, (), generator=generator))
     x = x[..., i:i + fineSize, j:j + fineSize]
-    if flip and torch.rand(()) < 0.5:
+    if flip and torch.rand((), generator=generator) < 0.5:
         x = x.flip(-1)
     return x * 2 - 1
+
+
+def sample_rng(item):
+    """A sampler item -> (image index, its own generator): (index, seed) pairs from ClassBalancedSampler make
+    each sample's crop and flip depend on its place in the epoch only (not on the loader's workers), so a
+    resume in mid-epoch draws exactly what the run would have; a plain index uses the global RNG."""
+    if isinstance(item, tuple):
+        return item[0], torch.Generator().manual_seed(item[1])
+    return item, None
 
 
 class FolderImages(torch.utils.data.Dataset):
@@ -124,33 +134,36 @@ class FolderImages(torch.utils.data.Dataset):
         return len(self.paths)
 
     def open(self, i):
-        return Image.open(self.paths[i])
+        """-> RGB PIL image, as common.images.open_rgb reads it (EXIF orientation, 16-bit, alpha, palette, CMYK)."""
+        return open_rgb(self.paths[i])
 
     def where(self, i):
         return self.paths[i]
 
     def load(self, i):
-        with self.open(i) as im:
-            im = im.convert(self.mode)
-            if self.celeba and im.size[0] >= CELEBA_BOX[2] and im.size[1] >= CELEBA_BOX[3]:
-                im = im.crop(CELEBA_BOX)
-            im = scale_shorter(im, self.loadSize)
-            a = np.asarray(im, dtype=np.uint8)
+        im = self.open(i)
+        if self.mode == "L":
+            im = im.convert("L")
+        if self.celeba and im.size[0] >= CELEBA_BOX[2] and im.size[1] >= CELEBA_BOX[3]:
+            im = im.crop(CELEBA_BOX)
+        im = scale_shorter(im, self.loadSize)
+        a = np.asarray(im, dtype=np.uint8)
         a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
         return torch.from_numpy(a.copy()).float().div_(255)
 
-    def __getitem__(self, i):
+    def __getitem__(self, item):
+        i, g = sample_rng(item)
         first = i
         for _ in range(10):
             try:
                 x = self.load(i)
                 break
-            except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+            except (UserError, OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
                 warn(f"skipping {self.where(i)}: {e}")
-                i = int(torch.randint(0, len(self), ()))
+                i = int(torch.randint(0, len(self), (), generator=g))
         else:
             raise UserError(f"too many unreadable images (10 in a row), e.g. {self.where(first)}")
-        return random_crop_flip(x, self.fineSize, self.flip)
+        return random_crop_flip(x, self.fineSize, self.flip, g)
 
 
 class LMDBImages(FolderImages):
@@ -195,7 +208,8 @@ class LMDBImages(FolderImages):
         blob = self._txns[self.labels[i]].get(bytes(self.keys[i]))
         if blob is None:
             raise OSError("the key has no value")
-        return Image.open(io.BytesIO(blob))
+        with Image.open(io.BytesIO(blob)) as im:
+            return to_rgb(ImageOps.exif_transpose(im))
 
 
 _ENVS = {}  # (pid, path) -> environment: LMDB allows one open environment per file and process (py-lmdb
@@ -278,27 +292,39 @@ class TensorImages(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.x)
 
-    def __getitem__(self, i):
-        return random_crop_flip(self.x[i], self.fineSize, self.flip)
+    def __getitem__(self, item):
+        i, g = sample_rng(item)
+        return random_crop_flip(self.x[i], self.fineSize, self.flip, g)
 
 
 class ClassBalancedSampler(torch.utils.data.Sampler):
-    """dataset.lua's sampling: class uniformly, then an image of it uniformly, with replacement."""
+    """dataset.lua's sampling: class uniformly, then an image of it uniformly, with replacement.
 
-    def __init__(self, labels, n):
+    An epoch's `n` draws come from its own seed (`set_epoch`), each as (image index, seed of its crop and
+    flip); `skip` leaves out the first draws, so a run resumed after k batches continues with draw k * B.
+    """
+
+    def __init__(self, labels, n, seed=None):
         labels = torch.as_tensor(labels)
         self.by_class = [torch.nonzero(labels == c).flatten() for c in range(int(labels.max()) + 1)]
         self.by_class = [ix for ix in self.by_class if len(ix)]
-        self.n = n
+        self.n, self.skip = n, 0
+        self.seed = int(torch.randint(0, 2**62, ())) if seed is None else seed
+
+    def set_epoch(self, seed, skip=0):
+        self.seed, self.skip = seed, skip
 
     def __len__(self):
-        return self.n
+        return self.n - self.skip
 
     def __iter__(self):
-        cls = torch.randint(0, len(self.by_class), (self.n,))
-        for c in cls.tolist():
-            ix = self.by_class[c]
-            yield int(ix[torch.randint(0, len(ix), ())])
+        g = torch.Generator().manual_seed(self.seed)
+        cls = torch.randint(0, len(self.by_class), (self.n,), generator=g).tolist()
+        pick = torch.randint(0, 2**62, (self.n,), generator=g).tolist()
+        seeds = torch.randint(0, 2**62, (self.n,), generator=g).tolist()
+        for k in range(self.skip, self.n):
+            ix = self.by_class[cls[k]]
+            yield int(ix[pick[k] % len(ix)]), seeds[k]
 
 
 def make_dataset(opt):
@@ -339,7 +365,9 @@ def make_loader(opt, rank=0):
     if isinstance(ds, LMDBImages) and opt.nThreads > 0:
         close_lmdbs(ds.dbs)  # e.g. left open by an earlier nThreads=0 run in this process
     sampler = ClassBalancedSampler(labels, batches * opt.batchSize)
+    # the loader's own generator seeds its workers: the global RNG (the noise) is not drawn from when an
+    # epoch's iterator starts, and the samples carry their own seeds (so the workers' do not matter)
     loader = torch.utils.data.DataLoader(ds, opt.batchSize, sampler=sampler, num_workers=opt.nThreads,
-                                         drop_last=True, persistent_workers=False,
+                                         drop_last=True, persistent_workers=False, generator=torch.Generator(),
                                          pin_memory=torch.cuda.is_available() and opt.gpu > 0)
     return loader, batches, nc, len(ds)

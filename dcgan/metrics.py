@@ -1,4 +1,5 @@
-"""FID and KID and their feature networks (fid.py and bench/dcgan_bench.py use them).
+"""FID and KID and their feature networks (fid.py and bench/dcgan_bench.py use them). The figures are
+torchmetrics' FrechetInceptionDistance and KernelInceptionDistance, fed the features computed here.
 
 The Inception weights cannot be downloaded on an offline machine, so the feature network is a choice
 and every figure names the one it used: torchvision's Inception-v3 (2048-d pool features) when its
@@ -12,16 +13,18 @@ import sys
 import warnings
 
 import numpy as np
-import scipy.linalg
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
 from tqdm import tqdm
 
 from common import checkpoint
 from common.cli import UserError
-from dcgan.data import find_images, read_idx_images
+from common.images import open_rgb
+from dcgan.data import find_images, read_idx_images, warn
 from dcgan.model import batch_statistics, make_noise
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -165,16 +168,26 @@ def folder_features(folder, feats: FeatureNet, batch_size=100):
     except UserError as e:
         raise UserError(str(e)) from None
     mode = "L" if feats.channels == 1 else "RGB"
-    out = []
+    out, skipped = [], []
     for i in tqdm(range(0, len(paths), batch_size), desc=f"features {os.path.basename(folder.rstrip('/'))}",
                   disable=not sys.stderr.isatty()):
         batch = []
         for p in paths[i:i + batch_size]:
-            with Image.open(p) as im:
-                im = im.convert(mode).resize((feats.size, feats.size), Image.BILINEAR)
-                a = np.asarray(im, dtype=np.float32) / 255
+            try:  # EXIF orientation, 16-bit, alpha, palettes, CMYK as every experiment reads photos
+                im = open_rgb(p)
+            except UserError as e:  # e.g. a file cut short: its header opened, its pixels do not
+                warn(f"skipping {e}")
+                skipped.append(p)
+                continue
+            im = im.convert(mode).resize((feats.size, feats.size), Image.BILINEAR)
+            a = np.asarray(im, dtype=np.float32) / 255
             batch.append(torch.from_numpy(a[None] if a.ndim == 2 else a.transpose(2, 0, 1).copy()))
-        out.append(feats(torch.stack(batch)))
+        if batch:
+            out.append(feats(torch.stack(batch)))
+    if skipped:
+        warn(f"{folder}: skipped {len(skipped)} unreadable image(s) of {len(paths)}")
+    if not out:
+        raise UserError(f"{folder}: none of its {len(paths)} image(s) could be read")
     return torch.cat(out)
 
 
@@ -199,38 +212,47 @@ def generator_features(G, feats: FeatureNet, n, batch_size=100, noisetype="norma
     return torch.cat(out)
 
 
-def frechet_distance(f1, f2):
-    """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^1/2), in float64 (as pytorch-fid)."""
-    f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
-    mu1, mu2 = f1.mean(0), f2.mean(0)
-    c1, c2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+class GivenFeatures(nn.Module):
+    """torchmetrics' `feature` extractor for features already computed: FeatureNet turns each image into its
+    features once, and FID and KID (and the benchmark's several generators against one reference) share them."""
+
+    def __init__(self, num_features):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features):
+        return features
+
+
+def _metric(cls, f1, f2, **kw):
+    """A torchmetrics FID/KID fed `f2` as the real set and `f1` as the generated one."""
+    f1, f2 = torch.as_tensor(np.asarray(f1, np.float64)), torch.as_tensor(np.asarray(f2, np.float64))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a singular product is handled below
-        covmean = scipy.linalg.sqrtm(c1 @ c2)
-    if not np.isfinite(covmean).all():  # singular product: nudge the diagonals, as pytorch-fid does
-        off = np.eye(c1.shape[0]) * 1e-6
-        covmean = scipy.linalg.sqrtm((c1 + off) @ (c2 + off))
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(c1) + np.trace(c2) - 2 * np.trace(covmean))
+        warnings.simplefilter("ignore")  # KID's note that it keeps every feature in memory
+        m = cls(feature=GivenFeatures(f1.shape[1]), **kw)
+    m.update(f2, real=True)
+    m.update(f1, real=False)
+    return m
+
+
+def frechet_distance(f1, f2):
+    """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^1/2), in float64: torchmetrics' FrechetInceptionDistance on
+    our features."""
+    return float(_metric(FrechetInceptionDistance, f1, f2).compute())
 
 
 def kernel_distance(f1, f2, subsets=100, subset_size=1000, seed=1):
-    """KID: unbiased MMD^2 with the kernel (x.y / d + 1)^3, averaged over random subsets -> (mean, std)."""
-    f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
+    """KID: unbiased MMD^2 with the kernel (x.y / d + 1)^3, averaged over random subsets of min(subset_size,
+    both sets) -> (mean, std): torchmetrics' KernelInceptionDistance, its subsets drawn from `seed`."""
     m = min(len(f1), len(f2), subset_size)
-    d = f1.shape[1]
-    rng = np.random.default_rng(seed)
-    scores = []
-    for _ in range(subsets):
-        x = f1[rng.choice(len(f1), m, replace=False)]
-        y = f2[rng.choice(len(f2), m, replace=False)]
-        kxx, kyy, kxy = ((x @ x.T) / d + 1) ** 3, ((y @ y.T) / d + 1) ** 3, ((x @ y.T) / d + 1) ** 3
-        scores.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-                      - 2 * kxy.mean())
-    return float(np.mean(scores)), float(np.std(scores))
+    kid = _metric(KernelInceptionDistance, f1, f2, subsets=subsets, subset_size=m)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = kid.compute()
+    return float(mean), float(std)
 
 
-def scores(f1, f2, opt_subsets=100, subset_size=1000, seed=1):
+def scores(f1, f2, subsets=100, subset_size=1000, seed=1):
     fid = frechet_distance(f1, f2)
-    kid, kid_std = kernel_distance(f1, f2, opt_subsets, subset_size, seed)
+    kid, kid_std = kernel_distance(f1, f2, subsets, subset_size, seed)
     return {"fid": fid, "kid": kid, "kid_std": kid_std, "n1": len(f1), "n2": len(f2)}

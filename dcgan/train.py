@@ -11,9 +11,7 @@ import contextlib
 import dataclasses
 import math
 import os
-import signal
 import sys
-import threading
 import time
 
 import torch
@@ -24,6 +22,8 @@ from tqdm import tqdm
 from common import checkpoint
 from common.cli import UserError
 from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
+from common.signals import StopOnSignal
+from dcgan.checkpoints import RunLock, earlier_checkpoints
 from dcgan.data import make_loader
 from dcgan.engine import autocast, train_step
 from dcgan.model import SIZES, GANConfig, batch_statistics, build, make_noise
@@ -49,13 +49,15 @@ def load_resume(path):
 
 
 def main(opt: TrainOptions):
-    """A run: where it trains and with what seed, the data, the nets (resumed if asked), then the loop."""
+    """A run: where it trains and with what seed, the data, the nets (resumed if asked), then the loop:
+    train (epochs, saving) -> train_epoch (batches, logging) -> engine.train_step (one D and G update)."""
     run = start_run(opt)
-    loader, batches, nc = build_data(opt, run)
-    gan = build_nets(opt, run, nc)
-    start = resume(opt, run, gan)
-    place_nets(opt, run, gan)
-    return train(opt, run, gan, loader, batches, start)
+    with claim_checkpoints(opt, run):  # this run alone writes <name>_* checkpoints there until it ends
+        loader, batches, nc = build_data(opt, run)
+        gan = build_nets(opt, run, nc)
+        start = resume(opt, run, gan)
+        place_nets(opt, run, gan)
+        return train(opt, run, gan, loader, batches, start)
 
 
 @dataclasses.dataclass
@@ -107,6 +109,35 @@ def start_run(opt):
     return run
 
 
+@contextlib.contextmanager
+def claim_checkpoints(opt, run):
+    """Hold <checkpoints_dir>/<name>.lock while the run lasts (a second run into the same folder and name
+    stops with one line), and refuse a fresh run (no resume=) over an earlier run's checkpoints."""
+    lock, problem = None, None
+    if run.master:
+        try:
+            lock = RunLock(opt.checkpoints_dir, opt.name).acquire()
+            earlier = earlier_checkpoints(opt.checkpoints_dir, opt.name)
+            if earlier and not opt.resume:
+                last = earlier[-1][1]
+                raise UserError(f"checkpoints_dir={opt.checkpoints_dir} already holds checkpoints of a run named "
+                                f"{opt.name} (epochs {earlier[0][0]}-{earlier[-1][0]}); continue it with "
+                                f"resume={last}, or pass another name= (a new run would overwrite them)")
+        except UserError as e:
+            problem = e
+    if run.world > 1:  # every rank stops if rank 0 cannot claim the folder
+        said = [str(problem) if problem else None]
+        dist.broadcast_object_list(said)
+        problem = problem or (UserError(said[0]) if said[0] else None)
+    try:
+        if problem:
+            raise problem
+        yield
+    finally:
+        if lock:
+            lock.release()
+
+
 def build_data(opt, run):
     """-> (loader of this rank's share of each batch, batches per epoch, image channels)."""
     per_rank = dataclasses.replace(opt, batchSize=opt.batchSize // run.world)
@@ -124,6 +155,10 @@ def build_nets(opt, run, nc):
         if (cfg.nc, cfg.fineSize) != (nc, opt.fineSize):
             raise UserError(f"resume={opt.resume}: it was trained on {cfg.nc}-channel {cfg.fineSize}px images, "
                             f"this data gives {nc}-channel {opt.fineSize}px; use the same dataset and fineSize")
+        imposed = [k for k in ("nz", "ngf", "ndf") if getattr(cfg, k) != getattr(opt, k)]
+        if imposed:  # the nets are the checkpoint's: say so rather than ignore the options silently
+            run.log(f"note: resume={opt.resume} imposes its nets' {', '.join(f'{k}={getattr(cfg, k)}' for k in imposed)}"
+                    f" (not {', '.join(f'{k}={getattr(opt, k)}' for k in imposed)})")
     G, D = build(cfg)
     fixed_noise = make_noise((opt.batchSize, cfg.nz, 1, 1), opt.noise)
     optG = torch.optim.Adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
@@ -132,11 +167,12 @@ def build_nets(opt, run, nc):
 
 
 def resume(opt, run, gan):
-    """Restore weights, Adam state, fixed noise and this rank's RNG from the checkpoint -> first epoch."""
+    """Restore weights, Adam state, fixed noise and this rank's RNG from the checkpoint -> (epoch, batches of it
+    already done): a checkpoint written in mid-epoch (a signal, a time budget) continues at its next batch."""
     if not run.resumed:
         if run.rank:
-            seed_everything(run.seed + 1000 * run.rank)  # each rank draws its own batches and noise
-        return 1
+            seed_everything(run.seed + 1000 * run.rank)  # each rank draws its own noise
+        return 1, 0
     g, d = run.resumed
     gan.G.load_state_dict(g["model"])
     gan.D.load_state_dict(d["model"])
@@ -144,8 +180,12 @@ def resume(opt, run, gan):
     gan.optD.load_state_dict(d["optimizer"])
     gan.fixed_noise = g["fixed_noise"]
     set_rng_state(g["rng"][run.rank] if run.rank < len(g["rng"]) else None)
+    done, of = g.get("batch"), g.get("batches")  # absent in checkpoints of whole epochs written before
+    if done is not None and done < of:
+        run.log(f"resuming {opt.resume} in epoch {g['epoch']} after batch {done} of {of}")
+        return g["epoch"], done
     run.log(f"resuming {opt.resume} at epoch {g['epoch'] + 1}")
-    return g["epoch"] + 1
+    return g["epoch"] + 1, 0
 
 
 def place_nets(opt, run, gan):
@@ -166,28 +206,34 @@ def place_nets(opt, run, gan):
 
 
 def train(opt, run, gan, loader, batches, start):
-    """Epochs `start`..niter, saving each epoch_save_modulo; a signal or the time budget saves and stops.
-    -> the last generator checkpoint written."""
-    with stop_on_signals(run.log) as stop:
-        os.makedirs(opt.checkpoints_dir, exist_ok=True)
-        clock = Clock()
-        total, last = (opt.niter - start + 1) * batches, None
-        bar = tqdm(total=max(total, 0), disable=not run.master or not sys.stderr.isatty(), unit="batch",
-                   dynamic_ncols=True)
+    """Epochs from `start` (epoch, batches of it done) to niter, saving each epoch_save_modulo; a signal or the
+    time budget saves in mid-epoch and stops (a signal then exits 130/143). -> the last G checkpoint written."""
+    epoch0, skip = start[0], min(start[1], batches)
+    if run.master:
+        removed = checkpoint.remove_stale_temporaries(opt.checkpoints_dir)  # left by a kill -9 mid-save
+        if removed:
+            run.log(f"removed {removed} unfinished checkpoint temporaries (.tmp-*.pt) of an interrupted save")
+    clock, last = Clock(), None
+    bar = tqdm(total=max((opt.niter - epoch0 + 1) * batches - skip, 0), disable=not run.master or not sys.stderr.isatty(),
+               unit="batch", dynamic_ncols=True)
+    with StopOnSignal() as stop:  # SIGINT/SIGTERM: finish the iteration, save, exit 130/143
         try:
-            for epoch in range(start, opt.niter + 1):
-                out_of_time = train_epoch(opt, run, gan, loader, batches, epoch, bar, stop, clock)
-                if out_of_time:
-                    run.log(f"{'stopped' if stop else 'time budget reached'} in epoch {epoch} after {clock.step} "
-                            f"iterations ({clock.wall():.0f}s wall, {clock.cpu():.0f}s CPU); saving")
-                    last = save(opt, run, gan, epoch) or last
+            for epoch in range(epoch0, opt.niter + 1):
+                done, stopped = train_epoch(opt, run, gan, loader, batches, epoch, skip, bar, stop, clock)
+                skip = 0
+                if stopped:  # a signal or the time budget
+                    run.log(f"{'stopped' if stop.requested else 'time budget reached'} in epoch {epoch} after "
+                            f"{clock.step} iterations ({clock.wall():.0f}s wall, {clock.cpu():.0f}s CPU); saving "
+                            f"(batch {done} of {batches})")
+                    last = save(opt, run, gan, epoch, done, batches) or last
                     break
                 if epoch % opt.epoch_save_modulo == 0 or epoch == opt.niter:
-                    last = save(opt, run, gan, epoch) or last
+                    last = save(opt, run, gan, epoch, done, batches) or last
             show(opt, run, gan)
         finally:
             bar.close()
             close_distributed()
+    stop.exit_if_stopped(f"continue exactly with resume={last}" if last else "")
     return last
 
 
@@ -204,11 +250,17 @@ class Clock:
         return time.process_time() - self.t_cpu
 
 
-def train_epoch(opt, run, gan, loader, batches, epoch, bar, stop, clock):
-    """One epoch of D-then-G steps, logging as main.lua -> True when stopped early (signal or time budget)."""
-    t_data = time.time()
-    out_of_time = False
-    for i, real in enumerate(loader, 1):
+def epoch_seed(run, epoch):
+    """The seed of an epoch's draws (which images, their crops and flips) on this rank."""
+    return (run.seed * 1_000_003 + epoch * 1009 + run.rank) % 2**62
+
+
+def train_epoch(opt, run, gan, loader, batches, epoch, skip, bar, stop, clock):
+    """Batches skip+1.. of one epoch, D-then-G steps logged as main.lua -> (batches of the epoch done, whether
+    a signal or the time budget stopped it)."""
+    loader.sampler.set_epoch(epoch_seed(run, epoch), skip * loader.batch_size)
+    t_data, i = time.time(), skip
+    for i, real in enumerate(loader, skip + 1):
         data_time, t0 = time.time() - t_data, time.time()
         real = real.to(run.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         noise = make_noise((real.size(0), gan.cfg.nz, 1, 1), opt.noise, device=run.device)
@@ -226,7 +278,7 @@ def train_epoch(opt, run, gan, loader, batches, epoch, bar, stop, clock):
             bar.write(msg) if not bar.disable else run.log(msg)
         if opt.display_every > 0 and clock.step % opt.display_every == 0:
             show(opt, run, gan)
-        out_of_time = (bool(stop) or (opt.max_time > 0 and clock.wall() >= opt.max_time)
+        out_of_time = (stop.requested or (opt.max_time > 0 and clock.wall() >= opt.max_time)
                        or (opt.max_cpu_time > 0 and clock.cpu() >= opt.max_cpu_time))
         if run.world > 1:  # every rank stops at the same iteration
             flag = torch.tensor([float(out_of_time)], device=run.device)
@@ -234,20 +286,22 @@ def train_epoch(opt, run, gan, loader, batches, epoch, bar, stop, clock):
             out_of_time = flag.item() > 0
         t_data = time.time()
         if out_of_time:
-            break
-    return out_of_time
+            return i, True
+    return batches, False
 
 
-def save(opt, run, gan, epoch):
-    """Write <name>_<epoch>_net_G.pt and _net_D.pt (atomic; G holds every rank's RNG) -> G's path, on rank 0."""
+def save(opt, run, gan, epoch, done, batches):
+    """Write <name>_<epoch>_net_G.pt and _net_D.pt (atomic): weights, Adam, where in the epoch it stands (`batch`
+    of `batches`) and every rank's RNG, so a resume continues exactly -> G's path, on rank 0."""
     rngs = [rng_state()]
-    if run.world > 1:  # every rank's RNG, so that each draws the same batches after a resume
+    if run.world > 1:  # every rank's RNG, so that each draws the same noise after a resume
         rngs = [None] * run.world
         dist.all_gather_object(rngs, rng_state())
     if not run.master:
         return None
     p_g, p_d = checkpoint_paths(opt, epoch)
-    common = {"config": dataclasses.asdict(gan.cfg), "opt": dataclasses.asdict(opt), "epoch": epoch}
+    common = {"config": dataclasses.asdict(gan.cfg), "opt": dataclasses.asdict(opt), "epoch": epoch,
+              "batch": done, "batches": batches}
     checkpoint.save(p_d, "dcgan_D", dict(common, model=_cpu(gan.D.state_dict()), optimizer=gan.optD.state_dict()))
     checkpoint.save(p_g, "dcgan_G", dict(common, model=_cpu(gan.G.state_dict()), optimizer=gan.optG.state_dict(),
                                          rng=rngs, seed=run.seed, fixed_noise=gan.fixed_noise.cpu()))
@@ -261,27 +315,6 @@ def show(opt, run, gan):
         with torch.no_grad(), batch_statistics(gan.G), run.precision:
             x = gan.G(gan.fixed_noise).float()
         save_image((x + 1) / 2, os.path.join(opt.checkpoints_dir, f"{opt.name}_samples.png"), nrow=8)
-
-
-@contextlib.contextmanager
-def stop_on_signals(log):
-    """Ctrl-C or SIGTERM: finish the iteration, save, stop (a second Ctrl-C quits at once). Yields a list
-    that is non-empty once a signal came."""
-    stop = []
-
-    def on_signal(signum, frame):
-        if stop and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop.append(signum)
-        log("\nstopping: finishing this iteration and saving a checkpoint")
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
-    try:
-        yield stop
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
 
 
 def _cpu(state):

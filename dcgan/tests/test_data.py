@@ -84,10 +84,16 @@ def test_idx_reader_and_errors(tmp_path, blobs):
 
 def test_sampler_draws_classes_uniformly_with_replacement():
     labels = [0] * 90 + [1] * 10
-    torch.manual_seed(0)
-    draws = list(ClassBalancedSampler(labels, 4000))
-    share_of_small_class = np.mean([d >= 90 for d in draws])
+    sampler = ClassBalancedSampler(labels, 4000, seed=0)
+    draws = list(sampler)
+    share_of_small_class = np.mean([i >= 90 for i, _ in draws])
     assert abs(share_of_small_class - 0.5) < 0.03
+    assert len({i for i, _ in draws}) == 100  # every image is drawn, with replacement
+    # an epoch's draws depend on its seed only; skipping k leaves out exactly the first k
+    sampler.set_epoch(5, skip=0)
+    epoch5 = list(sampler)
+    sampler.set_epoch(5, skip=1000)
+    assert len(sampler) == 3000 and list(sampler) == epoch5[1000:] and epoch5 != draws
 
 
 def test_loader_epoch_is_ceil_of_min_n_ntrain(blobs):

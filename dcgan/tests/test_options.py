@@ -1,10 +1,12 @@
 """Options as environment variables (the Lua scripts' style) and flags, and the rule for stray variables."""
+import dataclasses
+import importlib
 import math
+import os
 
 import pytest
 
-from common.cli import UserError
-from dcgan.options import GenerateOptions, TrainOptions, env_argv, parse_env
+from dcgan.options import ArithmeticOptions, ConvertOptions, FidOptions, GenerateOptions, TrainOptions, cli, env_argv, parse_env
 
 
 def test_defaults_are_main_lua_and_generate_lua():
@@ -26,11 +28,29 @@ def test_environment_sets_options_and_flags_win():
     assert env_argv(TrainOptions, env) == ["-DATA_ROOT", "/data/x", "-batchSize", "16", "-dataset", "folder"]
 
 
-def test_unknown_option_like_variable_is_one_clear_error():
-    with pytest.raises(UserError, match=r"unknown option batchsize='4' in the environment \(did you mean batchSize\?\)"):
-        env_argv(TrainOptions, {"batchsize": "4"})
-    with pytest.raises(UserError, match="noisemod"):
-        env_argv(GenerateOptions, {"noisemod": "line"})
+@pytest.mark.parametrize("script, variable, hint", [
+    ("train", "batchsize", " (did you mean batchSize?)"),   # case slip
+    ("generate", "noisemod", " (did you mean noisemode?)"),  # a letter short
+    ("arithmetic", "imsze", " (did you mean imsize?)"),
+    ("fid", "nsample", " (did you mean nsamples?)"),
+    ("convert", "inptu", " (did you mean input?)"),
+    ("train", "zzz", ""),                                     # nothing close: no hint
+])
+def test_a_misspelt_option_variable_is_one_line_naming_it(tmp_path, monkeypatch, capsys, script, variable, hint):
+    """Every script, run as `variable=4 python <script>.py`: exit 1 and exactly this line, nothing written (the
+    run would otherwise go on with the default silently); the options listed are the script's own."""
+    monkeypatch.chdir(tmp_path)
+    main = importlib.import_module(f"dcgan.{script}").main
+    cls = {"train": TrainOptions, "generate": GenerateOptions, "arithmetic": ArithmeticOptions, "fid": FidOptions,
+           "convert": ConvertOptions}[script]
+    with pytest.raises(SystemExit) as e:
+        cli(main, cls, [], {variable: "4", "PATH": "/bin", "HOME": str(tmp_path), "http_proxy": "x", "net": "g.pt"})
+    err = capsys.readouterr().err.splitlines()
+    assert e.value.code == 1 and len(err) == 1, err
+    head, listed = err[0].split("; options are: ")
+    assert head == f"error: unknown option {variable}='4' in the environment{hint}"
+    assert set(listed.split()) == {f.name for f in dataclasses.fields(cls)}
+    assert os.listdir(tmp_path) == []
 
 
 def test_bad_values_are_rejected_by_the_parser():
