@@ -60,7 +60,8 @@ def build_captioner(ck, device="cpu"):
     cnn.load_state_dict(ck["cnn"])
     vocab_size = len(ck["ix_to_word"])
     decoder = build_model(opt["caption_model"], vocab_size, cnn.fc_dim, cnn.att_dim, opt["input_encoding_size"],
-                          opt["rnn_size"], opt.get("num_layers", 1), opt["drop_prob_lm"], ck["seq_length"])
+                          opt["rnn_size"], opt.get("num_layers", 1), opt["drop_prob_lm"], ck["seq_length"],
+                          opt.get("att_hid_size", 512))
     decoder.load_state_dict(ck["model"])
     decoder.lua_beam = opt.get("beam_search") == "neuraltalk2"  # LanguageModel:sample_beam, exactly
     model = CaptionModel(decoder, cnn)

@@ -203,9 +203,11 @@ def canonical(name):
 
 
 def build_model(caption_model, vocab_size, fc_dim, att_dim, input_encoding_size=512, rnn_size=512, num_layers=1,
-                drop_prob_lm=0.5, seq_length=16):
-    cls = {"show_tell": ShowTell, "topdown": TopDown}[canonical(caption_model)]
-    return cls(vocab_size, fc_dim, att_dim, input_encoding_size, rnn_size, num_layers, drop_prob_lm, seq_length)
+                drop_prob_lm=0.5, seq_length=16, att_hid_size=512):
+    if canonical(caption_model) == "topdown":
+        return TopDown(vocab_size, fc_dim, att_dim, input_encoding_size, rnn_size, num_layers, drop_prob_lm,
+                       seq_length, att_hid_size)
+    return ShowTell(vocab_size, fc_dim, att_dim, input_encoding_size, rnn_size, num_layers, drop_prob_lm, seq_length)
 
 
 class CaptionModel(nn.Module):

@@ -140,7 +140,7 @@ def build(opt, data, ckpt, log):
         raise UserError(f"{opt.input_h5}: its features came from a different {info['cnn']} than -cnn_weights "
                         f"{info['cnn_weights']!r} gives here; re-run prepro.py")
     decoder = build_model(opt.caption_model, data.vocab_size, cnn.fc_dim, cnn.att_dim, opt.input_encoding_size,
-                          opt.rnn_size, opt.num_layers, opt.drop_prob_lm, data.seq_length)
+                          opt.rnn_size, opt.num_layers, opt.drop_prob_lm, data.seq_length, opt.att_hid_size)
     if canonical(opt.caption_model) == "topdown" and not (data.has_att or data.has_images):
         raise UserError(f"{opt.input_h5}: -caption_model topdown needs `att` features; run prepro.py with "
                         f"-image_data feats")

@@ -204,3 +204,20 @@ def test_embedding_each_image_once_equals_expanding_first(name):
     once = m(fc, att, labels, seq_per_img=2)
     first = m(fc.repeat_interleave(2, 0), att.repeat_interleave(2, 0), labels)
     assert once.shape == (6, 8, 10) and torch.allclose(once, first, atol=1e-6)
+
+
+def test_att_hid_size_sizes_the_attention_and_survives_the_checkpoint(prepped, tmp_path):
+    from neuraltalk.captioner import build_captioner
+
+    args = ("-caption_model", "topdown", "-val_images_use", "0", "-save_checkpoint_every", "1", "-id", "a")
+    path = run_train(prepped, tmp_path, *args, "-max_iters", "1", "-att_hid_size", "24")
+    ck = checkpoint.load(path, "neuraltalk")
+    # rnn_size 48 -> att_hid_size 24: the attention MLP's layers, not the default 512
+    assert ck["model"]["ctx2att.weight"].shape == (24, 48) and ck["model"]["h2att.weight"].shape == (24, 48)
+    assert ck["model"]["alpha_net.weight"].shape == (1, 24)
+    assert build_captioner(ck).decoder.ctx2att.out_features == 24
+    # resumed, the checkpoint's size wins (the flag's default would be 512)
+    args2 = [a for a in train_args(prepped, tmp_path, *args, "-max_iters", "2", "-start_from", str(path))
+             if a not in ("-att_hid_size", "32")]
+    resumed = checkpoint.load(train.main(parse(train.TrainOptions, args2)), "neuraltalk")
+    assert resumed["history"]["iter"] == 2 and resumed["model"]["ctx2att.weight"].shape == (24, 48)
