@@ -9,7 +9,7 @@ from common import checkpoint
 from common.captions import decode_batch
 from neuraltalk.cnn import ImageEncoder, build_cnn, to_tensor_batch
 from neuraltalk.data import center_crop, list_image_folder, load_rgb
-from neuraltalk.model import CaptionModel, build_model
+from neuraltalk.model import CaptionModel, build_model, config_of_checkpoint
 
 KIND = "neuraltalk"
 
@@ -48,7 +48,7 @@ def cnn_from_spec(spec, preprocess="caffe"):
 
 def build_captioner(ck, device="cpu"):
     """Checkpoint dict -> CaptionModel in eval mode (CNN included, so raw images can be captioned)."""
-    opt, info = ck["opt"], ck["cnn_info"]
+    info = ck["cnn_info"]
     if "cnn_spec" in ck:
         cnn = cnn_from_spec(ck["cnn_spec"], ck.get("cnn_preprocess", "caffe"))
     else:
@@ -58,12 +58,10 @@ def build_captioner(ck, device="cpu"):
         with contextlib.redirect_stderr(io.StringIO()):
             cnn = build_cnn(info["cnn"], "", int(info["att_size"]), int(info.get("seed", 123)))
     cnn.load_state_dict(ck["cnn"])
-    vocab_size = len(ck["ix_to_word"])
-    decoder = build_model(opt["caption_model"], vocab_size, cnn.fc_dim, cnn.att_dim, opt["input_encoding_size"],
-                          opt["rnn_size"], opt.get("num_layers", 1), opt["drop_prob_lm"], ck["seq_length"])
+    cfg = config_of_checkpoint(ck)
+    decoder = build_model(cfg)
     decoder.load_state_dict(ck["model"])
-    decoder.lua_beam = opt.get("beam_search") == "neuraltalk2"  # LanguageModel:sample_beam, exactly
-    model = CaptionModel(decoder, cnn)
+    model = CaptionModel(decoder, cnn, cfg)
     if "feat_stats" in ck:
         model.set_feature_stats(**ck["feat_stats"])
     return model.to(device).eval()

@@ -26,7 +26,7 @@ def main(opt: ConvertOptions):
     out = opt.out or os.path.splitext(opt.t7_path)[0] + ".pt"
     ck.pop("kind")
     checkpoint.save(out, KIND, ck)
-    print(f"wrote {out}: show_tell, vocabulary {len(ck['ix_to_word'])}, rnn_size {ck['opt']['rnn_size']}")
+    print(f"wrote {out}: show_tell, vocabulary {len(ck['ix_to_word'])}, rnn_size {ck['config']['rnn_size']}")
     return out
 
 

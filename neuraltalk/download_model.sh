@@ -3,7 +3,7 @@
 #   cd neuraltalk && PY=python bash download_model.sh             # the CPU variant (checkpoint_v1_cpu.zip)
 #   NEURALTALK_VARIANT=gpu bash download_model.sh                  # the CUDA one (checkpoint_v1.zip); both convert
 # Environment: NEURALTALK_MODEL_URL (folder URL, default Karpathy's), NEURALTALK_MODEL_DIR (default model/),
-# NEURALTALK_MODEL_SHA256 (expected sha256 of the zip). The published page gives no checksum and the files
+# NEURALTALK_MODEL_SHA256 (expected sha256 of the zip). Downloads go through `python -m common.download`. The published page gives no checksum and the files
 # cannot be fetched from this build machine, so CHECKSUMS below starts empty: the first download prints
 # its sha256 (pin it with NEURALTALK_MODEL_SHA256, or add it below); a mismatch always stops the script.
 set -euo pipefail
@@ -20,28 +20,19 @@ declare -A CHECKSUMS=( [checkpoint_v1_cpu.zip]="" [checkpoint_v1.zip]="" )
 EXPECTED=${NEURALTALK_MODEL_SHA256:-${CHECKSUMS[$ZIP]}}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-mkdir -p "$DIR"
-if [ ! -f "$DIR/$ZIP" ]; then
-  echo "downloading $URL/$ZIP ..."
-  if command -v curl > /dev/null; then
-    curl -fL --retry 3 -o "$DIR/$ZIP.part" "$URL/$ZIP"
-  else
-    "$PY" -c "import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])" "$URL/$ZIP" "$DIR/$ZIP.part"
-  fi
-  mv "$DIR/$ZIP.part" "$DIR/$ZIP"
-fi
-ACTUAL=$("$PY" -c "import hashlib, sys; h = hashlib.sha256(); f = open(sys.argv[1], 'rb')
-for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
-print(h.hexdigest())" "$DIR/$ZIP")
-if [ -n "$EXPECTED" ] && [ "$ACTUAL" != "$EXPECTED" ]; then
-  echo "error: $DIR/$ZIP has sha256 $ACTUAL, expected $EXPECTED; deleted it, run again to re-download" >&2
-  rm -f "$DIR/$ZIP"
-  exit 1
-elif [ -z "$EXPECTED" ]; then
+export PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}"  # common/ and neuraltalk/, from any folder
+
+# the one download helper: atomic (a partial or wrong file never takes the name), checksum-checked
+"$PY" -m common.download "$URL/$ZIP" "$DIR/$ZIP" --sha256 "$EXPECTED"
+if [ -z "$EXPECTED" ]; then
+  ACTUAL=$("$PY" -c "import sys; from common.download import digest; print(digest(sys.argv[1]))" "$DIR/$ZIP")
   echo "warning: no known checksum for $ZIP; its sha256 is $ACTUAL (pin it with NEURALTALK_MODEL_SHA256)" >&2
 fi
-"$PY" -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" "$DIR/$ZIP" "$DIR"
-T7=$(find "$DIR" -name '*.t7' | sort | head -1)
+# the .t7 this zip holds (not any .t7 of the folder: both variants may sit there side by side)
+T7=$("$PY" -c "import os, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1]); names = sorted(n for n in z.namelist() if n.endswith('.t7'))
+if names:
+    z.extract(names[0], sys.argv[2]); print(os.path.join(sys.argv[2], names[0]))" "$DIR/$ZIP" "$DIR")
 if [ -z "$T7" ]; then
   echo "error: $ZIP holds no .t7 checkpoint" >&2
   exit 1

@@ -1,9 +1,10 @@
 """The per-iteration pieces of training and the evaluation over a split (shared by train.py and eval.py).
 
-    batch = next_batch(data, order, opt, iteration, rank, world)   # image indices + label rows
-    fc, att = image_features(model, data, batch.ixs, device, ...)  # stored features or CNN(images)
-    loss = xe_step(...) / scst_step(...)
-    loss, predictions, lang_stats = evaluate(model, data, split, ...)
+    ixs, wrapped = next_batch(train_ix, order, batch_size, seed)          # the next images; order advances
+    fc, att = image_features(model, data, ixs, device, crop_size, rng)   # stored features or CNN(images)
+    loss = xe_step(net, model, fc, att, labels, ss_prob, seq_per_img)    # labels = labels_for(data, ixs, ...)
+    loss, reward = scst_step(net, model, fc, att, refs_tokens, cider, sample_n, ix_to_word)
+    loss, predictions, lang_stats = evaluate(model, data, split, device, num_images, batch_size, beam_size, ...)
 """
 import dataclasses
 import math

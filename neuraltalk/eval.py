@@ -58,7 +58,8 @@ def main(opt: EvalOptions):
     model = build_captioner(ck, device)
     sample_kw = dict(beam_size=opt.beam_size if opt.sample_max else 1, sample_max=bool(opt.sample_max),
                      temperature=opt.temperature, banned=engine.unk_columns(ck["ix_to_word"], opt.suppress_UNK))
-    batch_size = opt.batch_size if opt.batch_size > 0 else ck["opt"].get("batch_size", 16)
+    trained = ck.get("opt", {})  # the training options, read (never copied into `opt`)
+    batch_size = opt.batch_size if opt.batch_size > 0 else trained.get("batch_size", 16)
     if opt.image_folder:
         preds = caption_folder(model, ck["ix_to_word"], opt.image_folder, ck["cnn_info"], device, opt.num_images,
                                batch_size, **sample_kw)
@@ -69,10 +70,13 @@ def main(opt: EvalOptions):
                   "nothing scored (use -split with the dataset to get metrics)")
         stats = {}
     else:
-        data = CaptionData(opt.input_json or ck["opt"]["input_json"], opt.input_h5 or ck["opt"]["input_h5"])
+        json_path, h5_path = opt.input_json or trained.get("input_json", ""), opt.input_h5 or trained.get("input_h5", "")
+        if not json_path or not h5_path:
+            raise UserError(f"{opt.model} does not say which dataset it was trained on; give -input_json and -input_h5 "
+                            f"(or -image_folder)")
+        data = CaptionData(json_path, h5_path)
         if data.ix_to_word != ck["ix_to_word"]:
-            raise UserError(f"{opt.model} was trained with a different vocabulary than "
-                            f"{opt.input_json or ck['opt']['input_json']}")
+            raise UserError(f"{opt.model} was trained with a different vocabulary than {json_path}")
         _, preds, stats = engine.evaluate(model, data, opt.split, device, opt.num_images, batch_size,
                                           crop_size=int(ck["cnn_info"].get("crop_size", 224)),
                                           language_eval=bool(opt.language_eval), verbose=True, **sample_kw)

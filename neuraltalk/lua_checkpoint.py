@@ -94,7 +94,7 @@ def lstm_linears(core):
 
 def convert_t7(path):
     """-> a checkpoint dict (as train.py saves, plus `cnn_spec`) holding neuraltalk2's show-tell model."""
-    from neuraltalk.model import ShowTell
+    from neuraltalk.model import CaptionConfig, build_model
 
     ck = t7.load(path)
     protos = t7.get(ck, "protos")
@@ -117,7 +117,9 @@ def convert_t7(path):
     spec, cnn_state, (embed_w, embed_b) = cnn_spec_and_state(cnn)
     fc_dim = embed_w.shape[1]
 
-    decoder = ShowTell(V, fc_dim, 0, E, H, L, float(t7.get(lm, "drop_prob_lm", 0.5)), T)
+    cfg = CaptionConfig("show_tell", V, fc_dim, 0, E, H, L, float(t7.get(lm, "drop_prob_lm", 0.5)), T,
+                        beam_search="neuraltalk2")  # LanguageModel:sample_beam, exactly
+    decoder = build_model(cfg)
     with torch.no_grad():
         decoder.img_embed[0].weight.copy_(torch.from_numpy(embed_w))
         decoder.img_embed[0].bias.copy_(torch.from_numpy(embed_b))
@@ -128,11 +130,11 @@ def convert_t7(path):
         decoder.lm.logit.weight.copy_(torch.from_numpy(linears["decoder"][0]))
         decoder.lm.logit.bias.copy_(torch.from_numpy(linears["decoder"][1]))
     opt_t7 = t7.get(ck, "opt") or {}
-    opt = {"caption_model": "show_tell", "input_encoding_size": E, "rnn_size": H, "num_layers": L,
-           "drop_prob_lm": float(t7.get(lm, "drop_prob_lm", 0.5)), "batch_size": _num(opt_t7, "batch_size", 16),
+    opt = {"caption_model": "show_tell", "batch_size": _num(opt_t7, "batch_size", 16),
            "input_json": t7.text(t7.get(opt_t7, "input_json", b"")), "input_h5": t7.text(t7.get(opt_t7, "input_h5", b"")),
-           "converted_from": os.path.abspath(path), "beam_search": "neuraltalk2"}
-    return {"model": decoder.state_dict(), "cnn": cnn_state, "cnn_spec": spec, "cnn_preprocess": "caffe",
+           "converted_from": os.path.abspath(path)}
+    return {"config": cfg.to_dict(), "model": decoder.state_dict(), "cnn": cnn_state, "cnn_spec": spec,
+            "cnn_preprocess": "caffe",
             "cnn_info": {"cnn": "vgg16 (neuraltalk2 .t7)", "image_size": 256, "crop_size": 224, "att_size": 0,
                          "resize": "torch_image_bilinear"},
             "opt": opt, "ix_to_word": ix_to_word, "seq_length": T, "iter": _num(ck, "iter", 0), "kind": KIND}

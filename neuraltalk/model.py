@@ -7,6 +7,8 @@ Tokens follow common.caption_lm: word k is row/column k-1, row/column V is START
 Decoding (greedy, sampling, batched beam search) is common.caption_lm's, written once for both; `banned`
 output columns (the modern repos' -suppress_UNK) get log-probability -inf at every step.
 """
+import dataclasses
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -202,10 +204,69 @@ def canonical(name):
     return name
 
 
-def build_model(caption_model, vocab_size, fc_dim, att_dim, input_encoding_size=512, rnn_size=512, num_layers=1,
-                drop_prob_lm=0.5, seq_length=16):
-    cls = {"show_tell": ShowTell, "topdown": TopDown}[canonical(caption_model)]
-    return cls(vocab_size, fc_dim, att_dim, input_encoding_size, rnn_size, num_layers, drop_prob_lm, seq_length)
+@dataclasses.dataclass
+class CaptionConfig:
+    """Everything that shapes a caption model: train.py builds it once from its options, the checkpoint stores
+    it (`config`, a dict), eval.py, convert.py and the captioner rebuild the model from it."""
+    caption_model: str = "show_tell"  # show_tell | topdown (aliases accepted, stored canonical)
+    vocab_size: int = 0
+    fc_dim: int = 0
+    att_dim: int = 0  # 0: no attention features (show_tell)
+    input_encoding_size: int = 512
+    rnn_size: int = 512
+    num_layers: int = 1  # show_tell's LSTM layers
+    drop_prob_lm: float = 0.5
+    seq_length: int = 16
+    att_hid_size: int = 512  # topdown's attention MLP
+    beam_search: str = "batched"  # or "neuraltalk2": LanguageModel:sample_beam, for converted .t7 models
+
+    def __post_init__(self):
+        self.caption_model = canonical(self.caption_model)
+        if self.caption_model == "show_tell":  # what a model does not use is not part of it
+            self.att_dim, self.att_hid_size = 0, 512
+        else:
+            self.num_layers = 1
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def build_model(cfg: CaptionConfig) -> nn.Module:
+    """The decoder a CaptionConfig describes (ShowTell or TopDown), freshly initialised."""
+    common = (cfg.vocab_size, cfg.fc_dim, cfg.att_dim, cfg.input_encoding_size, cfg.rnn_size, cfg.num_layers,
+              cfg.drop_prob_lm, cfg.seq_length)
+    if cfg.caption_model == "topdown":
+        return TopDown(*common, att_hid_size=cfg.att_hid_size)
+    model = ShowTell(*common)
+    model.lua_beam = cfg.beam_search == "neuraltalk2"
+    return model
+
+
+def config_of_checkpoint(ck) -> CaptionConfig:
+    """The checkpoint's CaptionConfig; for checkpoints written before it was stored, derived from the stored
+    fields: the options (`opt`), the vocabulary, `seq_length`, and the weights' shapes (which decide the
+    sizes: train.py before 2026-12 wrote -att_hid_size into `opt` but built TopDown with 512)."""
+    if "config" in ck:
+        return CaptionConfig.from_dict(ck["config"])
+    opt, w = ck.get("opt", {}), ck["model"]
+    cfg = CaptionConfig(caption_model=opt.get("caption_model", "show_tell"), vocab_size=len(ck["ix_to_word"]),
+                        drop_prob_lm=float(opt.get("drop_prob_lm", 0.5)), seq_length=int(ck["seq_length"]),
+                        beam_search="neuraltalk2" if opt.get("beam_search") == "neuraltalk2" else "batched")
+    if cfg.caption_model == "topdown":
+        cfg.rnn_size, cfg.fc_dim = w["fc_embed.0.weight"].shape
+        cfg.att_dim = w["att_embed.0.weight"].shape[1]
+        cfg.input_encoding_size = w["embed.0.weight"].shape[1]
+        cfg.att_hid_size = w["ctx2att.weight"].shape[0]
+    else:
+        cfg.input_encoding_size, cfg.fc_dim = w["img_embed.0.weight"].shape
+        cfg.rnn_size = w["lm.logit.weight"].shape[1]
+        cfg.num_layers = sum(1 for k in w if k.startswith("lm.lstm.rnn.weight_hh_l"))
+    return cfg
 
 
 class CaptionModel(nn.Module):
@@ -217,9 +278,9 @@ class CaptionModel(nn.Module):
     few percent around a large mean, and without this the decoder first learns to ignore the image.
     """
 
-    def __init__(self, decoder: nn.Module, cnn: nn.Module = None):
+    def __init__(self, decoder: nn.Module, cnn: nn.Module = None, config: CaptionConfig = None):
         super().__init__()
-        self.decoder, self.cnn = decoder, cnn
+        self.decoder, self.cnn, self.config = decoder, cnn, config
         fc_dim, att_dim = (cnn.fc_dim, cnn.att_dim) if cnn is not None else (0, 0)
         self.register_buffer("fc_mean", torch.zeros(fc_dim))
         self.register_buffer("fc_std", torch.ones(fc_dim))

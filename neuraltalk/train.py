@@ -27,7 +27,7 @@ from common.device import close_distributed, init_distributed, rng_state, seed_e
 from neuraltalk import engine
 from neuraltalk.cnn import build_cnn, fingerprint
 from neuraltalk.data import CaptionData
-from neuraltalk.model import ALIASES, MODELS, CaptionModel, build_model, canonical
+from neuraltalk.model import ALIASES, MODELS, CaptionConfig, CaptionModel, build_model, canonical, config_of_checkpoint
 from neuraltalk.rewards import CiderD
 
 KIND = "neuraltalk"
@@ -122,13 +122,34 @@ def load_start(opt):
     elif not os.path.exists(path):
         raise UserError(f"-start_from {opt.start_from}: no such folder or file")
     ckpt = checkpoint.load(path, KIND)
-    saved = ckpt["opt"]["caption_model"]
-    if canonical(saved) != canonical(opt.caption_model):
+    ckpt["path"] = path
+    saved = config_of_checkpoint(ckpt).caption_model
+    if saved != canonical(opt.caption_model):
         raise UserError(f"{path}: a {saved} checkpoint, but -caption_model is {opt.caption_model}; pass "
                         f"-caption_model {saved}")
-    for k in ("rnn_size", "input_encoding_size", "num_layers", "att_hid_size"):  # the checkpoint decides
-        setattr(opt, k, ckpt["opt"][k])
     return ckpt
+
+
+SHAPING = ("input_encoding_size", "rnn_size", "num_layers", "att_hid_size")
+
+
+def model_config(opt, data, cnn, ckpt, log) -> CaptionConfig:
+    """This run's CaptionConfig, built once: from the options, or with -start_from the checkpoint's (its sizes
+    win over the flags, and the log says so; dropout and the label length come from this run)."""
+    if ckpt is None:
+        return CaptionConfig(opt.caption_model, data.vocab_size, cnn.fc_dim, cnn.att_dim, opt.input_encoding_size,
+                             opt.rnn_size, opt.num_layers, opt.drop_prob_lm, data.seq_length, opt.att_hid_size)
+    cfg = config_of_checkpoint(ckpt)
+    if (cfg.vocab_size, cfg.fc_dim, cfg.att_dim) != (data.vocab_size, cnn.fc_dim, cnn.att_dim if cfg.att_dim else 0):
+        raise UserError(f"-start_from {ckpt['path']}: trained with a vocabulary of {cfg.vocab_size} and {cfg.fc_dim}-d "
+                        f"features, but {opt.input_h5} has {data.vocab_size} and {cnn.fc_dim}; resume on the "
+                        f"prepro.py output it was trained on")
+    imposed = [f"-{k} {getattr(cfg, k)}" for k in SHAPING
+               if getattr(cfg, k) != getattr(opt, k) and (k != "num_layers" or cfg.caption_model == "show_tell")
+               and (k != "att_hid_size" or cfg.caption_model == "topdown")]
+    if imposed:
+        log(f"the checkpoint decides {', '.join(imposed)} (the sizes it was trained with)")
+    return dataclasses.replace(cfg, drop_prob_lm=opt.drop_prob_lm, seq_length=data.seq_length)
 
 
 def build(opt, data, ckpt, log):
@@ -139,19 +160,19 @@ def build(opt, data, ckpt, log):
                                                        rel_tol=1e-6):
         raise UserError(f"{opt.input_h5}: its features came from a different {info['cnn']} than -cnn_weights "
                         f"{info['cnn_weights']!r} gives here; re-run prepro.py")
-    decoder = build_model(opt.caption_model, data.vocab_size, cnn.fc_dim, cnn.att_dim, opt.input_encoding_size,
-                          opt.rnn_size, opt.num_layers, opt.drop_prob_lm, data.seq_length)
     if canonical(opt.caption_model) == "topdown" and not (data.has_att or data.has_images):
         raise UserError(f"{opt.input_h5}: -caption_model topdown needs `att` features; run prepro.py with "
                         f"-image_data feats")
-    model = CaptionModel(decoder, cnn)
+    cfg = model_config(opt, data, cnn, ckpt, log)
+    decoder = build_model(cfg)
+    model = CaptionModel(decoder, cnn, cfg)
     if ckpt is not None:
         model.decoder.load_state_dict(ckpt["model"])
         model.cnn.load_state_dict(ckpt["cnn"])
         model.set_feature_stats(**ckpt["feat_stats"])
     elif data.has_feats:
         model.set_feature_stats(*feature_stats(data, data.split_ix["train"]))
-    log(f"{canonical(opt.caption_model)}: {sum(p.numel() for p in decoder.parameters()):,} parameters "
+    log(f"{cfg.caption_model}: {sum(p.numel() for p in decoder.parameters()):,} parameters "
         f"(+ {info['cnn']} CNN {sum(p.numel() for p in cnn.parameters()):,})")
     return model
 
@@ -239,6 +260,7 @@ def save(opt, model, lm_opt, cnn_opt, hist, data, best):
                "cnn_info": {k: (v.item() if hasattr(v, "item") else v) for k, v in data.cnn_info.items()
                             if k in ("cnn", "cnn_weights", "att_size", "seed", "image_size", "crop_size")},
                "cnn_preprocess": model.cnn.preprocess,
+               "config": model.config.to_dict(),
                "opt": dataclasses.asdict(opt), "ix_to_word": data.ix_to_word, "seq_length": data.seq_length,
                "optimizer": lm_opt.state_dict(), "cnn_optimizer": cnn_opt.state_dict(), "rng": rng_state(),
                "history": dataclasses.asdict(hist)}
@@ -246,7 +268,7 @@ def save(opt, model, lm_opt, cnn_opt, hist, data, best):
     if best:
         checkpoint.save(os.path.join(folder, f"model_id{opt.id}-best.pt"), KIND, payload)
     h5prep.write_json(os.path.join(folder, f"model_id{opt.id}.json"),
-                      {"opt": dataclasses.asdict(opt), **dataclasses.asdict(hist)})
+                      {"opt": dataclasses.asdict(opt), "config": model.config.to_dict(), **dataclasses.asdict(hist)})
     return path
 
 

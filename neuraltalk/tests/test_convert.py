@@ -1,16 +1,25 @@
-"""neuraltalk2 .t7 checkpoints (structure as train.lua saves them, small sizes) -> our show-tell model."""
+"""neuraltalk2 .t7 checkpoints -> our show-tell model: look-alikes from our writer (CUDA storages, 1-2 layers)
+against a numpy LanguageModel, and the Lua-written fixture through convert.py + eval.py."""
+import os
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from common import checkpoint, t7
 from common.cli import UserError, parse
 from neuraltalk import convert
 from neuraltalk import eval as nt_eval
 from neuraltalk.captioner import build_captioner, caption_folder, load_checkpoint
 from neuraltalk.lua_checkpoint import torch_image_scale
+from neuraltalk.tests.conftest import NEURALTALK
 from neuraltalk.tests.t7_fixture import greedy_caption, image_vector, save_checkpoint
 
+FIX = NEURALTALK / "tests" / "lua" / "fixtures"
 VOCAB = ["a", "dog", "cat", "runs", "on", "grass", "UNK"]
 
 
@@ -51,23 +60,29 @@ def test_converted_model_captions_as_the_lua_model_would(tmp_path, photos, tenso
         assert np.allclose(logprobs[0, :len(lps)].numpy(), lps, atol=1e-4)
 
 
-def test_convert_cli_and_eval_on_t7_directly(tmp_path, photos, capsys):
-    path = tmp_path / "nt.t7"
-    save_checkpoint(path, VOCAB)
-    out = convert.main(parse(convert.ConvertOptions, [str(path)]))
-    assert out.endswith("nt.pt")
-    opt = parse(nt_eval.EvalOptions, ["-model", str(path), "-image_folder", str(photos), "-gpuid", "-1",
-                                      "-vis_dir", str(tmp_path / "vis")])
-    preds_t7, _ = nt_eval.main(opt)
-    opt.model = out
-    preds_pt, _ = nt_eval.main(opt)
-    assert [p["caption"] for p in preds_t7] == [p["caption"] for p in preds_pt]
+def test_convert_cli_then_eval_gives_the_lua_captions(tmp_path, capsys):
+    """convert.py (the real command) on the .t7 train.lua wrote; eval.py on the .pt it writes: the greedy
+    captions neuraltalk2's own eval path computed (tests/lua/fixtures/lua_outputs.t7)."""
+    src = tmp_path / "model_id1-501-1448236541.t7"
+    shutil.copy(FIX / src.name, src)
+    env = dict(os.environ, PYTHONPATH=str(NEURALTALK.parent))
+    done = subprocess.run([sys.executable, str(NEURALTALK / "convert.py"), str(src)], capture_output=True, text=True,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "model_id1-501-1448236541.pt"
+    assert f"wrote {out}: show_tell" in done.stdout and out.exists()
+    ck = checkpoint.load(out, "neuraltalk")
+    assert ck["config"]["caption_model"] == "show_tell" and ck["config"]["beam_search"] == "neuraltalk2"
+    opt = parse(nt_eval.EvalOptions, ["-model", str(out), "-image_folder", str(FIX / "images"), "-gpuid", "-1",
+                                      "-beam_size", "1", "-suppress_UNK", "0", "-vis_dir", str(tmp_path / "vis")])
+    preds, _ = nt_eval.main(opt)
+    lua = t7.load(FIX / "lua_outputs.t7")
+    theirs = {f.decode(): c.decode() for f, c in zip(lua[b"files"], lua[b"train"][b"greedy_captions"])}
+    assert {p["file_name"]: p["caption"] for p in preds} == theirs
     assert (tmp_path / "vis" / "vis.json").exists() and (tmp_path / "vis" / "imgs" / "img3.jpg").exists()
 
 
 def test_not_a_neuraltalk2_checkpoint(tmp_path):
-    from common import t7
-
     p = tmp_path / "x.t7"
     t7.save(p, {"protos": {"rnn": 1}, "opt": {}})
     with pytest.raises(UserError, match="not a neuraltalk2 checkpoint"):

@@ -96,7 +96,7 @@ def test_suppress_UNK(trained, tmp_path, shapes):
     import torch
 
     from common import checkpoint
-    from neuraltalk.model import build_model
+    from neuraltalk.model import CaptionConfig, build_model
 
     ck = checkpoint.load(trained, "neuraltalk")
     unk = str(len(ck["ix_to_word"]))  # UNK is the last word, as prepro writes it (word k is column k-1)
@@ -112,7 +112,7 @@ def test_suppress_UNK(trained, tmp_path, shapes):
         assert all(p["caption"].split()[0] == "UNK" for p in off)
         assert all(p["caption"] and "UNK" not in p["caption"].split() for p in on)
     torch.manual_seed(0)
-    model = build_model("topdown", 6, 8, 8, 8, 8, seq_length=5).eval()
+    model = build_model(CaptionConfig("topdown", 6, 8, 8, 8, 8, seq_length=5)).eval()
     with torch.no_grad():
         model.logit.bias[2] += 30.0  # word 3
     fc, att = torch.randn(2, 8), torch.randn(2, 4, 8)

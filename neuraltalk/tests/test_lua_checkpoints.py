@@ -1,6 +1,11 @@
 """neuraltalk2 checkpoints written by neuraltalk2's own Lua code (tests/lua/make_fixture.lua: train.lua's
 checkpoint table, and the same file after convert_checkpoint_gpu_to_cpu.lua) against what that code computed
 on three images (image.scale, net_utils.prepro, protos.cnn, LanguageModel:sample / sample_beam)."""
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -59,3 +64,20 @@ def test_features_and_logprobs_equal_lua(lua, which):
         n = int((seq[b] > 0).sum()) + 1  # the words and END
         assert seq[b, :n - 1].tolist() == lua_seq[b, :n - 1].tolist()
         np.testing.assert_allclose(lps[b, :n].numpy(), lua_lps[b, :n], atol=1e-5)
+
+
+def test_eval_command_on_the_lua_t7_prints_and_writes_the_lua_captions(tmp_path, lua):
+    """The README's command, as a user runs it: `python neuraltalk/eval.py -model <the .t7> -image_folder ...`."""
+    vis = tmp_path / "vis"
+    cmd = [sys.executable, str(NEURALTALK / "eval.py"), "-model", str(FIX / FILES["cpu"]), "-image_folder",
+           str(FIX / "images"), "-num_images", "-1", "-beam_size", "2", "-suppress_UNK", "0", "-gpuid", "-1",
+           "-vis_dir", str(vis)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(NEURALTALK.parent)))
+    assert done.returncode == 0, done.stderr
+    files = [f.decode() for f in lua[b"files"]]
+    theirs = dict(zip(files, (c.decode() for c in lua[b"cpu"][b"beam2_captions"])))
+    written = json.load(open(vis / "vis.json"))
+    assert {v["file_name"]: v["caption"] for v in written} == theirs
+    printed = [line for line in done.stdout.splitlines() if line.startswith("image ")]
+    assert printed == [f"image {v['image_id']}: {theirs[v['file_name']]}" for v in written]
+    assert len(printed) == len(files) == len(os.listdir(vis / "imgs"))

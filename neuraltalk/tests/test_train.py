@@ -196,11 +196,63 @@ def test_finetune_changes_the_cnn(prepped, tmp_path):
 
 @pytest.mark.parametrize("name", ["show_tell", "topdown"])
 def test_embedding_each_image_once_equals_expanding_first(name):
-    from neuraltalk.model import build_model
+    from neuraltalk.model import CaptionConfig, build_model
 
     torch.manual_seed(0)
-    m = build_model(name, 9, 12, 8, 16, 16, 1, 0.0, 6).eval()
+    m = build_model(CaptionConfig(name, 9, 12, 8, 16, 16, 1, 0.0, 6)).eval()
     fc, att, labels = torch.randn(3, 12), torch.randn(3, 4, 8), torch.randint(0, 10, (6, 6))
     once = m(fc, att, labels, seq_per_img=2)
     first = m(fc.repeat_interleave(2, 0), att.repeat_interleave(2, 0), labels)
     assert once.shape == (6, 8, 10) and torch.allclose(once, first, atol=1e-6)
+
+
+def test_att_hid_size_sizes_the_attention_and_survives_the_checkpoint(prepped, tmp_path, capsys):
+    from neuraltalk import eval as nt_eval
+    from neuraltalk.captioner import build_captioner
+    from neuraltalk.model import CaptionConfig, config_of_checkpoint
+
+    args = ("-caption_model", "topdown", "-val_images_use", "0", "-save_checkpoint_every", "1", "-id", "a")
+    path = run_train(prepped, tmp_path, *args, "-max_iters", "1", "-att_hid_size", "24")
+    ck = checkpoint.load(path, "neuraltalk")
+    # rnn_size 48 -> att_hid_size 24: the attention MLP's layers, not the default 512
+    assert ck["model"]["ctx2att.weight"].shape == (24, 48) and ck["model"]["h2att.weight"].shape == (24, 48)
+    assert ck["model"]["alpha_net.weight"].shape == (1, 24)
+    assert build_captioner(ck).decoder.ctx2att.out_features == 24
+    # resumed, the checkpoint's size wins (the flag's default would be 512)
+    args2 = [a for a in train_args(prepped, tmp_path, *args, "-max_iters", "2", "-start_from", str(path))
+             if a not in ("-att_hid_size", "32")]
+    opt2 = parse(train.TrainOptions, args2)
+    resumed = checkpoint.load(train.main(opt2), "neuraltalk")
+    assert resumed["history"]["iter"] == 2 and resumed["model"]["ctx2att.weight"].shape == (24, 48)
+    assert "the checkpoint decides -att_hid_size 24" in capsys.readouterr().out and opt2.att_hid_size == 512
+    # the checkpoint stores the CaptionConfig the model was built from
+    V, T = len(ck["ix_to_word"]), ck["seq_length"]
+    assert resumed["config"] == CaptionConfig("topdown", V, 512, 512, 48, 48, 1, 0.2, T, 24).to_dict()
+
+    # a checkpoint from before the Config (only `opt`, whose att_hid_size the old train.py ignored): derived
+    # from the stored fields and weights, it loads and captions as the same file with its Config
+    old = {k: v for k, v in resumed.items() if k != "config"}
+    old["opt"] = dict(old["opt"], att_hid_size=512)
+    checkpoint.save(tmp_path / "old.pt", "neuraltalk", old)
+    assert config_of_checkpoint(old) == config_of_checkpoint(resumed)
+    captions = []
+    for name in ("model_ida.pt", "old.pt"):
+        ev = ["-model", str(tmp_path / name), "-split", "val", "-num_images", "-1", "-beam_size", "2",
+              "-gpuid", "-1", "-dump_images", "0", "-dump_json", "0"]
+        captions.append([p["caption"] for p in nt_eval.main(parse(nt_eval.EvalOptions, ev))[0]])
+    assert captions[0] == captions[1] and len(captions[0]) == 8
+    args3 = [a if a != str(path) else str(tmp_path / "old.pt") for a in args2]
+    args3[args3.index("-max_iters") + 1] = "3"
+    again = checkpoint.load(train.main(parse(train.TrainOptions, args3)), "neuraltalk")
+    assert again["history"]["iter"] == 3 and again["config"]["att_hid_size"] == 24
+
+
+def test_show_tell_config_of_an_old_checkpoint_is_derived(prepped, tmp_path):
+    from neuraltalk.model import config_of_checkpoint
+
+    path = run_train(prepped, tmp_path, "-max_iters", "1", "-val_images_use", "0", "-num_layers", "2",
+                     "-rnn_size", "40", "-input_encoding_size", "24")
+    ck = checkpoint.load(path, "neuraltalk")
+    assert ck["config"]["num_layers"] == 2 and ck["config"]["rnn_size"] == 40 and ck["config"]["fc_dim"] == 512
+    old = {k: v for k, v in ck.items() if k != "config"}
+    assert config_of_checkpoint(old).to_dict() == ck["config"]
