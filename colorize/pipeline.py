@@ -133,7 +133,7 @@ def load_model(path, device):
                             f"or train one with colorize/train.py and pass -model PATH")
         raise UserError(f"{path}: no such model file")
     if path.endswith(".t7"):
-        from colorize.convert import load_t7
+        from colorize.lua_checkpoint import load_t7
         net, mean = load_t7(path)
         ck = {"config": net.config.__dict__, "mean": mean, "recombine": "yuv", "source": path}
     else:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from colorize import convert, pipeline
+from colorize import convert, lua_checkpoint, pipeline
 from colorize.model import ColorNet, ColorNetConfig
 from colorize.tests.conftest import COLORIZE, NOT_A_COLORNET
 from colorize.tests.t7_colornet import make_colornet, reference_forward
@@ -32,7 +32,7 @@ def forward(net, x1, x2):
 def test_converted_network_matches_numpy_reference(tmp_path, kw, tensor_type):
     table, spec = make_colornet(seed=5, **kw)
     t7.save(tmp_path / "m.t7", table, tensor_type=tensor_type)
-    net, mean = convert.load_t7(tmp_path / "m.t7")
+    net, mean = lua_checkpoint.load_t7(tmp_path / "m.t7")
     S = net.config.global_size
     assert mean == pytest.approx(0.4512) and S == kw.get("global_size", 32)
     assert net.config.batch_norm == kw.get("bn", False) and net.config.n_classes == kw.get("n_classes", 0)
@@ -59,7 +59,7 @@ def test_convert_main_and_colorize_with_the_result(tiny_t7, tmp_path):
     convert.main(parse(convert.ConvertOptions, [str(path), str(out)]))  # the script itself: download_model.sh
     ck = checkpoint.load(out, "colorize")
     assert ck["recombine"] == "yuv" and ck["mean"] == pytest.approx(0.4512)
-    net_t7, _ = convert.load_t7(path)
+    net_t7, _ = lua_checkpoint.load_t7(path)
     net_pt, _ = pipeline.load_model(out, torch.device("cpu"))
     x = torch.rand(1, 1, 16, 24)
     assert torch.equal(net_t7(x)[0], net_pt(x)[0])
@@ -67,17 +67,17 @@ def test_convert_main_and_colorize_with_the_result(tiny_t7, tmp_path):
 
 def test_wrong_files_are_one_line_errors(tmp_path):
     with pytest.raises(UserError, match="not a colornet model"):
-        convert.load_t7(NOT_A_COLORNET)
+        lua_checkpoint.load_t7(NOT_A_COLORNET)
     (tmp_path / "x.t7").write_text("hello")
     with pytest.raises(UserError, match="not a readable Torch7"):
-        convert.load_t7(tmp_path / "x.t7")
+        lua_checkpoint.load_t7(tmp_path / "x.t7")
     table, _ = make_colornet()
     seq = t7.get(t7.get(table, "model"), "modules")[1]   # mid-level: drop a layer
     mods = t7.get(seq, "modules")
     seq._obj["modules"] = mods[:2]
     t7.save(tmp_path / "bad.t7", table)
     with pytest.raises(UserError, match="mid-level path has 1 parameter layers"):
-        convert.load_t7(tmp_path / "bad.t7")
+        lua_checkpoint.load_t7(tmp_path / "bad.t7")
 
 
 # ---------------------------------------------------------------- download_model.sh against a local server
