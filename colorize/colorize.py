@@ -30,9 +30,12 @@ class ColorizeOptions:
     recombine: str = flag("", "yuv: colorize.lua's recombination (keeps the input Y, quirky L); lab: corrected "
                               "Lab recombination; empty = the model's own default", choices=["", "yuv", "lab"])
     max_side: int = flag(1600, "colorize at most at this long side and upsample the chroma onto the "
-                               "full-resolution luminance (huge scans); 0 = the full resolution, as the original")
-    keep_size: int = flag(1, "1 = output at the input's size; 0 = the original's size (rounded to multiples of 8)")
-    save_ab: int = flag(0, "1 = also save the predicted chroma as OUTPUT_ab.npy (2 x H x W float32, Lab a and b)")
+                               "full-resolution luminance (huge scans); 0 = the full resolution, as the original",
+                         min=0)
+    keep_size: int = flag(1, "1 = output at the input's size; 0 = the original's size (rounded to multiples of 8)",
+                          min=0, max=1)
+    save_ab: int = flag(0, "1 = also save the predicted chroma as OUTPUT_ab.npy (2 x H x W float32, Lab a and b)",
+                        min=0, max=1)
     style_image: str = flag("", "take the global (scene) features from this photo instead (colorize.lua's "
                                 "stylize pull request)")
 
@@ -101,6 +104,9 @@ def main(opt: ColorizeOptions):
         image = pipeline.read_image(opt.input)
         if os.path.isdir(opt.output):
             opt.output = os.path.join(opt.output, Path(opt.input).name)
+        if os.path.exists(opt.output) and os.path.samefile(opt.input, opt.output):  # ./a.png, /abs, links
+            raise UserError(f"{opt.output}: is the input photo itself; give another output name (the photo "
+                            f"would be replaced)")
         pipeline.check_writable(opt.output)
     colorizer = Colorizer(opt)
     if os.path.isdir(opt.input):

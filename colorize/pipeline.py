@@ -22,6 +22,7 @@ from colorize import imageops
 from colorize.model import ColorNet, ColorNetConfig
 from common import checkpoint
 from common.cli import UserError
+from common.device import get_device as _get_device
 
 Image.MAX_IMAGE_PIXELS = 400_000_000  # scans of 100+ megapixels are what users bring; the default warns at 89M
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".pnm", ".webp", ".gif"}
@@ -110,15 +111,8 @@ def write_image(path, rgb, alpha=None):
 # ---------------------------------------------------------------- models
 
 def get_device(gpu):
-    if gpu < 0:
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        if gpu >= torch.cuda.device_count():
-            raise UserError(f"-gpu {gpu}: only {torch.cuda.device_count()} CUDA device(s); use -gpu 0 or -gpu -1")
-        return torch.device("cuda", gpu)
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    raise UserError(f"-gpu {gpu}: no CUDA or MPS device on this machine; use -gpu -1 for the CPU")
+    """-gpu N -> a device; -gpu 0 without a GPU runs on the CPU with a note, as every experiment does."""
+    return _get_device(gpu, "-gpu -1")
 
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "colornet.pt"

@@ -1,5 +1,6 @@
 """colorize.py: the original pipeline step by step, every kind of image, folders, huge images, bad input."""
 import dataclasses
+import os
 import subprocess
 import sys
 
@@ -149,14 +150,39 @@ def test_bad_input_is_one_line_each(tiny_pt, tmp_path, capsys):
              ((ok, tmp_path / "o.png", "-model", tmp_path / "lm.pt"), "charrnn checkpoint, expected a colorize"),
              ((ok, tmp_path / "o.png", "-model", tmp_path / "none.pt"), "no such model file"),
              ((ok, tmp_path / "o.png", "-model", pipeline.DEFAULT_MODEL.with_name("absent.pt")), "no such model")]
-    if not torch.cuda.is_available():
-        cases.append(((ok, tmp_path / "o.png", *m, "-gpu", 0), "no CUDA or MPS device"))
+    (tmp_path / "cut.pt").write_bytes(tiny_pt.read_bytes()[:30000])    # a model file cut short
+    cases.append(((ok, tmp_path / "o.png", "-model", tmp_path / "cut.pt"), "cut.pt"))
     for args, message in cases:
         assert cli(*args) == 1, args
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (args, err)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jpg", "file", "lm.pt", "nothing", "ok.png",
-                                                          "text.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.pt", "empty.jpg", "file", "lm.pt", "nothing",
+                                                          "ok.png", "text.png"]
+
+
+def test_output_equal_to_the_input_is_refused_whatever_its_spelling(tiny_pt, tmp_path, capsys, monkeypatch):
+    Image.fromarray(photo()).save(tmp_path / "same.png")
+    os.symlink(tmp_path / "same.png", tmp_path / "link.png")
+    os.link(tmp_path / "same.png", tmp_path / "hard.png")
+    before = (tmp_path / "same.png").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    for out in ["same.png", "./same.png", tmp_path / "same.png", tmp_path / "sub" / ".." / "same.png",
+                "link.png", "hard.png", tmp_path]:
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        assert cli("same.png", out, "-model", tiny_pt) == 1, out
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is the input photo itself" in err, (out, err)
+    assert (tmp_path / "same.png").read_bytes() == before and os.path.islink(tmp_path / "link.png")
+    assert sorted(os.listdir(tmp_path)) == ["hard.png", "link.png", "same.png", "sub"]
+
+
+def test_gpu_without_a_gpu_runs_on_the_cpu_with_a_note(tiny_pt, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    Image.fromarray(photo()).save(tmp_path / "in.png")
+    assert cli(tmp_path / "in.png", tmp_path / "o.png", "-model", tiny_pt, "-gpu", 0) == 0
+    assert "note: no CUDA or MPS device found, running on CPU (pass -gpu -1" in capsys.readouterr().err
+    assert Image.open(tmp_path / "o.png").size == (45, 30)
 
 
 def test_default_model_missing_says_what_to_do(monkeypatch, tmp_path):
