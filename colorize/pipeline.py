@@ -4,7 +4,9 @@ colorize.lua's steps, kept on purpose (each one named where it happens):
   Y = rgb2y(image) (gamma-encoded luma; one-channel images pass through), minus the model's stored mean;
   the network's input is Y scaled to the nearest multiple of 8 and, for the global path, to 224x224;
   the sigmoid output (ab in [0, 1], half resolution) is scaled back to full size as (2 out - 1) x 100;
-  recombination 'yuv' is pred2rgb's quirk (see imageops.recombine), 'lab' the corrected one.
+  recombination 'yuv' is pred2rgb's quirk (see imageops.recombine), 'lab' the corrected one;
+  image.save writes floor(255 x value) (generic/png.c casts), so 'yuv' quantizes that way too: the
+  output is then colorize.lua's to the byte; 'lab' rounds.
 Beyond the original: alpha and 16-bit input, EXIF rotation, `max_side` (huge images are colorized at a
 working resolution and only the chroma is upsampled onto the full-resolution luminance, row strip by row
 strip, so memory stays bounded), global features from another photo (the stylize pull request).
@@ -188,11 +190,12 @@ def colorize_luminance(net, mean, y, device, recombine="yuv", max_side=0, keep_s
     tmp = out @ imageops.resample_matrix(out.shape[2], ow).astype(np.float32).T
     mh = imageops.resample_matrix(out.shape[1], oh).astype(np.float32)
     rgb = np.empty((oh, ow, 3), np.uint8)
+    offset = 0.0 if recombine == "yuv" else 0.5  # image.save truncates x 255 (its C cast); ours rounds
     ab_full = np.empty((2, oh, ow), np.float32) if want_ab else None
     for r in range(0, oh, STRIP):
         ab = (2 * np.matmul(mh[r:r + STRIP], tmp) - 1) * 100
         if want_ab:
             ab_full[:, r:r + STRIP] = ab
         strip = imageops.recombine(lum[r:r + STRIP], ab, recombine)
-        rgb[r:r + STRIP] = (strip.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+        rgb[r:r + STRIP] = (strip.transpose(1, 2, 0) * 255 + offset).astype(np.uint8)
     return rgb, ab_full
