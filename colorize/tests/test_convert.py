@@ -2,18 +2,22 @@
 import functools
 import hashlib
 import http.server
+import lzma
 import os
+import shutil
 import subprocess
 import threading
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from colorize import convert, lua_checkpoint, pipeline
 from colorize.model import ColorNet, ColorNetConfig
-from colorize.tests.conftest import COLORIZE, NOT_A_COLORNET
+from colorize.tests.conftest import COLORIZE, LUA, NOT_A_COLORNET
 from colorize.tests.t7_colornet import make_colornet, reference_forward
+from colorize.tests.test_colorize import cli
 from common import checkpoint, t7
 from common.cli import UserError, parse
 
@@ -83,32 +87,45 @@ def test_wrong_files_are_one_line_errors(tmp_path):
 # ---------------------------------------------------------------- download_model.sh against a local server
 
 @pytest.fixture
-def server(tmp_path, tiny_t7):
+def server(tmp_path):
+    """127.0.0.1 serving the Torch7-written fixtures under the published names: colornet.t7 (saved after
+    clearState) and colornet_imagenet.t7 (saved after a forward, without it)."""
     root = tmp_path / "www"
     root.mkdir()
-    (root / "colornet.t7").write_bytes(tiny_t7[0].read_bytes())
-    (root / "colornet_imagenet.t7").write_bytes(tiny_t7[0].read_bytes())
+    shutil.copy(LUA / "colornet_cleared.t7", root / "colornet.t7")
+    with lzma.open(LUA / "colornet_forward.t7.xz") as src, open(root / "colornet_imagenet.t7", "wb") as dst:
+        shutil.copyfileobj(src, dst)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *a: None
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", hashlib.md5(tiny_t7[0].read_bytes()).hexdigest()
+    md5 = {n: hashlib.md5((root / f"{n}.t7").read_bytes()).hexdigest() for n in ("colornet", "colornet_imagenet")}
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", md5
     httpd.shutdown()
 
 
 def run_download(tmp_path, url, md5, *names):
+    md5 = md5 if isinstance(md5, dict) else {"colornet": md5, "colornet_imagenet": md5}
     env = dict(os.environ, PY=os.sys.executable, COLORIZE_MODEL_URL=url, COLORIZE_MODEL_DIR=str(tmp_path / "models"),
-               COLORNET_MD5=md5, COLORNET_IMAGENET_MD5=md5)
+               COLORNET_MD5=md5["colornet"], COLORNET_IMAGENET_MD5=md5["colornet_imagenet"])
     return subprocess.run(["bash", "download_model.sh", *names], cwd=COLORIZE, env=env, capture_output=True, text=True)
 
 
-def test_download_checks_md5_and_converts(server, tmp_path):
+def test_download_checks_md5_converts_and_the_pt_colorizes_as_colorize_lua(server, tmp_path):
+    """make download-models end to end on Torch7-written files: the .pt files colorize as colorize.lua did."""
     url, md5 = server
-    r = run_download(tmp_path, url, md5, "colornet")
+    r = run_download(tmp_path, url, md5)
     assert r.returncode == 0, r.stderr
-    assert "CC BY-NC-SA 4.0" in r.stdout
-    assert sorted(os.listdir(tmp_path / "models")) == ["colornet.pt", "colornet.t7"]
-    checkpoint.load(tmp_path / "models" / "colornet.pt", "colorize")
+    assert "CC BY-NC-SA 4.0" in r.stdout and r.stdout.count("checksum ok") == 2
+    models = tmp_path / "models"
+    assert sorted(os.listdir(models)) == ["colornet.pt", "colornet.t7", "colornet_imagenet.pt",
+                                          "colornet_imagenet.t7"]
+    for name, lua_file in (("colornet", "cleared"), ("colornet_imagenet", "forward")):
+        out = tmp_path / f"{name}.png"
+        assert cli(LUA / "rgb.png", out, "-model", models / f"{name}.pt") == 0     # colorize.py's main
+        ours = np.asarray(Image.open(out)).astype(int)
+        lua = np.asarray(Image.open(LUA / f"out_rgb_{lua_file}.png")).astype(int)
+        assert np.abs(ours - lua).max() <= 1, name     # measured: identical
     again = run_download(tmp_path, url, md5, "colornet")
     assert again.returncode == 0 and "already there" in again.stdout
 

@@ -14,11 +14,10 @@ import torch
 from PIL import Image
 
 from colorize import lua_checkpoint, pipeline
-from colorize.tests.conftest import COLORIZE
+from colorize.tests.conftest import LUA
 from colorize.tests.test_colorize import cli
 from common import t7
 
-LUA = COLORIZE / "tests" / "fixtures" / "lua"
 CPU = torch.device("cpu")
 
 
