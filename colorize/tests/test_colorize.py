@@ -308,3 +308,22 @@ def test_help_documents_every_flag(script, capsys):
     for f in dataclasses.fields(cls):
         name = f.name if f.metadata.get("nargs") == "?" else f"-{f.name}"
         assert name in text and "".join(f.metadata["help"].split()) in text, f.name
+
+
+def test_bf16_stays_within_45_db_of_fp32_and_auto_is_fp32_without_native_bf16(tiny_pt, tmp_path, monkeypatch):
+    from colorize import metrics
+    from common import device
+    net, ck = pipeline.load_model(tiny_pt, torch.device("cpu"))
+    y = luma(photo(4, 96, 128)).astype(np.float32)
+    fp32, _ = pipeline.colorize_luminance(net, ck["mean"], y, torch.device("cpu"), "lab", precision="fp32")
+    bf16, _ = pipeline.colorize_luminance(net, ck["mean"], y, torch.device("cpu"), "lab", precision="bf16")
+    assert not np.array_equal(fp32, bf16)          # bf16 really ran
+    assert metrics.psnr(bf16, fp32) >= 45
+    monkeypatch.setattr(device, "native_bf16", lambda: False)   # an AVX2-only CPU, as this one
+    assert device.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(device, "native_bf16", lambda: True)
+    assert device.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    Image.fromarray(photo()).save(tmp_path / "in.png")
+    assert cli(tmp_path / "in.png", tmp_path / "o.png", "-model", tiny_pt, "-precision", "bf16") == 0
+    with pytest.raises(SystemExit):
+        parse(colorize.ColorizeOptions, ["in.png", "-precision", "fp16"])
