@@ -73,12 +73,21 @@ print(json.dumps({k: {m: float(np.mean(v)) for m, v in r.items()} | {"cf_ratio":
 SPEED = r'''
 import json, resource, sys, time, torch
 torch.set_num_threads(1)
-from colorize import colorize
+from colorize import colorize, pipeline
 from common.cli import parse
 args = sys.argv[1:]
+net_s = [0.0]
+real = pipeline.predict_ab
+def timed(*a, **k):  # the network alone (forward only), measured inside the same end-to-end run
+    t = time.process_time()
+    out = real(*a, **k)
+    net_s[0] += time.process_time() - t
+    return out
+pipeline.predict_ab = timed
 t0 = time.process_time()
 out = colorize.main(parse(colorize.ColorizeOptions, args))
-print(json.dumps({"cpu_s": time.process_time() - t0, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"cpu_s": time.process_time() - t0, "net_s": net_s[0],
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 '''
 
 
@@ -113,13 +122,17 @@ def speed(workdir):
     model = os.path.join(workdir, "paper_size.pt")
     checkpoint.save(model, "colorize", {"model": net.state_dict(), "config": vars(net.config), "mean": 0.45,
                                         "recombine": "yuv"})
-    res = {}
+    c0 = children_cpu()
+    subprocess.run([sys.executable, os.path.join(ROOT, "colorize", "colorize.py"), "-h"], check=True, env=ENV,
+                   capture_output=True)
+    res = {"startup_s": children_cpu() - c0}
     for w, h in ((768, 512), (4000, 3000)):
         src = os.path.join(workdir, f"p{w}.jpg")
         photo(src, w, h)
         for max_side in ((1600, 0) if w == 768 else (1600,)):
             r = subprocess.run([sys.executable, "-c", SPEED, src, os.path.join(workdir, f"o{w}.png"), "-model", model,
-                                "-max_side", str(max_side)], capture_output=True, text=True, env=ENV, check=True)
+                                "-max_side", str(max_side), "-precision", "auto"],
+                               capture_output=True, text=True, env=ENV, check=True)
             res[(w, h, max_side)] = json.loads(r.stdout.strip().splitlines()[-1])
             print(f"{w}x{h} max_side {max_side}: {res[(w, h, max_side)]}", flush=True)
     # folder throughput: one process for the folder vs one colorize.py process per file (model loaded each time)
@@ -223,11 +236,16 @@ def main():
                   "`python colorize/colorize.py photo.jpg out.png -model paper_size.pt -max_side N`, one fresh "
                   "process each; CPU seconds include reading, the network, recombination and writing "
                   "(not Python start-up).", "",
-                  "| photo | -max_side | CPU seconds | peak RSS |", "|---|---|---|---|"]
+                  "`-precision auto` (bf16 autocast only on a CPU with native bf16; fp32 on AVX2-only machines). "
+                  "The network-only figure is its forward pass timed inside the same run.", "",
+                  "| photo | -max_side | CPU seconds end to end | network only | ratio | peak RSS |",
+                  "|---|---|---|---|---|---|"]
         for key, v in speed_res.items():
-            if key != "folder":
+            if isinstance(key, tuple):
                 lines.append(f"| {key[0]}x{key[1]} | {key[2] or '0 (full resolution, as the original)'} | "
-                             f"{v['cpu_s']:.1f} | {v['peak_rss_mb']:.0f} MB |")
+                             f"{v['cpu_s']:.2f} | {v['net_s']:.2f} | {v['cpu_s'] / v['net_s']:.2f}x | "
+                             f"{v['peak_rss_mb']:.0f} MB |")
+        lines += ["", f"`colorize.py -h` (start-up, imports only): {speed_res['startup_s']:.2f} CPU s."]
         f = speed_res["folder"]
         lines += ["", f"Folder of {f['n']} bsds500/val photos (481x321): one `colorize.py in_dir/ out_dir/` "
                       f"{f['n'] / f['folder_s']:.2f} images per CPU second vs one `colorize.py` call per file "

@@ -11,11 +11,10 @@ if os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file
     del sys.path[0]  # run as a script: this folder's colorize.py must not hide the colorize package
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
-
-from colorize import pipeline
 from common.cli import UserError, flag, options, parse, run
+
+# torch, numpy and the pipeline are imported where an image is colorized, so `-h` costs no torch import
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "colornet.pt"
 
 
 @options
@@ -24,25 +23,37 @@ class ColorizeOptions:
     input: str = flag(None, "an image (any size; PNG/JPEG/TIFF/BMP, gray, RGB, alpha, 16-bit) or a folder of them",
                       positional=True)
     output: str = flag("out.png", "the output image, or the output folder when input is a folder", positional=True)
-    model: str = flag(str(pipeline.DEFAULT_MODEL), "weights: a .pt from convert.py or train.py (or an original "
+    model: str = flag(str(DEFAULT_MODEL), "weights: a .pt from convert.py or train.py (or an original "
                                                    ".t7)")
     gpu: int = flag(-1, "GPU id; -1 = CPU (the original ran on the CPU)")
     recombine: str = flag("", "yuv: colorize.lua's recombination (keeps the input Y, quirky L); lab: corrected "
                               "Lab recombination; empty = the model's own default", choices=["", "yuv", "lab"])
     max_side: int = flag(1600, "colorize at most at this long side and upsample the chroma onto the "
-                               "full-resolution luminance (huge scans); 0 = the full resolution, as the original")
-    keep_size: int = flag(1, "1 = output at the input's size; 0 = the original's size (rounded to multiples of 8)")
-    save_ab: int = flag(0, "1 = also save the predicted chroma as OUTPUT_ab.npy (2 x H x W float32, Lab a and b)")
+                               "full-resolution luminance (huge scans); 0 = the full resolution, as the original",
+                         min=0)
+    keep_size: int = flag(1, "1 = output at the input's size; 0 = the original's size (rounded to multiples of 8)",
+                          min=0, max=1)
+    save_ab: int = flag(0, "1 = also save the predicted chroma as OUTPUT_ab.npy (2 x H x W float32, Lab a and b)",
+                        min=0, max=1)
     style_image: str = flag("", "take the global (scene) features from this photo instead (colorize.lua's "
                                 "stylize pull request)")
+    precision: str = flag("auto", "the network's arithmetic: fp32, bf16 (autocast), or auto = bf16 only where the "
+                                  "CPU runs it natively (AVX512-BF16/AMX) or on a GPU, else fp32",
+                          choices=["auto", "fp32", "bf16"])
 
 
 class Colorizer:
     """The model and options, loaded once; `__call__(in, out)` does one file."""
 
     def __init__(self, opt):
+        from colorize import pipeline
+        from common.device import native_bf16, resolve_precision
         self.opt = opt
         self.device = pipeline.get_device(opt.gpu)
+        self.precision = resolve_precision(opt.precision, self.device)
+        if self.precision == "bf16" and self.device.type == "cpu" and not native_bf16():
+            print("note: this CPU has no native bf16: -precision bf16 is emulated, far slower than fp32 (measured "
+                  "190x on an AVX2 CPU); -precision auto picks fp32 here", file=sys.stderr)
         self.net, ck = pipeline.load_model(opt.model, self.device)
         self.mean = float(ck["mean"])
         self.recombine = opt.recombine or ck.get("recombine", "yuv")
@@ -52,10 +63,14 @@ class Colorizer:
             self.style = pipeline.style_features(self.net, y_style, self.mean, self.device)
 
     def __call__(self, src, dst, image=None):
+        import numpy as np
+
+        from colorize import pipeline
         y, alpha, _ = image or pipeline.read_image(src)
         pipeline.check_writable(dst)
         rgb, ab = pipeline.colorize_luminance(self.net, self.mean, y, self.device, self.recombine, self.opt.max_side,
-                                              bool(self.opt.keep_size), self.style, want_ab=bool(self.opt.save_ab))
+                                              bool(self.opt.keep_size), self.style, want_ab=bool(self.opt.save_ab),
+                                              precision=self.precision)
         if alpha is not None and rgb.shape[:2] != alpha.shape:
             alpha = None  # -keep_size 0 changed the size; the original had no alpha either
         pipeline.write_image(dst, rgb, alpha)
@@ -64,6 +79,9 @@ class Colorizer:
 
 
 def colorize_folder(colorizer, src_dir, dst_dir):
+    from tqdm import tqdm
+
+    from colorize import pipeline
     files = sorted(p for p in Path(src_dir).iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise UserError(f"{src_dir}: no images in this folder")
@@ -96,11 +114,15 @@ def main(opt: ColorizeOptions):
         raise UserError("usage: python colorize/colorize.py in.png out.png  (or in_dir/ out_dir/)")
     if not os.path.exists(opt.input):
         raise UserError(f"{opt.input}: no such file or folder")
+    from colorize import pipeline
     image = None
     if os.path.isfile(opt.input):  # fail on a bad image or output path before loading a 600 MB model
         image = pipeline.read_image(opt.input)
         if os.path.isdir(opt.output):
             opt.output = os.path.join(opt.output, Path(opt.input).name)
+        if os.path.exists(opt.output) and os.path.samefile(opt.input, opt.output):  # ./a.png, /abs, links
+            raise UserError(f"{opt.output}: is the input photo itself; give another output name (the photo "
+                            f"would be replaced)")
         pipeline.check_writable(opt.output)
     colorizer = Colorizer(opt)
     if os.path.isdir(opt.input):

@@ -11,6 +11,7 @@
 # Environment: PY (python), COLORIZE_MODEL_URL (base URL; default the authors' current host),
 # COLORIZE_MODEL_DIR (default models/), COLORNET_MD5 / COLORNET_IMAGENET_MD5 (override the checksums).
 set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-python}
 BASE=${COLORIZE_MODEL_URL:-http://iizuka.cs.tsukuba.ac.jp/data}
 DIR=${COLORIZE_MODEL_DIR:-models}
@@ -26,24 +27,9 @@ for name in "${NAMES[@]}"; do
     [ -n "${MD5[$name]:-}" ] || { echo "error: unknown model '$name' (colornet or colornet_imagenet)" >&2; exit 1; }
     t7="$DIR/$name.t7"; pt="$DIR/$name.pt"
     if [ -f "$pt" ]; then echo "$pt already there"; continue; fi
-    if [ ! -f "$t7" ]; then
-        part="$DIR/.$name.t7.part"
-        trap 'rm -f "$part"' EXIT
-        echo "downloading $BASE/$name.t7 (about 660 MB)"
-        if ! curl -fL --retry 2 --connect-timeout 20 -o "$part" "$BASE/$name.t7"; then
-            rm -f "$part"
-            echo "error: could not download $BASE/$name.t7; if the host is down, put $name.t7 (md5 ${MD5[$name]})" \
-                 "in colorize/$DIR/ yourself or set COLORIZE_MODEL_URL to a mirror" >&2
-            exit 1
-        fi
-        got=$(md5sum "$part" | cut -d' ' -f1)
-        if [ "$got" != "${MD5[$name]}" ]; then
-            rm -f "$part"
-            echo "error: $name.t7 from $BASE has md5 $got, expected ${MD5[$name]}; refused (nothing kept)" >&2
-            exit 1
-        fi
-        mv "$part" "$t7"
-        trap - EXIT
-    fi
+    # common.download: to a temporary file, md5-checked, then renamed; a t7 already there with the right md5
+    # (one put there by hand) is kept; offline or a dead host is one line saying where to put the file
+    [ -f "$t7" ] || echo "downloading $BASE/$name.t7 (about 660 MB)"
+    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m common.download "$BASE/$name.t7" "$t7" --md5 "${MD5[$name]}"
     "$PY" "$(dirname "$0")/convert.py" "$t7" "$pt"
 done

@@ -61,20 +61,28 @@ def scale(img: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def _gamma_expand(c):
-    return np.where(c <= 0.04045, c / 12.92, np.power((np.maximum(c, 0.04045) + 0.055) / 1.055, 2.4))
+    return np.where(c <= 0.04045, c / c.dtype.type(12.92),
+                    np.power((np.maximum(c, 0.04045) + c.dtype.type(0.055)) / c.dtype.type(1.055), c.dtype.type(2.4)))
 
 
 def _gamma_compress(c):
-    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(np.maximum(c, 0.0031308), 1 / 2.4) - 0.055)
+    t = c.dtype.type
+    return np.where(c <= 0.0031308, t(12.92) * c,
+                    t(1.055) * np.power(np.maximum(c, t(0.0031308)), t(1 / 2.4)) - t(0.055))
 
 
 def _f(t):
     return np.where(t > EPS, np.cbrt(t), (KAPPA * t + 16) / 116)
 
 
+def _m(matrix, like):
+    return matrix.astype(like.dtype) if like.dtype == np.float32 else matrix
+
+
 def rgb2lab(rgb):
-    """3 x ... sRGB (unclamped) -> Lab, image.rgb2lab."""
-    xyz = np.tensordot(RGB2XYZ, _gamma_expand(rgb), 1) / WHITE.reshape((3,) + (1,) * (rgb.ndim - 1))
+    """3 x ... sRGB (unclamped) -> Lab, image.rgb2lab (in the input's float type)."""
+    rgb = np.asarray(rgb)
+    xyz = np.tensordot(_m(RGB2XYZ, rgb), _gamma_expand(rgb), 1) / _m(WHITE, rgb).reshape((3,) + (1,) * (rgb.ndim - 1))
     fx, fy, fz = _f(xyz[0]), _f(xyz[1]), _f(xyz[2])
     return np.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)])
 
@@ -87,8 +95,8 @@ def lab2rgb(lab):
     X = np.where(fx ** 3 > EPS, fx ** 3, (116 * fx - 16) / KAPPA)
     Y = np.where(L > KAPPA * EPS, fy ** 3, L / KAPPA)
     Z = np.where(fz ** 3 > EPS, fz ** 3, (116 * fz - 16) / KAPPA)
-    xyz = np.stack([X * WHITE[0], Y, Z * WHITE[2]])
-    return _gamma_compress(np.tensordot(XYZ2RGB, xyz, 1))
+    xyz = np.stack([X * _m(WHITE, L)[0], Y, Z * _m(WHITE, L)[2]])
+    return _gamma_compress(np.tensordot(_m(XYZ2RGB, xyz), xyz, 1))
 
 
 def gray_lightness(y):
@@ -98,7 +106,8 @@ def gray_lightness(y):
 
 def quirk_lightness(y):
     """Lab L of yuv2rgb(y, y, y), which is what colorize.lua feeds lab2rgb (it treats gray as YUV)."""
-    rgb = YUV2RGB.sum(1).reshape((3,) + (1,) * np.ndim(y)) * y
+    y = np.asarray(y)
+    rgb = _m(YUV2RGB, y).sum(1).reshape((3,) + (1,) * np.ndim(y)) * y
     return rgb2lab(rgb)[0]
 
 
@@ -108,11 +117,12 @@ def recombine(y, ab, mode):
     'yuv': colorize.lua's pred2rgb: Lab(quirk L, ab) -> RGB -> YUV, keep U, V and put back the input Y.
     'lab': Lab(L of the gray, ab) -> RGB, the textbook recombination.
     """
-    y = y.astype(np.float64)
+    y = np.asarray(y, np.float32)   # float32 throughout, as torch/image on colorize.lua's FloatTensors
+    ab = np.asarray(ab, np.float32)
     if mode == "yuv":
         rgb = lab2rgb(np.concatenate([quirk_lightness(y)[None], ab], 0))
-        uv = np.tensordot(RGB2YUV[1:], rgb, 1)
-        rgb = np.tensordot(YUV2RGB, np.concatenate([y[None], uv], 0), 1)
+        uv = np.tensordot(_m(RGB2YUV, y)[1:], rgb, 1)
+        rgb = np.tensordot(_m(YUV2RGB, y), np.concatenate([y[None], uv], 0), 1)
     elif mode == "lab":
         rgb = lab2rgb(np.concatenate([gray_lightness(y)[None], ab], 0))
     else:

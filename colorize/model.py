@@ -6,7 +6,7 @@
                                            └── classification (FC 256 ── n_classes)
 
 The low-level network is shared (one set of weights) by the full-resolution and the 224x224 global paths.
-Layer sizes are the paper's, so the published colornet.t7 maps one to one (see convert.py); `width`
+Layer sizes are the paper's, so the published colornet.t7 maps one to one (see lua_checkpoint.py); `width`
 divides every channel count and `global_size` shrinks the global input, for small test networks.
 """
 from dataclasses import dataclass

@@ -4,7 +4,9 @@ colorize.lua's steps, kept on purpose (each one named where it happens):
   Y = rgb2y(image) (gamma-encoded luma; one-channel images pass through), minus the model's stored mean;
   the network's input is Y scaled to the nearest multiple of 8 and, for the global path, to 224x224;
   the sigmoid output (ab in [0, 1], half resolution) is scaled back to full size as (2 out - 1) x 100;
-  recombination 'yuv' is pred2rgb's quirk (see imageops.recombine), 'lab' the corrected one.
+  recombination 'yuv' is pred2rgb's quirk (see imageops.recombine), 'lab' the corrected one;
+  image.save writes floor(255 x value) (generic/png.c casts), so 'yuv' quantizes that way too: the
+  output is then colorize.lua's to the byte; 'lab' rounds.
 Beyond the original: alpha and 16-bit input, EXIF rotation, `max_side` (huge images are colorized at a
 working resolution and only the chroma is upsampled onto the full-resolution luminance, row strip by row
 strip, so memory stays bounded), global features from another photo (the stylize pull request).
@@ -22,6 +24,8 @@ from colorize import imageops
 from colorize.model import ColorNet, ColorNetConfig
 from common import checkpoint
 from common.cli import UserError
+from common.device import autocast
+from common.device import get_device as _get_device
 
 Image.MAX_IMAGE_PIXELS = 400_000_000  # scans of 100+ megapixels are what users bring; the default warns at 89M
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".pnm", ".webp", ".gif"}
@@ -110,18 +114,11 @@ def write_image(path, rgb, alpha=None):
 # ---------------------------------------------------------------- models
 
 def get_device(gpu):
-    if gpu < 0:
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        if gpu >= torch.cuda.device_count():
-            raise UserError(f"-gpu {gpu}: only {torch.cuda.device_count()} CUDA device(s); use -gpu 0 or -gpu -1")
-        return torch.device("cuda", gpu)
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    raise UserError(f"-gpu {gpu}: no CUDA or MPS device on this machine; use -gpu -1 for the CPU")
+    """-gpu N -> a device; -gpu 0 without a GPU runs on the CPU with a note, as every experiment does."""
+    return _get_device(gpu, "-gpu -1")
 
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "colornet.pt"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "colornet.pt"  # = colorize.DEFAULT_MODEL
 
 
 def load_model(path, device):
@@ -133,7 +130,7 @@ def load_model(path, device):
                             f"or train one with colorize/train.py and pass -model PATH")
         raise UserError(f"{path}: no such model file")
     if path.endswith(".t7"):
-        from colorize.convert import load_t7
+        from colorize.lua_checkpoint import load_t7
         net, mean = load_t7(path)
         ck = {"config": net.config.__dict__, "mean": mean, "recombine": "yuv", "source": path}
     else:
@@ -141,8 +138,9 @@ def load_model(path, device):
             ck = checkpoint.load(path, "colorize")
         except struct.error:  # torch.load of a few-byte file that is no checkpoint; common.checkpoint misses it
             raise UserError(f"{path}: not a torch-classics checkpoint (not a file written by torch.save)") from None
-        net = ColorNet(ColorNetConfig(**ck["config"]))
-        net.load_state_dict(ck["model"])
+        with torch.device("meta"):  # no random initialisation of weights about to be replaced (0.3 s at full size)
+            net = ColorNet(ColorNetConfig(**ck["config"]))
+        net.load_state_dict(ck["model"], assign=True)
     return net.to(device).eval(), ck
 
 
@@ -159,13 +157,16 @@ def prepare(y, mean, max_side=0):
 
 
 @torch.inference_mode()
-def predict_ab(net, x2, device, x1=None, global_feats=None):
-    """Network forward: X2 (h8 x w8) and X1 (S x S, default X2 scaled) -> ab in [0, 1], 2 x h8/2 x w8/2."""
+def predict_ab(net, x2, device, x1=None, global_feats=None, precision="fp32"):
+    """Network forward: X2 (h8 x w8) and X1 (S x S, default X2 scaled) -> ab in [0, 1], 2 x h8/2 x w8/2.
+
+    precision 'bf16' runs it under bfloat16 autocast (common.device.autocast); the output stays float32."""
     S = net.config.global_size
     if x1 is None and global_feats is None:
         x1 = imageops.scale(x2, S, S)  # colorize.lua: X1 = image.scale(X2, 224, 224)
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None].to(device)  # noqa: E731
-    out, _ = net(t(x2), None if x1 is None else t(x1), global_feats)
+    with autocast(torch.device(device), precision):
+        out, _ = net(t(x2), None if x1 is None else t(x1), global_feats)
     return out[0].float().cpu().numpy()
 
 
@@ -179,13 +180,13 @@ def style_features(net, y_style, mean, device):
 
 
 def colorize_luminance(net, mean, y, device, recombine="yuv", max_side=0, keep_size=True, global_feats=None,
-                       want_ab=False):
+                       want_ab=False, precision="fp32"):
     """Luminance H x W in [0, 1] -> (RGB uint8 H x W x 3, ab float32 2 x H x W in Lab units or None).
 
     keep_size=False gives the original's output size (rounded to multiples of 8, working resolution).
     """
     x2 = prepare(y, mean, max_side)
-    out = predict_ab(net, x2, device, global_feats=global_feats)
+    out = predict_ab(net, x2, device, global_feats=global_feats, precision=precision)
     if keep_size:
         lum, (oh, ow) = y, y.shape
     else:
@@ -194,11 +195,12 @@ def colorize_luminance(net, mean, y, device, recombine="yuv", max_side=0, keep_s
     tmp = out @ imageops.resample_matrix(out.shape[2], ow).astype(np.float32).T
     mh = imageops.resample_matrix(out.shape[1], oh).astype(np.float32)
     rgb = np.empty((oh, ow, 3), np.uint8)
+    offset = 0.0 if recombine == "yuv" else 0.5  # image.save truncates x 255 (its C cast); ours rounds
     ab_full = np.empty((2, oh, ow), np.float32) if want_ab else None
     for r in range(0, oh, STRIP):
         ab = (2 * np.matmul(mh[r:r + STRIP], tmp) - 1) * 100
         if want_ab:
             ab_full[:, r:r + STRIP] = ab
         strip = imageops.recombine(lum[r:r + STRIP], ab, recombine)
-        rgb[r:r + STRIP] = (strip.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+        rgb[r:r + STRIP] = (strip.transpose(1, 2, 0) * 255 + offset).astype(np.uint8)
     return rgb, ab_full

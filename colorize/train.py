@@ -30,6 +30,7 @@ from colorize.model import ColorNet, ColorNetConfig
 from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
 from common.device import seed_everything
+from common.signals import StopOnSignal
 
 MEAN = 0.45  # luminance mean subtracted from the input (the original stores its own in colornet.t7)
 
@@ -39,26 +40,26 @@ class TrainOptions:
     """Train the joint global/local colorization network (Iizuka et al. 2016) on your photos."""
     data_dir: str = flag("", "folder of colour photos, flat or one subfolder per class (Places-style)")
     checkpoint_dir: str = flag("cv", "where checkpoints are written")
-    max_iters: int = flag(200000, "training iterations (the paper: about 200k at batch 128)")
-    batch_size: int = flag(128, "photos per iteration (split across processes under torchrun)")
-    image_size: int = flag(224, "training crop side (a multiple of 32); photos are scaled to 256/224 of it")
+    max_iters: int = flag(200000, "training iterations (the paper: about 200k at batch 128)", min=0)
+    batch_size: int = flag(128, "photos per iteration (split across processes under torchrun)", min=1)
+    image_size: int = flag(224, "training crop side (a multiple of 32); photos are scaled to 256/224 of it", min=32)
     learning_rate: float = flag(1.0, "learning rate (ADADELTA's is a multiplier, 1.0 as the paper)")
     optimizer: str = flag("adadelta", "adadelta (the paper) or adam", choices=["adadelta", "adam"])
     loss: str = flag("l2", "l2: the paper's MSE on ab; weighted: MSE weighted by 1 + 3 x true chroma / 100, "
                            "which pushes against greyish averages", choices=["l2", "weighted"])
-    width: int = flag(1, "divide every channel count by this (1 = the paper's 42M-parameter network)")
-    global_size: int = flag(0, "global path input side; 0 = image_size (the paper trains at 224 only)")
+    width: int = flag(1, "divide every channel count by this (1 = the paper's 42M-parameter network)", min=1)
+    global_size: int = flag(0, "global path input side; 0 = image_size (the paper trains at 224 only)", min=0)
     batch_norm: int = flag(1, "1 = BatchNorm after each convolution, as the paper trains")
-    val_frac: float = flag(0.05, "fraction of photos held out for the validation PSNR")
+    val_frac: float = flag(0.05, "fraction of photos held out for the validation PSNR", min=0, max=1)
     val_dir: str = flag("", "a separate validation folder (overrides -val_frac)")
-    eval_every: int = flag(0, "iterations between validations; 0 = once per epoch")
-    save_every: int = flag(1000, "iterations between checkpoints (and one at the end)")
-    max_cpu_time: float = flag(0, "stop after this many CPU seconds of this process; 0 = no limit")
+    eval_every: int = flag(0, "iterations between validations; 0 = once per epoch", min=0)
+    save_every: int = flag(1000, "iterations between checkpoints (and one at the end)", min=1)
+    max_cpu_time: float = flag(0, "stop after this many CPU seconds of this process; 0 = no limit", min=0)
     init_from: str = flag("", "a .pt checkpoint: resume exactly (or a converted colornet .pt to fine-tune)")
     gpu: int = flag(-1, "GPU id; -1 = CPU")
     amp: int = flag(1, "mixed precision (bfloat16 autocast): 1 on a GPU, 2 on the CPU too, 0 off")
     seed: int = flag(123, "random seed")
-    print_every: int = flag(10, "iterations between loss lines")
+    print_every: int = flag(10, "iterations between loss lines", min=1)
 
 
 def split_files(opt):
@@ -209,14 +210,14 @@ def train_step(net, optimizer, batch, opt, amp, it):
     return loss.item()
 
 
-def out_of_cpu_time(opt, progress, world, device):
-    """-max_cpu_time reached by this process; under torchrun every process stops when one does."""
+def stop_now(opt, progress, world, device, signalled):
+    """-> (out of -max_cpu_time, signalled): under torchrun every process stops when one does."""
     out = bool(opt.max_cpu_time and time.process_time() - progress.cpu0 >= opt.max_cpu_time)
     if world > 1:
-        flag_t = torch.tensor([float(out)], device=device)
-        dist.all_reduce(flag_t)
-        out = flag_t.item() > 0
-    return out
+        flags = torch.tensor([float(out), float(signalled)], device=device)
+        dist.all_reduce(flags)
+        out, signalled = flags[0].item() > 0, flags[1].item() > 0
+    return out, signalled
 
 
 def save_checkpoint(opt, model, config, mean, classes, optimizer, progress):
@@ -238,6 +239,8 @@ def main(opt: TrainOptions):
     log = print if rank == 0 else (lambda *a, **k: None)
     check_options(opt, world)
     seed_everything(opt.seed)
+    if rank == 0:
+        checkpoint.remove_stale_temporaries(opt.checkpoint_dir)  # left by a kill -9 mid-save
 
     # data, model (fresh, resumed or fine-tuned), optimizer, and where the run stands
     train_set, val_files, classes = load_data(opt, log)
@@ -252,14 +255,16 @@ def main(opt: TrainOptions):
         if rank == 0:
             log(f"saved {save_checkpoint(opt, model, config, mean, classes, optimizer, progress)}")
 
-    # the loop: a step, a loss line, the validation PSNR each epoch, a checkpoint every -save_every
+    # the loop: a step, a loss line, the validation PSNR each epoch, a checkpoint every -save_every;
+    # SIGINT/SIGTERM finish the step, save a resumable checkpoint and exit 130/143
     amp = opt.amp == 2 or (opt.amp == 1 and device.type == "cuda")
     if amp:
         log(f"mixed precision: bfloat16 autocast on {device.type}")
     per_epoch = max(1, len(train_set) // opt.batch_size)
     progress.cpu0 = time.process_time()
     bar = tqdm(total=opt.max_iters, initial=progress.it, disable=rank != 0 or not sys.stderr.isatty(), unit="it")
-    try:
+    signalled = False
+    with bar, StopOnSignal() as signal_stop:
         while progress.it < opt.max_iters:
             batch = get_batch(train_set, opt, progress.it, per_epoch, rank, world, device)
             loss = train_step(net, optimizer, batch, opt, amp, progress.it)
@@ -269,7 +274,9 @@ def main(opt: TrainOptions):
             bar.update(1)
             if it % opt.print_every == 0:
                 log(f"{it}/{opt.max_iters} (epoch {it / per_epoch:.2f}), train loss {loss:.4f}")
-            out_of_time = out_of_cpu_time(opt, progress, world, device)
+            out_of_time, signalled = stop_now(opt, progress, world, device, signal_stop.requested)
+            if signalled:
+                break
             if val_files and rank == 0 and (it % (opt.eval_every or per_epoch) == 0 or it == opt.max_iters
                                             or out_of_time):
                 psnr = validate(model, val_files, device, mean)
@@ -280,14 +287,15 @@ def main(opt: TrainOptions):
             if out_of_time:
                 log(f"stopping: {opt.max_cpu_time:g} CPU seconds used")
                 break
-    except KeyboardInterrupt:
-        log(f"\ninterrupted at iteration {progress.it}; saving")
-    bar.close()
     log(f"trained {progress.it} iterations, {progress.cpu_seconds():.0f} CPU seconds in all")
     save()
+    path = os.path.join(opt.checkpoint_dir, f"colornet_iter{progress.it}.pt")
     if world > 1:
         dist.destroy_process_group()
-    return os.path.join(opt.checkpoint_dir, f"colornet_iter{progress.it}.pt")
+    signal_stop.exit_if_stopped(f"resume with -init_from {path}")
+    if signalled:
+        sys.exit(130)  # another process was signalled
+    return path
 
 
 if __name__ == "__main__":

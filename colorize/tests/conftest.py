@@ -13,6 +13,7 @@ COLORIZE = Path(__file__).resolve().parents[1]
 REPO = COLORIZE.parent
 BSDS = datasets.path("bsds500")
 NOT_A_COLORNET = REPO / "common" / "tests" / "fixtures" / "t7" / "custom_classes.t7"  # a real Torch7 file
+LUA = COLORIZE / "tests" / "fixtures" / "lua"  # written by Torch7 and colorize.lua (tests/lua/make_fixture.lua)
 
 
 @pytest.fixture(scope="session")

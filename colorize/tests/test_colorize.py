@@ -1,5 +1,6 @@
 """colorize.py: the original pipeline step by step, every kind of image, folders, huge images, bad input."""
 import dataclasses
+import os
 import subprocess
 import sys
 
@@ -52,7 +53,8 @@ def test_original_pipeline_step_by_step(tiny_t7):
     rgb, _ = pipeline.colorize_luminance(net, mean, I.astype(np.float32), torch.device("cpu"), "yuv",
                                          max_side=0, keep_size=False)
     assert rgb.shape == (32, 48, 3)
-    assert np.abs(rgb.astype(float) - expected.transpose(1, 2, 0) * 255).max() <= 0.5 + 1e-3
+    diff = rgb.astype(float) - expected.transpose(1, 2, 0) * 255   # image.save: floor(255 x), not rounded
+    assert diff.min() > -1 - 1e-3 and diff.max() < 1e-3
     assert np.abs(expected[0] - expected[2]).max() > 0.01  # it is not gray
 
 
@@ -149,14 +151,39 @@ def test_bad_input_is_one_line_each(tiny_pt, tmp_path, capsys):
              ((ok, tmp_path / "o.png", "-model", tmp_path / "lm.pt"), "charrnn checkpoint, expected a colorize"),
              ((ok, tmp_path / "o.png", "-model", tmp_path / "none.pt"), "no such model file"),
              ((ok, tmp_path / "o.png", "-model", pipeline.DEFAULT_MODEL.with_name("absent.pt")), "no such model")]
-    if not torch.cuda.is_available():
-        cases.append(((ok, tmp_path / "o.png", *m, "-gpu", 0), "no CUDA or MPS device"))
+    (tmp_path / "cut.pt").write_bytes(tiny_pt.read_bytes()[:30000])    # a model file cut short
+    cases.append(((ok, tmp_path / "o.png", "-model", tmp_path / "cut.pt"), "cut.pt"))
     for args, message in cases:
         assert cli(*args) == 1, args
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (args, err)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jpg", "file", "lm.pt", "nothing", "ok.png",
-                                                          "text.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.pt", "empty.jpg", "file", "lm.pt", "nothing",
+                                                          "ok.png", "text.png"]
+
+
+def test_output_equal_to_the_input_is_refused_whatever_its_spelling(tiny_pt, tmp_path, capsys, monkeypatch):
+    Image.fromarray(photo()).save(tmp_path / "same.png")
+    os.symlink(tmp_path / "same.png", tmp_path / "link.png")
+    os.link(tmp_path / "same.png", tmp_path / "hard.png")
+    before = (tmp_path / "same.png").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    for out in ["same.png", "./same.png", tmp_path / "same.png", tmp_path / "sub" / ".." / "same.png",
+                "link.png", "hard.png", tmp_path]:
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        assert cli("same.png", out, "-model", tiny_pt) == 1, out
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is the input photo itself" in err, (out, err)
+    assert (tmp_path / "same.png").read_bytes() == before and os.path.islink(tmp_path / "link.png")
+    assert sorted(os.listdir(tmp_path)) == ["hard.png", "link.png", "same.png", "sub"]
+
+
+def test_gpu_without_a_gpu_runs_on_the_cpu_with_a_note(tiny_pt, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    Image.fromarray(photo()).save(tmp_path / "in.png")
+    assert cli(tmp_path / "in.png", tmp_path / "o.png", "-model", tiny_pt, "-gpu", 0) == 0
+    assert "note: no CUDA or MPS device found, running on CPU (pass -gpu -1" in capsys.readouterr().err
+    assert Image.open(tmp_path / "o.png").size == (45, 30)
 
 
 def test_default_model_missing_says_what_to_do(monkeypatch, tmp_path):
@@ -281,3 +308,22 @@ def test_help_documents_every_flag(script, capsys):
     for f in dataclasses.fields(cls):
         name = f.name if f.metadata.get("nargs") == "?" else f"-{f.name}"
         assert name in text and "".join(f.metadata["help"].split()) in text, f.name
+
+
+def test_bf16_stays_within_45_db_of_fp32_and_auto_is_fp32_without_native_bf16(tiny_pt, tmp_path, monkeypatch):
+    from colorize import metrics
+    from common import device
+    net, ck = pipeline.load_model(tiny_pt, torch.device("cpu"))
+    y = luma(photo(4, 96, 128)).astype(np.float32)
+    fp32, _ = pipeline.colorize_luminance(net, ck["mean"], y, torch.device("cpu"), "lab", precision="fp32")
+    bf16, _ = pipeline.colorize_luminance(net, ck["mean"], y, torch.device("cpu"), "lab", precision="bf16")
+    assert not np.array_equal(fp32, bf16)          # bf16 really ran
+    assert metrics.psnr(bf16, fp32) >= 45
+    monkeypatch.setattr(device, "native_bf16", lambda: False)   # an AVX2-only CPU, as this one
+    assert device.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(device, "native_bf16", lambda: True)
+    assert device.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    Image.fromarray(photo()).save(tmp_path / "in.png")
+    assert cli(tmp_path / "in.png", tmp_path / "o.png", "-model", tiny_pt, "-precision", "bf16") == 0
+    with pytest.raises(SystemExit):
+        parse(colorize.ColorizeOptions, ["in.png", "-precision", "fp16"])

@@ -12,7 +12,7 @@ def test_a_sample_is_luma_minus_the_mean_and_half_resolution_ab():
     assert x.shape == (1, 32, 32) and target.shape == (2, 16, 16)
     r, g, b = (rgb[..., k] / 255 for k in range(3))
     np.testing.assert_allclose(x[0].numpy(), 0.299 * r + 0.587 * g + 0.114 * b - 0.45, atol=1e-6)
-    ab = imageops.rgb2lab(rgb.transpose(2, 0, 1) / 255)[1:]             # torch/image's Lab, not scikit-image's
+    ab = imageops.rgb2lab(rgb.transpose(2, 0, 1) / 255)[1:]             # torch/image Lab (data.py: skimage)
     ab = ab.reshape(2, 16, 2, 16, 2).mean((2, 4))                       # 2x2 block means: half resolution
     np.testing.assert_allclose(target.numpy(), ab / 200 + 0.5, atol=0.02 / 200)
 

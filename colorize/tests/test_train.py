@@ -1,5 +1,7 @@
 """train.py: flat and class-folder data, bad photos skipped, exact resume, NaN stop, DDP = one process."""
 import os
+import shutil
+import signal
 import subprocess
 import sys
 
@@ -143,15 +145,62 @@ def test_fine_tune_a_converted_original_with_validation_each_epoch(tiny_pt, tmp_
     assert "resuming" not in out and f"iteration 4: validation PSNR {np.mean(scores):.2f} dB" in out
 
 
-def test_gpu_without_a_gpu_is_one_line(tmp_path, capsys):
+def test_gpu_without_a_gpu_falls_back_to_the_cpu_with_a_note(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
+    path = train_main("-data_dir", photos(tmp_path / "p", 4), "-checkpoint_dir", tmp_path / "cv", "-max_iters", 1,
+                      "-val_frac", 0, *TINY[:-1], "0")
+    captured = capsys.readouterr()
+    assert "note: no CUDA or MPS device found, running on CPU (pass -gpu -1 to silence this)" in captured.err
+    assert "on cpu" in captured.out and checkpoint.load(path, "colorize")["iter"] == 1
+
+
+def check_interrupted_run(folder, args, err):
+    assert "resume with -init_from" in err and "Traceback" not in err
+    (name,) = os.listdir(folder)                              # the stale temporary is gone
+    ck = checkpoint.load(folder / name, "colorize")
+    assert name == f"colornet_iter{ck['iter']}.pt" and ck["iter"] >= 3
+    assert len(ck["history"]["train_loss"]) == ck["iter"]    # whole iterations only
+    resumed = train_main("-init_from", folder / name, *args[:6], "-max_iters", ck["iter"] + 1, *TINY)
+    assert checkpoint.load(resumed, "colorize")["iter"] == ck["iter"] + 1
+
+
+def signal_run_args(tmp_path):
+    (tmp_path / "cv").mkdir()
+    (tmp_path / "cv" / ".tmp-999999999-abc.pt").write_bytes(b"half a checkpoint")  # a kill -9 mid-save
+    return ["-data_dir", photos(tmp_path / "flat", 8), "-checkpoint_dir", tmp_path / "cv", "-max_iters", 100000,
+            "-val_frac", 0, "-save_every", 100000]
+
+
+def test_sigterm_saves_a_resumable_checkpoint_and_exits_143(tmp_path):
+    args = signal_run_args(tmp_path)
+    p = subprocess.Popen([sys.executable, "train.py", *map(str, args + TINY[:-3]), "1", "-gpu", "-1"],
+                         cwd=COLORIZE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        if line.startswith("3/"):
+            break
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143 and "stopped by SIGTERM" in err, err
+    check_interrupted_run(tmp_path / "cv", args, err)
+
+
+def test_ctrl_c_finishes_the_step_saves_and_exits_130(tmp_path, monkeypatch, capsys):
+    args = signal_run_args(tmp_path)
+    real, calls = train.train_step, []
+
+    def step(*a):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)   # arrives mid-step: the step still completes
+        return real(*a)
+    monkeypatch.setattr(train, "train_step", step)
     with pytest.raises(SystemExit) as e:
-        run(train.main, parse(train.TrainOptions, ["-data_dir", str(photos(tmp_path / "p", 1)), "-gpu", "0",
-                                                      "-checkpoint_dir", str(tmp_path / "cv")]))
+        run(train.main, parse(train.TrainOptions, [str(a) for a in args + TINY]))
     err = capsys.readouterr().err
-    assert e.value.code == 1 and err == "error: -gpu 0: no CUDA or MPS device on this machine; use -gpu -1 for the CPU\n"
-    assert not (tmp_path / "cv").exists()
+    assert e.value.code == 130 and "stopped by SIGINT" in err and len(calls) == 3
+    monkeypatch.setattr(train, "train_step", real)
+    check_interrupted_run(tmp_path / "cv", args, err)
 
 
 def test_the_loss_is_the_colour_frobenius_norm_plus_a_300th_of_the_cross_entropy():
@@ -186,11 +235,23 @@ def test_bad_training_input_is_one_line_each(tmp_path, capsys):
              (["-data_dir", d, "-checkpoint_dir", tmp_path / "file" / "cv"], "cannot write there"),
              (["-data_dir", d, *cv, "-init_from", tmp_path / "lm.pt"], "a charrnn checkpoint, expected a colorize"),
              (["-data_dir", d, *cv, "-init_from", tmp_path / "none.pt"], "no such checkpoint file"),
-             (["-data_dir", gray, *cv], "no usable colour photos")]
+             (["-data_dir", gray, *cv], "no usable colour photos"),
+             (["-data_dir", d, *cv, "-init_from", tmp_path / "cut.pt"], "cut.pt")]
+    good = train_main("-data_dir", d, "-checkpoint_dir", tmp_path / "good", "-max_iters", 1, *TINY)
+    (tmp_path / "cut.pt").write_bytes(open(good, "rb").read()[:30000])   # a copy cut short
+    shutil.rmtree(tmp_path / "good")
     for args, message in cases:
         with pytest.raises(SystemExit) as e:
             run(train.main, parse(train.TrainOptions, [str(a) for a in args + TINY + ["-max_iters", 1]]))
         err = capsys.readouterr().err.splitlines()
         assert e.value.code == 1 and err[-1].startswith("error: ") and message in err[-1], (args, err)
         assert all(line.startswith("warning: skipping") for line in err[:-1]), err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "flat", "gray", "lm.pt"]   # no cv/ made
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.pt", "file", "flat", "gray", "lm.pt"]  # no cv/
+
+
+@pytest.mark.parametrize("flag", ["-batch_size", "-width", "-save_every", "-print_every", "-image_size"])
+def test_sizes_of_zero_are_refused_where_declared(flag, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse(train.TrainOptions, ["-data_dir", str(tmp_path), flag, "0"])
+    err = capsys.readouterr().err
+    assert e.value.code != 0 and flag in err and "Traceback" not in err
