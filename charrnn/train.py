@@ -31,42 +31,42 @@ class TrainOptions:
     tokens: str = flag("char", "char: Unicode characters; word: words (jieba for Chinese, else whitespace)",
                        choices=["char", "word"])
     # model
-    rnn_size: int = flag(128, "size of LSTM internal state")
-    num_layers: int = flag(2, "number of layers in the LSTM")
+    rnn_size: int = flag(128, "size of LSTM internal state", min=1)
+    num_layers: int = flag(2, "number of layers in the LSTM", min=1)
     model: str = flag("lstm", "lstm, gru or rnn", choices=["lstm", "gru", "rnn"])
     wordvec_size: int = flag(0, "0: one-hot input as char-rnn; N: learned N-dim embedding "
-                                "(used as 256 for -tokens word when 0)")
+                                "(used as 256 for -tokens word when 0)", min=0)
     # optimization
-    learning_rate: float = flag(2e-3, "learning rate")
-    learning_rate_decay: float = flag(0.97, "learning rate decay")
-    learning_rate_decay_after: float = flag(10, "in number of epochs, when to start decaying the learning rate")
-    decay_rate: float = flag(0.95, "decay rate for rmsprop")
-    dropout: float = flag(0.0, "dropout for regularization, used after each RNN hidden layer. 0 = no dropout")
-    seq_length: int = flag(50, "number of timesteps to unroll for")
-    batch_size: int = flag(50, "number of sequences to train on in parallel")
-    max_epochs: float = flag(50, "number of full passes through the training data")
-    grad_clip: float = flag(5, "clip gradients (element-wise) at this value")
-    train_frac: float = flag(0.95, "fraction of data that goes into train set")
-    val_frac: float = flag(0.05, "fraction of data that goes into validation set (test_frac = 1 - train - val)")
+    learning_rate: float = flag(2e-3, "learning rate", min=0)
+    learning_rate_decay: float = flag(0.97, "learning rate decay", min=0)
+    learning_rate_decay_after: float = flag(10, "in number of epochs, when to start decaying the learning rate", min=0)
+    decay_rate: float = flag(0.95, "decay rate for rmsprop", min=0, max=1)
+    dropout: float = flag(0.0, "dropout for regularization, used after each RNN hidden layer. 0 = no dropout", min=0, max=1)
+    seq_length: int = flag(50, "number of timesteps to unroll for", min=1)
+    batch_size: int = flag(50, "number of sequences to train on in parallel", min=1)
+    max_epochs: float = flag(50, "number of full passes through the training data", min=0)
+    grad_clip: float = flag(5, "clip gradients (element-wise) at this value; 0 = off", min=0)
+    train_frac: float = flag(0.95, "fraction of data that goes into train set", min=0, max=1)
+    val_frac: float = flag(0.05, "fraction of data that goes into validation set (test_frac = 1 - train - val)", min=0, max=1)
     init_from: str = flag("", "initialize network parameters from checkpoint at this path (.pt resumes "
                               "exactly; an original char-rnn .t7 starts from its weights)")
     reset_iterations: int = flag(0, "with -init_from: 1 = fine-tune from iteration 0 (char-rnn's behaviour), "
-                                    "0 = resume where it stopped")
+                                    "0 = resume where it stopped", min=0, max=1)
     max_iters: int = flag(0, "new: stop (evaluate and save) after this many iterations in all; 0 = -max_epochs "
-                             "decides")
-    max_time: float = flag(0, "stop (evaluate and save) after this many seconds of training; 0 = no limit")
+                             "decides", min=0)
+    max_time: float = flag(0, "stop (evaluate and save) after this many seconds of training; 0 = no limit", min=0)
     # bookkeeping
     seed: int = flag(123, "torch manual random number generator seed")
-    print_every: int = flag(1, "how many steps/minibatches between printing out the loss")
-    eval_val_every: int = flag(1000, "every how many iterations should we evaluate on validation data?")
+    print_every: int = flag(1, "how many steps/minibatches between printing out the loss; 0 = never", min=0)
+    eval_val_every: int = flag(1000, "every how many iterations should we evaluate on validation data?", min=1)
     checkpoint_dir: str = flag("cv", "output directory where checkpoints get written")
     savefile: str = flag("lstm", "filename to autosave the checkpoint to. Will be inside checkpoint_dir/")
-    accurate_gpu_timing: int = flag(0, "set to 1 to synchronize the GPU after each step for exact timings")
+    accurate_gpu_timing: int = flag(0, "set to 1 to synchronize the GPU after each step for exact timings", min=0, max=1)
     # GPU/CPU
-    gpuid: int = flag(0, "which gpu to use. -1 = use CPU")
+    gpuid: int = flag(0, "which gpu to use. -1 = use CPU", min=-1)
     threads: int = flag(0, "new: torch CPU threads; 0 = torch's default (all cores, shared out under torchrun). "
-                           "On a busy machine 1 is often faster")
-    opencl: int = flag(0, "accepted for compatibility; OpenCL is not supported (CUDA/MPS/CPU are)")
+                           "On a busy machine 1 is often faster", min=0)
+    opencl: int = flag(0, "accepted for compatibility; OpenCL is not supported (CUDA/MPS/CPU are)", min=0, max=1)
 
 
 @dataclasses.dataclass

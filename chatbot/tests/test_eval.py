@@ -66,10 +66,9 @@ def test_bad_input_is_one_clear_line(trained, tmp_path):
     assert p.stderr.strip().splitlines() == [
         f"error: {gbk}: not UTF-8 text; convert it first (e.g. iconv -f GBK -t UTF-8)"]
     for args, message in ((["--input", str(tmp_path / "none.txt")], "none.txt: cannot read"),
-                          (["--beam", "0"], "--beam"),
                           (["--model", str(gbk)], "not a torch-classics checkpoint"),
                           (["--model", str(text_pt)], r"text.pt: not a torch-classics checkpoint \(\S.*\)$"),
-                          (["--temperature", "-1"], "--temperature -1"),
+                          (["--temperature", "nan"], "--temperature nan"),
                           (["--temperature", "0.5", "--beam", "3"], "--temperature"),
                           (["--dataDir", str(tmp_path / "empty_dir")], "no model yet")):
         with pytest.raises(UserError, match=message):
