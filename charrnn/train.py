@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from charrnn.loader import BatchLoader, prepare
 from charrnn.lua_checkpoint import load_t7
-from charrnn.model import LanguageModel, detach_state
+from charrnn.model import Config, LanguageModel, detach_state
 from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
 from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
@@ -97,13 +97,25 @@ def load_data(opt, rank, world, log):
     return loader, vocab, joiner
 
 
-def load_init(opt, vocab, log):
-    """-init_from: our .pt (resumable) or a Lua .t7 (weights only); its architecture overrides the flags."""
+ARCHITECTURE = ("model", "num_layers", "rnn_size", "wordvec_size")  # what -init_from's checkpoint decides
+
+
+def model_config(opt, vocab_size) -> Config:
+    """The model the flags describe (-tokens word without -wordvec_size: a 256-dim embedding)."""
+    wordvec = opt.wordvec_size or (256 if opt.tokens == "word" else 0)
+    return Config(vocab_size, opt.rnn_size, opt.num_layers, opt.model, opt.dropout, wordvec)
+
+
+def load_init(opt, config, vocab, log):
+    """-init_from: our .pt (resumable) or a Lua .t7 (weights only) -> (checkpoint or None, Config to build).
+
+    As char-rnn's init_from, the checkpoint's architecture wins over the flags; `opt` stays as given, and
+    one line says which values the checkpoint imposes."""
     if not opt.init_from:
-        return None
+        return None, config
     if opt.init_from.endswith(".t7"):
-        t7_model, t7_vocab, t7_opt = load_t7(opt.init_from)
-        ckpt = {"model": t7_model.float().state_dict(), "vocab": t7_vocab, "opt": t7_opt}
+        t7_model, t7_vocab, _ = load_t7(opt.init_from)
+        ckpt = {"model": t7_model.float().state_dict(), "vocab": t7_vocab, "config": t7_model.cfg.to_dict()}
     else:
         ckpt = checkpoint.load(opt.init_from, "charrnn")
     if ckpt["vocab"] != vocab:
@@ -111,10 +123,12 @@ def load_init(opt, vocab, log):
         raise UserError(f"{opt.init_from}: vocabulary differs from {os.path.join(opt.data_dir, 'input.txt')} "
                         f"({len(ckpt['vocab'])} vs {len(vocab)} tokens, e.g. {''.join(diff)!r}); train from "
                         f"scratch or use the same text")
-    for k in ("rnn_size", "num_layers", "model", "wordvec_size"):  # as char-rnn: the checkpoint decides
-        setattr(opt, k, ckpt["opt"].get(k, getattr(opt, k)))
-    log(f"loaded {opt.init_from}: {opt.model} {opt.num_layers}x{opt.rnn_size}")
-    return ckpt
+    saved = Config.from_checkpoint(ckpt)
+    imposed = {k: getattr(saved, k) for k in ARCHITECTURE}
+    overridden = [f"-{k} {getattr(config, k)}" for k in ARCHITECTURE if getattr(config, k) != imposed[k]]
+    log(f"-init_from {opt.init_from} imposes " + " ".join(f"-{k} {v}" for k, v in imposed.items()) +
+        (f" (instead of {' '.join(overridden)})" if overridden else " (the same as the flags)"))
+    return ckpt, dataclasses.replace(config, **imposed)
 
 
 def resume(ckpt, optimizer, loader, opt, device, world, log) -> Progress:
@@ -202,9 +216,9 @@ def save(path, model, optimizer, progress, opt, vocab, joiner, epoch, val_loss):
     st = progress.state
     st = None if st is None else tuple(s.cpu() for s in st) if isinstance(st, tuple) else st.cpu()
     checkpoint.save(path, "charrnn", {
-        "model": {k: v.cpu() for k, v in model.state_dict().items()},
+        "model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": model.cfg.to_dict(),
         "opt": dataclasses.asdict(opt), "vocab": vocab, "joiner": joiner, "tokens": opt.tokens,
-        "wordvec_size": model.wordvec_size, "train_losses": progress.train_losses, "val_losses": progress.val_losses,
+        "train_losses": progress.train_losses, "val_losses": progress.val_losses,
         "val_loss": val_loss, "i": progress.i, "epoch": epoch, "lr": progress.lr, "optimizer": optimizer.state_dict(),
         "rng": rng_state(), "state": st})
     return path
@@ -224,9 +238,8 @@ def main(opt: TrainOptions):
     try:
         # data, model (fresh or from -init_from), optimizer, and where the run stands
         loader, vocab, joiner = load_data(opt, rank, world, log)
-        ckpt = load_init(opt, vocab, log)
-        wordvec = opt.wordvec_size or (256 if opt.tokens == "word" else 0)
-        model = LanguageModel(len(vocab), opt.rnn_size, opt.num_layers, opt.model, opt.dropout, wordvec)
+        ckpt, config = load_init(opt, model_config(opt, len(vocab)), vocab, log)  # the flags, or the checkpoint's
+        model = LanguageModel(config)
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
         model.to(device)
