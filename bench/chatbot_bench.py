@@ -305,7 +305,8 @@ def concurrency(out, requests=200, clients=16, control=True):
 
 def concurrency_text(c, requests=200, clients=16):
     r = c[128]
-    rows = "\n".join(f"| {b}{' (today: `_Server.request_queue_size`)' if b == 128 else ' (http.server default, before issue 17)'} | "
+    label = {128: "128 (today: `_Server.request_queue_size`)", 5: "5 (http.server default, before issue 17)"}
+    rows = "\n".join(f"| {label[b]} | "
                       f"{x['p50']:.1f} | {x['p99']:.1f} | {x['max']:.0f} | {x['over_900ms']} | {x['rps']:.0f} |"
                       for b, x in sorted(c.items(), reverse=True))
     return f"""### Server under concurrency (issue 17)

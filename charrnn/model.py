@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 from common.lstm import LSTM
 
-
 MODEL_TYPES = ("lstm", "gru", "rnn")
 
 
