@@ -31,7 +31,7 @@ RECOMMENDED = ["-rnn_size", "256", "-num_layers", "2", "-batch_size", "50", "-se
 WORKER = r'''
 import json, resource, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
-from charrnn.model import LanguageModel
+from charrnn.model import Config, LanguageModel
 kind, H, L, steps, V, B, T = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), 65, 50, 50
 torch.manual_seed(0)
 torch.set_num_threads(1)  # timed in CPU seconds of this process: one thread, so CPU time is the step's time
@@ -53,7 +53,7 @@ class NaiveLoop(nn.Module):  # the literal port: one LSTMCell call per layer per
             outs.append(self.decoder(x))
         return torch.stack(outs, 1), [(h.detach(), c.detach()) for h, c in state]
 
-model = LanguageModel(V, H, L) if kind == "fused" else NaiveLoop()
+model = LanguageModel(Config(V, H, L)) if kind == "fused" else NaiveLoop()
 opt = torch.optim.RMSprop(model.parameters(), lr=2e-3, alpha=0.95, eps=1e-8)
 x, y, state = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T)), None
 times = []
@@ -85,6 +85,8 @@ from charrnn.sampler import LSTMStep, load_model
 from common.cli import parse
 spec = importlib.util.spec_from_file_location("old_sample", old_path)
 old = importlib.util.module_from_spec(spec); spec.loader.exec_module(old)
+from charrnn.model import Config, LanguageModel  # the old script built the model from positional sizes
+old.LanguageModel = lambda V, H, L, kind, dropout, wordvec: LanguageModel(Config(V, H, L, kind, dropout, wordvec))
 
 def timed(mod, path, length, *flags):
     """One sample.py run (main(), checkpoint loading included) writing to a file -> (wall s, CPU s, text)."""

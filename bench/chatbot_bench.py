@@ -1,7 +1,9 @@
 """chatbot benchmark: training throughput vs today's trainer, perplexity after 10 CPU minutes next to a
-Kneser-Ney baseline, the question's effect with --context 0 and 2, and reply latency.
+Kneser-Ney baseline, the question's effect with --context 0 and 2, reply latency, and the server under 16
+concurrent clients (p99 within 3x p50: a PASS/FAIL line).
 
     python bench/chatbot_bench.py                      # the full run (`make bench`)
+    python bench/chatbot_bench.py --server-only        # only the server at concurrency 16 (about a minute)
     python bench/chatbot_bench.py --cpu-minutes 0.5 --steps 10 30 --requests 40 --no-write   # a quick check
 
 Every budget is CPU seconds of the training process (`--maxCpuTime`, one torch thread), so load from
@@ -242,6 +244,84 @@ def latency(d, a, out):
     return loop, server
 
 
+QUESTIONS = ["你好", "你是谁", "今天天气怎么样", "我想吃饭", "你喜欢音乐吗", "再见", "hello", "什么是人工智能"]
+SERVE_BACKLOG_5 = ("import sys, chatbot.server as s; s._Server.request_queue_size = 5; "
+                   "sys.argv[0] = 'server.py'; s.run(s.main, s.parse(s.ServerOpts))")
+
+
+def concurrency(out, requests=200, clients=16, control=True):
+    """The real server.py on 127.0.0.1 with a tiny model (built-in corpus, 32 units, 40 batches): `requests`
+    GETs from `clients` threads at once, each on a new connection. -> {backlog: {p50, p99, ok, rps}}.
+
+    Issue 17: with http.server's listen backlog of 5, 16 clients connecting together overflowed it and 1 in 20
+    connections waited a TCP SYN retry (~1 s): p50 11-14 ms, p99 ~1,030 ms. The target is p99 <= 3 x p50.
+    `control` also runs the server with the old backlog of 5, to show the measurement sees that fault."""
+    d = os.path.join(out, "tiny_server_model")
+    if not os.path.exists(os.path.join(d, "model.pt")):
+        finish(start(["-m", "chatbot.train", "--dataDir", d, "--tokens", "char", "--hiddenSize", "32",
+                      "--batchSize", "32", "--maxSteps", "40", "--valSetSize", "0.1", "--threads", "1",
+                      "--printEvery", "1000"], os.path.join(out, "tiny_server_train.log")))
+    results = {}
+    for backlog in ((128, 5) if control else (128,)):
+        launch = ["-m", "chatbot.server"] if backlog == 128 else ["-c", SERVE_BACKLOG_5]
+        p = subprocess.Popen([sys.executable, *launch, "--dataDir", d, "--port", "0", "--threads", "1"], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT))
+        try:
+            line = p.stdout.readline()
+            if not line.startswith("listening on "):
+                raise SystemExit(f"server.py did not start: {line!r}")
+            port = int(line.split(":")[2].split("/")[0])
+            threading.Thread(target=p.stdout.read, daemon=True).start()
+
+            def one(q):
+                t = time.perf_counter()
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/?text={urllib.parse.quote(q)}", timeout=60) as r:
+                    ok = r.status == 200 and bool(json.loads(r.read())["reply"])
+                return 1000 * (time.perf_counter() - t), ok
+            for q in QUESTIONS:  # warm: the first replies load jieba and touch every code path
+                one(q)
+            qs = (QUESTIONS * (requests // len(QUESTIONS) + 1))[:requests]
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                got = list(pool.map(one, qs))
+            span = time.perf_counter() - t0
+        finally:
+            p.terminate()
+            p.wait(timeout=30)
+        ms = [m for m, _ in got]
+        r = dict(p50=float(np.percentile(ms, 50)), p99=float(np.percentile(ms, 99)), max=max(ms),
+                 ok=sum(ok for _, ok in got), rps=requests / span, over_900ms=sum(m > 900 for m in ms))
+        r["pass"] = r["p99"] <= 3 * r["p50"] and r["ok"] == requests
+        results[backlog] = r
+        print(f"server, {requests} requests at concurrency {clients}, listen backlog {backlog}: p50 {r['p50']:.1f} ms, "
+              f"p99 {r['p99']:.1f} ms, max {r['max']:.0f} ms, {r['over_900ms']} over 900 ms, {r['ok']}/{requests} "
+              f"answered, {r['rps']:.0f} requests/s", flush=True)
+    r = results[128]
+    print(f"{'PASS' if r['pass'] else 'FAIL'}: server p99 {r['p99']:.1f} ms {'<=' if r['pass'] else '>'} 3 x p50 "
+          f"({3 * r['p50']:.1f} ms) at concurrency {clients}", flush=True)
+    return results
+
+
+def concurrency_text(c, requests=200, clients=16):
+    r = c[128]
+    label = {128: "128 (today: `_Server.request_queue_size`)", 5: "5 (http.server default, before issue 17)"}
+    rows = "\n".join(f"| {label[b]} | "
+                      f"{x['p50']:.1f} | {x['p99']:.1f} | {x['max']:.0f} | {x['over_900ms']} | {x['rps']:.0f} |"
+                      for b, x in sorted(c.items(), reverse=True))
+    return f"""### Server under concurrency (issue 17)
+
+`server.py --threads 1` on 127.0.0.1 with a tiny model (built-in corpus, `--hiddenSize 32`, 40 batches), {requests} GET
+requests from {clients} client threads at once, each on its own connection (`python bench/chatbot_bench.py --server-only`):
+
+| listen backlog | p50 ms | p99 ms | max ms | requests over 900 ms | requests/s |
+| --- | --- | --- | --- | --- | --- |
+{rows}
+
+Target p99 <= 3 x p50: **{'PASS' if r['pass'] else 'FAIL'}** ({r['p99']:.1f} ms vs {3 * r['p50']:.1f} ms).
+"""
+
+
 def cached(a, name, compute):
     """compute(), saved as JSON in the work folder; with --reuse, an earlier run's result."""
     path = os.path.join(a.out, f"{name}.json")
@@ -291,9 +371,15 @@ def main():
     ap.add_argument("--note", default="", help="a paragraph added at the end of the section")
     ap.add_argument("--reuse", action="store_true", help="keep models an earlier run trained to completion")
     ap.add_argument("--no-write", action="store_true", help="print the section instead of writing BENCHMARKS.md")
+    ap.add_argument("--server-only", action="store_true", help="only the server concurrency check (200 requests at "
+                                                                "concurrency 16, a tiny model; about a minute)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     t_start = time.time()
+    if a.server_only:
+        c = concurrency(a.out)
+        print(f"Machine: {machine()}\n\n" + concurrency_text(c))
+        sys.exit(0 if c[128]["pass"] else 1)
 
     # quality: 10 CPU minutes with --context 0 and 2, one after the other, one thread each
     runs = {}
@@ -312,7 +398,8 @@ def main():
     for name, s in scores.items():
         print(name, s, flush=True)
     loop, server = cached(a, "latency", lambda: latency(runs["ctx0"][0], a, a.out))
-    body = section(a, tp, steps, scores, kn, loop, server, (time.time() - t_start) / 60)
+    conc = concurrency(a.out)  # never cached: it is a minute, and the fault it watches is a regression
+    body = section(a, tp, steps, scores, kn, loop, server, (time.time() - t_start) / 60) + "\n" + concurrency_text(conc)
     if a.no_write:
         print(body)
     else:

@@ -24,7 +24,8 @@ def main(opt: ConvertOptions):
     keep = {k: t7_opt[k] for k in ("rnn_size", "num_layers", "model", "dropout", "seq_length", "batch_size")
             if k in t7_opt}
     checkpoint.save(out, "charrnn", {
-        "model": model.float().state_dict(), "opt": dict(keep, wordvec_size=0), "vocab": vocab, "joiner": "",
+        "model": model.float().state_dict(), "config": model.cfg.to_dict(), "opt": dict(keep, wordvec_size=0),
+        "vocab": vocab, "joiner": "",
         "tokens": "char", "unit": "byte", "wordvec_size": 0, "converted_from": opt.input,
         "val_loss": t7_opt["val_loss"],
         "i": 0, "epoch": 0.0, "train_losses": [], "val_losses": {}})

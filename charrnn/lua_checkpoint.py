@@ -10,7 +10,7 @@ from collections import defaultdict
 
 import torch
 
-from charrnn.model import LanguageModel
+from charrnn.model import Config, LanguageModel
 from common import t7
 from common.cli import UserError
 
@@ -91,7 +91,7 @@ def load_t7(path):
     inputs = g.inputs()
     decoder = next(n for n in g.nodes if g.kind(n) == "nn.Linear"
                    and any(g.kind(c) == "nn.LogSoftMax" for c in g.children(n)))
-    model = LanguageModel(V, H, L, model_type, dropout=float(opt.get("dropout", 0))).double()
+    model = LanguageModel(Config(V, H, L, model_type, float(opt.get("dropout", 0)))).double()
     sd = {}
     for layer in range(L):
         prev_h = inputs[2 * layer + 3] if model_type == "lstm" else inputs[layer + 2]

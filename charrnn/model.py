@@ -4,12 +4,48 @@ Parameters follow char-rnn (model/LSTM.lua, GRU.lua, RNN.lua) so original checkp
 one to one (see lua_checkpoint.py): the LSTM is common.lstm.LSTM (fused nn.LSTM), the vanilla RNN is
 nn.RNN(tanh), and the GRU is char-rnn's own variant, which is not nn.GRU (reset gate applied before
 the h2h map; h' = z * candidate + (1 - z) * h).
+
+`Config` is what a model is: train.py builds it once from the options, every checkpoint stores it, and
+sample.py and convert.py rebuild the model from it.
 """
+from dataclasses import asdict, dataclass, fields
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from common.lstm import LSTM
+
+MODEL_TYPES = ("lstm", "gru", "rnn")
+
+
+@dataclass
+class Config:
+    vocab_size: int
+    rnn_size: int = 128
+    num_layers: int = 2
+    model: str = "lstm"  # lstm, gru or rnn (char-rnn's -model)
+    dropout: float = 0.0
+    wordvec_size: int = 0  # 0: one-hot input, as char-rnn; N: a learned N-dim embedding
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @classmethod
+    def from_checkpoint(cls, ck):
+        """The checkpoint's `config`; a checkpoint written before there was one holds the same facts in its
+        `opt` (rnn_size, num_layers, model, dropout), its vocabulary and its `wordvec_size` (what the model
+        used: `opt` has 0 where -tokens word chose 256)."""
+        if "config" in ck:
+            return cls.from_dict(ck["config"])
+        o = ck["opt"]
+        return cls(len(ck["vocab"]), int(o["rnn_size"]), int(o["num_layers"]), o["model"], float(o.get("dropout", 0)),
+                   int(ck.get("wordvec_size", o.get("wordvec_size", 0))))
 
 
 class CharRNNGRU(nn.Module):
@@ -61,18 +97,19 @@ class VanillaRNN(nn.Module):
 
 
 class LanguageModel(nn.Module):
-    def __init__(self, vocab_size, rnn_size=128, num_layers=2, model="lstm", dropout=0.0, wordvec_size=0):
+    def __init__(self, cfg: Config):
         super().__init__()
-        self.vocab_size, self.model_type, self.wordvec_size = vocab_size, model, wordvec_size
+        self.cfg = cfg
+        self.vocab_size, self.model_type, self.wordvec_size = cfg.vocab_size, cfg.model, cfg.wordvec_size
         # char-rnn feeds one-hot vectors (util/OneHot.lua); an embedding is the same map for large vocabularies
-        self.embed = nn.Embedding(vocab_size, wordvec_size) if wordvec_size > 0 else None
-        n_in = wordvec_size if wordvec_size > 0 else vocab_size
-        cls = {"lstm": LSTM, "gru": CharRNNGRU, "rnn": VanillaRNN}.get(model)
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.wordvec_size) if cfg.wordvec_size > 0 else None
+        n_in = cfg.wordvec_size if cfg.wordvec_size > 0 else cfg.vocab_size
+        cls = {"lstm": LSTM, "gru": CharRNNGRU, "rnn": VanillaRNN}.get(cfg.model)
         if cls is None:
-            raise ValueError(f"unknown model type {model!r} (use lstm, gru or rnn)")
-        self.rnn = cls(n_in, rnn_size, num_layers, dropout)
-        self.drop = nn.Dropout(dropout)
-        self.decoder = nn.Linear(rnn_size, vocab_size)
+            raise ValueError(f"unknown model type {cfg.model!r} (use lstm, gru or rnn)")
+        self.rnn = cls(n_in, cfg.rnn_size, cfg.num_layers, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.decoder = nn.Linear(cfg.rnn_size, cfg.vocab_size)
         self.reset_parameters()
 
     def reset_parameters(self):

@@ -22,28 +22,24 @@ class SampleOptions:
     """Sample from a character-level language model (a .pt checkpoint or an original char-rnn .t7)."""
     model: str = flag(None, "model checkpoint to use for sampling (.pt, or char-rnn .t7)", positional=True)
     seed: int = flag(123, "random number generator's seed")
-    sample: int = flag(1, "0 to use max at each timestep, 1 to sample at each timestep")
+    sample: int = flag(1, "0 to use max at each timestep, 1 to sample at each timestep", min=0, max=1)
     primetext: str = flag("", "used as a prompt to \"seed\" the state of the LSTM using a given sequence, "
                               "before we sample")
-    length: int = flag(2000, "number of characters (tokens) to sample after the primetext")
-    temperature: float = flag(1.0, "temperature of sampling (> 0; 0 means argmax, as -sample 0)")
-    gpuid: int = flag(0, "which gpu to use. -1 = use CPU")
-    opencl: int = flag(0, "accepted for compatibility; OpenCL is not supported")
-    verbose: int = flag(1, "set to 0 to ONLY print the sampled text, no diagnostics")
+    length: int = flag(2000, "number of characters (tokens) to sample after the primetext", min=0)
+    temperature: float = flag(1.0, "temperature of sampling (> 0; 0 means argmax, as -sample 0)", min=0)
+    gpuid: int = flag(0, "which gpu to use. -1 = use CPU", min=-1)
+    opencl: int = flag(0, "accepted for compatibility; OpenCL is not supported", min=0, max=1)
+    verbose: int = flag(1, "set to 0 to ONLY print the sampled text, no diagnostics", min=0, max=1)
     num_samples: int = flag(1, "new: this many independent samples in one batched run, printed one after "
-                               f"another with a {SEPARATOR} line between them")
+                               f"another with a {SEPARATOR} line between them", min=1)
     threads: int = flag(1, "new: torch CPU threads (one is fastest for one character at a time; more can help "
-                           "big models or many -num_samples)")
+                           "big models or many -num_samples)", min=1)
 
 
 def check(opt: SampleOptions, err):
     if not opt.model:
         raise UserError("usage: python sample.py CHECKPOINT [-primetext TEXT] [-length N] ...")
-    if opt.length < 0:
-        raise UserError(f"-length {opt.length}: must be 0 or more")
-    if opt.num_samples < 1 or opt.threads < 1:
-        raise UserError("-num_samples and -threads must be 1 or more")
-    if opt.temperature < 0 or opt.temperature != opt.temperature:
+    if opt.temperature != opt.temperature:  # NaN passes the flag's bound
         raise UserError(f"-temperature {opt.temperature:g}: must be > 0 (or 0 for argmax)")
     if opt.temperature == 0 and opt.sample:
         print("note: -temperature 0 picks the most likely token each step (as -sample 0)", file=err)

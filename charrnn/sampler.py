@@ -17,7 +17,7 @@ import sys
 import torch
 
 from charrnn.lua_checkpoint import load_t7
-from charrnn.model import LanguageModel
+from charrnn.model import Config, LanguageModel
 from common import checkpoint
 from common.lstm import LSTM, torch_to_charrnn_gates
 
@@ -28,9 +28,7 @@ def load_model(path):
         model, vocab, _ = load_t7(path)  # float64, as the original evaluates CPU checkpoints
         return model, vocab, "", "byte", "char"
     ck = checkpoint.load(path, "charrnn")
-    o = ck["opt"]
-    model = LanguageModel(len(ck["vocab"]), o["rnn_size"], o["num_layers"], o["model"], 0.0,
-                          ck.get("wordvec_size", 0))
+    model = LanguageModel(Config.from_checkpoint(ck))  # older checkpoints: from their opt (see Config)
     model.load_state_dict(ck["model"])
     return model, ck["vocab"], ck.get("joiner", ""), ck.get("unit", "char"), ck.get("tokens", "char")
 

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from charrnn.loader import BatchLoader, prepare
 from charrnn.lua_checkpoint import load_t7
-from charrnn.model import LanguageModel, detach_state
+from charrnn.model import Config, LanguageModel, detach_state
 from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
 from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
@@ -31,42 +31,42 @@ class TrainOptions:
     tokens: str = flag("char", "char: Unicode characters; word: words (jieba for Chinese, else whitespace)",
                        choices=["char", "word"])
     # model
-    rnn_size: int = flag(128, "size of LSTM internal state")
-    num_layers: int = flag(2, "number of layers in the LSTM")
+    rnn_size: int = flag(128, "size of LSTM internal state", min=1)
+    num_layers: int = flag(2, "number of layers in the LSTM", min=1)
     model: str = flag("lstm", "lstm, gru or rnn", choices=["lstm", "gru", "rnn"])
     wordvec_size: int = flag(0, "0: one-hot input as char-rnn; N: learned N-dim embedding "
-                                "(used as 256 for -tokens word when 0)")
+                                "(used as 256 for -tokens word when 0)", min=0)
     # optimization
-    learning_rate: float = flag(2e-3, "learning rate")
-    learning_rate_decay: float = flag(0.97, "learning rate decay")
-    learning_rate_decay_after: float = flag(10, "in number of epochs, when to start decaying the learning rate")
-    decay_rate: float = flag(0.95, "decay rate for rmsprop")
-    dropout: float = flag(0.0, "dropout for regularization, used after each RNN hidden layer. 0 = no dropout")
-    seq_length: int = flag(50, "number of timesteps to unroll for")
-    batch_size: int = flag(50, "number of sequences to train on in parallel")
-    max_epochs: float = flag(50, "number of full passes through the training data")
-    grad_clip: float = flag(5, "clip gradients (element-wise) at this value")
-    train_frac: float = flag(0.95, "fraction of data that goes into train set")
-    val_frac: float = flag(0.05, "fraction of data that goes into validation set (test_frac = 1 - train - val)")
+    learning_rate: float = flag(2e-3, "learning rate", min=0)
+    learning_rate_decay: float = flag(0.97, "learning rate decay", min=0)
+    learning_rate_decay_after: float = flag(10, "in number of epochs, when to start decaying the learning rate", min=0)
+    decay_rate: float = flag(0.95, "decay rate for rmsprop", min=0, max=1)
+    dropout: float = flag(0.0, "dropout for regularization, used after each RNN hidden layer. 0 = no dropout", min=0, max=1)
+    seq_length: int = flag(50, "number of timesteps to unroll for", min=1)
+    batch_size: int = flag(50, "number of sequences to train on in parallel", min=1)
+    max_epochs: float = flag(50, "number of full passes through the training data", min=0)
+    grad_clip: float = flag(5, "clip gradients (element-wise) at this value; 0 = off", min=0)
+    train_frac: float = flag(0.95, "fraction of data that goes into train set", min=0, max=1)
+    val_frac: float = flag(0.05, "fraction of data that goes into validation set (test_frac = 1 - train - val)", min=0, max=1)
     init_from: str = flag("", "initialize network parameters from checkpoint at this path (.pt resumes "
                               "exactly; an original char-rnn .t7 starts from its weights)")
     reset_iterations: int = flag(0, "with -init_from: 1 = fine-tune from iteration 0 (char-rnn's behaviour), "
-                                    "0 = resume where it stopped")
+                                    "0 = resume where it stopped", min=0, max=1)
     max_iters: int = flag(0, "new: stop (evaluate and save) after this many iterations in all; 0 = -max_epochs "
-                             "decides")
-    max_time: float = flag(0, "stop (evaluate and save) after this many seconds of training; 0 = no limit")
+                             "decides", min=0)
+    max_time: float = flag(0, "stop (evaluate and save) after this many seconds of training; 0 = no limit", min=0)
     # bookkeeping
     seed: int = flag(123, "torch manual random number generator seed")
-    print_every: int = flag(1, "how many steps/minibatches between printing out the loss")
-    eval_val_every: int = flag(1000, "every how many iterations should we evaluate on validation data?")
+    print_every: int = flag(1, "how many steps/minibatches between printing out the loss; 0 = never", min=0)
+    eval_val_every: int = flag(1000, "every how many iterations should we evaluate on validation data?", min=1)
     checkpoint_dir: str = flag("cv", "output directory where checkpoints get written")
     savefile: str = flag("lstm", "filename to autosave the checkpoint to. Will be inside checkpoint_dir/")
-    accurate_gpu_timing: int = flag(0, "set to 1 to synchronize the GPU after each step for exact timings")
+    accurate_gpu_timing: int = flag(0, "set to 1 to synchronize the GPU after each step for exact timings", min=0, max=1)
     # GPU/CPU
-    gpuid: int = flag(0, "which gpu to use. -1 = use CPU")
+    gpuid: int = flag(0, "which gpu to use. -1 = use CPU", min=-1)
     threads: int = flag(0, "new: torch CPU threads; 0 = torch's default (all cores, shared out under torchrun). "
-                           "On a busy machine 1 is often faster")
-    opencl: int = flag(0, "accepted for compatibility; OpenCL is not supported (CUDA/MPS/CPU are)")
+                           "On a busy machine 1 is often faster", min=0)
+    opencl: int = flag(0, "accepted for compatibility; OpenCL is not supported (CUDA/MPS/CPU are)", min=0, max=1)
 
 
 @dataclasses.dataclass
@@ -97,13 +97,25 @@ def load_data(opt, rank, world, log):
     return loader, vocab, joiner
 
 
-def load_init(opt, vocab, log):
-    """-init_from: our .pt (resumable) or a Lua .t7 (weights only); its architecture overrides the flags."""
+ARCHITECTURE = ("model", "num_layers", "rnn_size", "wordvec_size")  # what -init_from's checkpoint decides
+
+
+def model_config(opt, vocab_size) -> Config:
+    """The model the flags describe (-tokens word without -wordvec_size: a 256-dim embedding)."""
+    wordvec = opt.wordvec_size or (256 if opt.tokens == "word" else 0)
+    return Config(vocab_size, opt.rnn_size, opt.num_layers, opt.model, opt.dropout, wordvec)
+
+
+def load_init(opt, config, vocab, log):
+    """-init_from: our .pt (resumable) or a Lua .t7 (weights only) -> (checkpoint or None, Config to build).
+
+    As char-rnn's init_from, the checkpoint's architecture wins over the flags; `opt` stays as given, and
+    one line says which values the checkpoint imposes."""
     if not opt.init_from:
-        return None
+        return None, config
     if opt.init_from.endswith(".t7"):
-        t7_model, t7_vocab, t7_opt = load_t7(opt.init_from)
-        ckpt = {"model": t7_model.float().state_dict(), "vocab": t7_vocab, "opt": t7_opt}
+        t7_model, t7_vocab, _ = load_t7(opt.init_from)
+        ckpt = {"model": t7_model.float().state_dict(), "vocab": t7_vocab, "config": t7_model.cfg.to_dict()}
     else:
         ckpt = checkpoint.load(opt.init_from, "charrnn")
     if ckpt["vocab"] != vocab:
@@ -111,10 +123,12 @@ def load_init(opt, vocab, log):
         raise UserError(f"{opt.init_from}: vocabulary differs from {os.path.join(opt.data_dir, 'input.txt')} "
                         f"({len(ckpt['vocab'])} vs {len(vocab)} tokens, e.g. {''.join(diff)!r}); train from "
                         f"scratch or use the same text")
-    for k in ("rnn_size", "num_layers", "model", "wordvec_size"):  # as char-rnn: the checkpoint decides
-        setattr(opt, k, ckpt["opt"].get(k, getattr(opt, k)))
-    log(f"loaded {opt.init_from}: {opt.model} {opt.num_layers}x{opt.rnn_size}")
-    return ckpt
+    saved = Config.from_checkpoint(ckpt)
+    imposed = {k: getattr(saved, k) for k in ARCHITECTURE}
+    overridden = [f"-{k} {getattr(config, k)}" for k in ARCHITECTURE if getattr(config, k) != imposed[k]]
+    log(f"-init_from {opt.init_from} imposes " + " ".join(f"-{k} {v}" for k, v in imposed.items()) +
+        (f" (instead of {' '.join(overridden)})" if overridden else " (the same as the flags)"))
+    return ckpt, dataclasses.replace(config, **imposed)
 
 
 def resume(ckpt, optimizer, loader, opt, device, world, log) -> Progress:
@@ -202,9 +216,9 @@ def save(path, model, optimizer, progress, opt, vocab, joiner, epoch, val_loss):
     st = progress.state
     st = None if st is None else tuple(s.cpu() for s in st) if isinstance(st, tuple) else st.cpu()
     checkpoint.save(path, "charrnn", {
-        "model": {k: v.cpu() for k, v in model.state_dict().items()},
+        "model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": model.cfg.to_dict(),
         "opt": dataclasses.asdict(opt), "vocab": vocab, "joiner": joiner, "tokens": opt.tokens,
-        "wordvec_size": model.wordvec_size, "train_losses": progress.train_losses, "val_losses": progress.val_losses,
+        "train_losses": progress.train_losses, "val_losses": progress.val_losses,
         "val_loss": val_loss, "i": progress.i, "epoch": epoch, "lr": progress.lr, "optimizer": optimizer.state_dict(),
         "rng": rng_state(), "state": st})
     return path
@@ -224,9 +238,8 @@ def main(opt: TrainOptions):
     try:
         # data, model (fresh or from -init_from), optimizer, and where the run stands
         loader, vocab, joiner = load_data(opt, rank, world, log)
-        ckpt = load_init(opt, vocab, log)
-        wordvec = opt.wordvec_size or (256 if opt.tokens == "word" else 0)
-        model = LanguageModel(len(vocab), opt.rnn_size, opt.num_layers, opt.model, opt.dropout, wordvec)
+        ckpt, config = load_init(opt, model_config(opt, len(vocab)), vocab, log)  # the flags, or the checkpoint's
+        model = LanguageModel(config)
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
         model.to(device)

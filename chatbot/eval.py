@@ -28,18 +28,18 @@ class EvalOpts:
     dataDir: str = flag("data/", "folder that train.py wrote (model.pt, corpus.h5)")
     model: str = flag("", "model file (default: DATADIR/model.pt)")
     input: str = flag("", "answer each line of this UTF-8 file instead of reading the prompt")
-    beam: int = flag(1, "beam size (1 = greedy, as the original)")
+    beam: int = flag(1, "beam size (1 = greedy, as the original)", min=1)
     temperature: float = flag(0.0, "sample each reply at this temperature instead of the most likely one "
-                                   "(0 = greedy or beam search)")
+                                   "(0 = greedy or beam search)", min=0)
     seed: int = flag(123, "random seed for --temperature sampling")
-    maxLength: int = flag(20, "at most this many tokens per reply (the original's MAX_OUTPUT_SIZE)")
+    maxLength: int = flag(20, "at most this many tokens per reply (the original's MAX_OUTPUT_SIZE)", min=1)
     metrics: int = flag(0, "score the model on DATADIR/corpus.h5's validation pairs instead of chatting: "
                            "perplexity, also with mismatched questions, and BLEU-2 and distinct-1/2 of "
-                           "greedy replies to the first N (-1 = all)")
+                           "greedy replies to the first N (-1 = all)", min=-1)
     debug: bool = flag(False, "print the top-4 next tokens and probabilities of each greedy step")
-    threads: int = flag(0, "CPU threads for torch (0 = torch's default)")
+    threads: int = flag(0, "CPU threads for torch (0 = torch's default)", min=0)
     cuda: bool = flag(False, "use CUDA (same as -gpuid 0)")
-    gpuid: int = flag(-1, "GPU id, -1 = CPU")
+    gpuid: int = flag(-1, "GPU id, -1 = CPU", min=-1)
 
 
 def answer(bot, text, history=(), debug=False):
@@ -55,9 +55,7 @@ def answer(bot, text, history=(), debug=False):
 def main(opt):
     if opt.threads > 0:
         torch.set_num_threads(opt.threads)
-    if opt.beam < 1 or opt.maxLength < 1:
-        raise UserError("--beam and --maxLength must be at least 1")
-    if opt.temperature < 0 or (opt.temperature > 0 and opt.beam > 1):
+    if opt.temperature != opt.temperature or (opt.temperature > 0 and opt.beam > 1):
         raise UserError(f"--temperature {opt.temperature:g}: give 0 (greedy/beam) or a positive value with --beam 1")
     device = get_device(0 if opt.cuda and opt.gpuid < 0 else opt.gpuid)
     path = opt.model or os.path.join(opt.dataDir, "model.pt")

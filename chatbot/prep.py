@@ -27,14 +27,14 @@ class CorpusOpts:
     corpus: str = flag("", "a .conv file or folder, a Cornell movie-dialogs folder, or chatterbot YAML "
                            "(default: the built-in chatterbot Chinese corpus)")
     dataDir: str = flag("data/", "folder for corpus.h5 and vocab.json (and train.py's model files)")
-    dataset: int = flag(0, "approximate number of dialogs to use (0 = all)")
+    dataset: int = flag(0, "approximate number of dialogs to use (0 = all)", min=0)
     tokens: str = flag("auto", "auto (the corpus's / marks if it has them, else word), word (jieba for "
                                "Chinese, words for English), char, or slash")
-    vocabSize: int = flag(-1, "keep this many most frequent words (-1 = all)")
-    minWordFreq: int = flag(1, "drop words seen fewer times than this")
-    maxExampleLen: int = flag(25, "at most this many tokens per turn")
-    valSetSize: float = flag(0.05, "fraction of dialogs held out for validation")
-    context: int = flag(0, "also feed the encoder the N turns before the question, separated by <sep>")
+    vocabSize: int = flag(-1, "keep this many most frequent words (-1 = all)", min=-1)
+    minWordFreq: int = flag(1, "drop words seen fewer times than this", min=0)
+    maxExampleLen: int = flag(25, "at most this many tokens per turn", min=1)
+    valSetSize: float = flag(0.05, "fraction of dialogs held out for validation", min=0, max=1)
+    context: int = flag(0, "also feed the encoder the N turns before the question, separated by <sep>", min=0)
     seed: int = flag(123, "random seed (the validation split; in train.py also initialisation, batch order, "
                           "dropout)")
 

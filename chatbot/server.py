@@ -36,14 +36,14 @@ class ServerOpts:
     dataDir: str = flag("data/", "folder that train.py wrote (model.pt)")
     model: str = flag("", "model file (default: DATADIR/model.pt)")
     host: str = flag("127.0.0.1", "address to listen on (0.0.0.0 = every interface)")
-    port: int = flag(8082, "port (0 = any free port), as eval-server.lua")
-    beam: int = flag(1, "beam size (1 = greedy)")
-    maxLength: int = flag(20, "at most this many tokens per reply")
-    maxInputLength: int = flag(200, "longest accepted question, in characters")
+    port: int = flag(8082, "port (0 = any free port), as eval-server.lua", min=0, max=65535)
+    beam: int = flag(1, "beam size (1 = greedy)", min=1)
+    maxLength: int = flag(20, "at most this many tokens per reply", min=1)
+    maxInputLength: int = flag(200, "longest accepted question, in characters", min=1)
     timeout: float = flag(10.0, "seconds a client may take to send its request (then 408)")
-    threads: int = flag(0, "CPU threads for torch (0 = torch's default)")
+    threads: int = flag(0, "CPU threads for torch (0 = torch's default)", min=0)
     cuda: bool = flag(False, "use CUDA (same as -gpuid 0)")
-    gpuid: int = flag(-1, "GPU id, -1 = CPU")
+    gpuid: int = flag(-1, "GPU id, -1 = CPU", min=-1)
 
 
 def _percent_encode_raw(line: bytes) -> bytes:

@@ -6,13 +6,11 @@
 
 Writes into --dataDir: corpus.h5 + vocab.json (preprocessed once), model.pt (the best model by
 validation perplexity, what eval.py and server.py read) and checkpoint.pt (the latest state, for
---resume; also written on Ctrl-C and when --maxTime/--maxCpuTime/--maxSteps stop the run).
+--resume; also written on Ctrl-C or SIGTERM (exit 130/143) and when --maxTime/--maxCpuTime/--maxSteps stop the run).
 """
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -26,14 +24,15 @@ from chatbot.tokens import PAD
 from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
 from common.device import get_device, rng_state, seed_everything, set_rng_state
+from common.signals import StopOnSignal
 
 
 @options
 class TrainOpts(CorpusOpts):
     """Train a seq2seq chatbot on a dialog corpus."""
-    hiddenSize: int = flag(300, "LSTM state size (= embedding size, as the original)")
-    numLayers: int = flag(1, "LSTM layers in encoder and decoder")
-    dropout: float = flag(0.2, "dropout on embeddings and outputs (0 = none, as chatbot-zh)")
+    hiddenSize: int = flag(300, "LSTM state size (= embedding size, as the original)", min=1)
+    numLayers: int = flag(1, "LSTM layers in encoder and decoder", min=1)
+    dropout: float = flag(0.2, "dropout on embeddings and outputs (0 = none, as chatbot-zh)", min=0, max=1)
     attention: str = flag("general", "Luong attention score: general, dot, or none (the original plain "
                                      "encoder-decoder)")
     softmax: str = flag("adaptive", "output layer: adaptive (frequent tokens in a small head softmax, rare "
@@ -41,28 +40,28 @@ class TrainOpts(CorpusOpts):
     precision: str = flag("auto", "bf16 (bfloat16 autocast of matrix products and LSTMs), fp32, or auto "
                                   "(bf16 on a CPU with AVX512-BF16 or AMX, else fp32)")
     optim: str = flag("adam", "adam (neuralconvo) or sgd (chatbot-zh: momentum, linear lr decay)")
-    learningRate: float = flag(0.001, "learning rate (chatbot-zh used 0.05 with --optim sgd)")
-    momentum: float = flag(0.9, "SGD momentum")
-    minLR: float = flag(1e-5, "sgd: lowest learning rate")
-    saturateEpoch: int = flag(20, "sgd: epoch at which the learning rate reaches minLR")
-    maxEpoch: int = flag(50, "maximum number of epochs")
-    batchSize: int = flag(10, "pairs per batch")
-    warmup: int = flag(0, "raise the learning rate linearly from 0 over the first N batches")
+    learningRate: float = flag(0.001, "learning rate (chatbot-zh used 0.05 with --optim sgd)", min=0)
+    momentum: float = flag(0.9, "SGD momentum", min=0)
+    minLR: float = flag(1e-5, "sgd: lowest learning rate", min=0)
+    saturateEpoch: int = flag(20, "sgd: epoch at which the learning rate reaches minLR", min=1)
+    maxEpoch: int = flag(50, "maximum number of epochs", min=1)
+    batchSize: int = flag(10, "pairs per batch", min=1)
+    warmup: int = flag(0, "raise the learning rate linearly from 0 over the first N batches", min=0)
     decay: str = flag("none", "learning-rate decay to 0 at the end of the run: none, linear or cosine; the end "
                               "is --maxCpuTime when given (CPU seconds in all), else --maxEpoch epochs")
-    gradientClipping: float = flag(5.0, "clip the gradient norm to this (0 = off)")
+    gradientClipping: float = flag(5.0, "clip the gradient norm to this (0 = off)", min=0)
     earlyStopOnTrain: bool = flag(False, "early-stop on training instead of validation perplexity")
-    patience: int = flag(3, "stop after this many epochs without a better perplexity (0 = never)")
-    maxTime: float = flag(0.0, "stop after this many seconds, saving a resumable checkpoint (0 = no limit)")
+    patience: int = flag(3, "stop after this many epochs without a better perplexity (0 = never)", min=0)
+    maxTime: float = flag(0.0, "stop after this many seconds, saving a resumable checkpoint (0 = no limit)", min=0)
     maxCpuTime: float = flag(0.0, "stop after this many CPU seconds of training in all (a resumed run counts "
-                                  "the CPU seconds before it; 0 = no limit)")
-    maxSteps: int = flag(0, "stop after this many batches in all, saving a checkpoint (0 = no limit)")
+                                  "the CPU seconds before it; 0 = no limit)", min=0)
+    maxSteps: int = flag(0, "stop after this many batches in all, saving a checkpoint (0 = no limit)", min=0)
     resume: bool = flag(False, "continue from DATADIR/checkpoint.pt")
-    printEvery: int = flag(100, "print the training loss every this many batches")
-    threads: int = flag(0, "CPU threads for torch (0 = torch's default)")
+    printEvery: int = flag(100, "print the training loss every this many batches", min=1)
+    threads: int = flag(0, "CPU threads for torch (0 = torch's default)", min=0)
     cuda: bool = flag(False, "use CUDA (same as -gpuid 0)")
     opencl: bool = flag(False, "accepted for compatibility; PyTorch has no OpenCL backend")
-    gpuid: int = flag(-1, "GPU id, -1 = CPU")
+    gpuid: int = flag(-1, "GPU id, -1 = CPU", min=-1)
 
 
 @dataclass
@@ -84,6 +83,7 @@ def main(opt):
     check(opt)
     device = get_device(0 if opt.cuda and opt.gpuid < 0 else opt.gpuid)
     seed_everything(opt.seed)
+    checkpoint.remove_stale_temporaries(opt.dataDir)  # left by a kill -9 in the middle of a save
     h5_path = prepare(opt)  # preprocess once into corpus.h5, then stream batches from it
     meta = read_meta(h5_path)
     train_data, val_data = PairData(h5_path, "train"), PairData(h5_path, "val")
@@ -98,24 +98,23 @@ def main(opt):
         print("note: no validation pairs (corpus too small or --valSetSize 0): early stopping uses "
               "training perplexity", file=sys.stderr)
     clock = Clock(opt, progress)
-    old_term = on_sigterm_interrupt()
     try:
-        while progress.epoch <= opt.maxEpoch:
-            stopped = train_epoch(opt, model, optimizer, train_data, progress, clock, device, amp)
-            complete = progress.step >= train_data.num_batches(opt.batchSize)
-            end_epoch(opt, model, optimizer, val_data, meta, progress, complete, clock, device)
-            if stopped or early_stop(opt, progress):
-                break
-    except KeyboardInterrupt:
-        save_checkpoint(opt, model, optimizer, meta, progress)
-        print(f"\ninterrupted: saved {opt.dataDir}/checkpoint.pt (epoch {progress.epoch}, batch {progress.step}); "
-              "--resume continues", file=sys.stderr)
-        raise
+        with StopOnSignal() as stop:  # SIGINT/SIGTERM: finish the batch, save checkpoint.pt, exit 130/143
+            while progress.epoch <= opt.maxEpoch and not stop.requested:
+                stopped = train_epoch(opt, model, optimizer, train_data, progress, clock, device, amp, stop)
+                if stop.requested:
+                    break
+                complete = progress.step >= train_data.num_batches(opt.batchSize)
+                end_epoch(opt, model, optimizer, val_data, meta, progress, complete, clock, device)
+                if stopped or early_stop(opt, progress):
+                    break
+            if stop.requested:
+                save_checkpoint(opt, model, optimizer, meta, progress)
     finally:
         train_data.close()
         val_data.close()
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+    stop.exit_if_stopped(f"saved {os.path.join(opt.dataDir, 'checkpoint.pt')} (epoch {progress.epoch}, batch "
+                         f"{progress.step}); --resume continues")
     print(f"best {'val' if len(val_data) else 'train'} ppl {progress.best_val:.2f} per {unit_of(meta)}; "
           f"model: {os.path.join(opt.dataDir, 'model.pt')}")
     return progress
@@ -130,12 +129,8 @@ def check(opt):
         raise UserError(f"--precision {opt.precision}: use auto, bf16 or fp32")
     if opt.decay not in ("none", "linear", "cosine"):
         raise UserError(f"--decay {opt.decay}: use none, linear or cosine")
-    if opt.warmup < 0:
-        raise UserError("--warmup must be 0 or more batches")
     if opt.optim not in ("adam", "sgd"):
         raise UserError(f"--optim {opt.optim}: use adam or sgd")
-    if opt.batchSize < 1 or opt.hiddenSize < 1 or opt.numLayers < 1:
-        raise UserError("--batchSize, --hiddenSize and --numLayers must be positive")
     if opt.threads > 0:
         torch.set_num_threads(opt.threads)
     if opt.opencl:
@@ -232,19 +227,8 @@ class Clock:
                     (o.maxCpuTime and progress.cpu_s >= o.maxCpuTime))
 
 
-def on_sigterm_interrupt():
-    """SIGTERM (kill, docker stop, a batch scheduler) saves and stops like Ctrl-C. -> the old handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, interrupt)
-
-
-def train_epoch(opt, model, optimizer, data, progress, clock, device, amp):
-    """Train on the rest of this epoch's batches; True if a limit (time, steps) says stop."""
+def train_epoch(opt, model, optimizer, data, progress, clock, device, amp, stop=None):
+    """Train on the rest of this epoch's batches; True if a limit (time, steps) or a signal says stop."""
     model.train()
     n_batches = data.num_batches(opt.batchSize)
     for src, tgt in data.batches(opt.batchSize, progress.epoch, opt.seed, skip=progress.step):
@@ -273,7 +257,7 @@ def train_epoch(opt, model, optimizer, data, progress, clock, device, amp):
             print(f"epoch {progress.epoch} batch {progress.step}/{n_batches} loss {loss:.3f} "
                   f"ppl {math.exp(min(loss, 50)):.1f} lr {lr:.2e} ({clock.elapsed():.0f}s, {progress.cpu_s:.0f} CPU s)",
                   flush=True)
-        if clock.out_of_time(progress):
+        if clock.out_of_time(progress) or (stop is not None and stop.requested):
             return True
     return False
 

@@ -1,5 +1,4 @@
 """Training: the original's behaviour (splits, names, aborts) and what it lacked (exact resume, Ctrl-C, DDP)."""
-import dataclasses
 import os
 import re
 import signal
@@ -92,18 +91,28 @@ def test_readme_command_wangfeng(tmp_path):
     assert ckpt.startswith("lm_lstm_epoch0.50_")
 
 
-def test_help_documents_every_option(capsys):
-    """-h names every option as `-name, --name` followed by its own help text (not just the word anywhere)."""
-    for opts in (train.TrainOptions, sample.SampleOptions):
+# char-rnn's own options and defaults (train.lua's and sample.lua's cmd:option lines, karpathy/char-rnn @6f9487a)
+LUA_TRAIN = {"data_dir": "data/tinyshakespeare", "rnn_size": 128, "num_layers": 2, "model": "lstm",
+             "learning_rate": 2e-3, "learning_rate_decay": 0.97, "learning_rate_decay_after": 10, "decay_rate": 0.95,
+             "dropout": 0, "seq_length": 50, "batch_size": 50, "max_epochs": 50, "grad_clip": 5, "train_frac": 0.95,
+             "val_frac": 0.05, "init_from": "", "seed": 123, "print_every": 1, "eval_val_every": 1000,
+             "checkpoint_dir": "cv", "savefile": "lstm", "accurate_gpu_timing": 0, "gpuid": 0, "opencl": 0}
+LUA_SAMPLE = {"seed": 123, "sample": 1, "primetext": "", "length": 2000, "temperature": 1, "gpuid": 0, "opencl": 0,
+              "verbose": 1}
+
+
+def test_every_lua_option_is_accepted_with_its_default_and_documented(capsys):
+    """Against char-rnn's option list (not our own dataclass): each flag exists, has the Lua default, and -h
+    shows it as `-name, --name` with a help text."""
+    for opts, lua, argv in ((train.TrainOptions, LUA_TRAIN, []), (sample.SampleOptions, LUA_SAMPLE, ["m.pt"])):
+        defaults = parse(opts, argv)
+        assert {k: getattr(defaults, k) for k in lua} == lua
         with pytest.raises(SystemExit):
             parse(opts, ["-h"])
         out = "".join(capsys.readouterr().out.split())  # argparse wraps lines (also at hyphens): drop spaces
-        for f in dataclasses.fields(opts):
-            helptext = re.escape("".join(f.metadata["help"].split()))
-            if f.metadata.get("nargs") == "?":  # the positional checkpoint
-                assert f"[{f.name}]" in out and re.search(f"{f.name}{helptext}", out), f.name
-            else:
-                assert re.search(rf"-{f.name}(?P<mv>[A-Z_]+|\{{[a-z,]+\}}),--{f.name}(?P=mv){helptext}", out), f.name
+        for name in lua:
+            assert re.search(rf"-{name}([A-Z_]+|\{{[a-z,]+\}}),--{name}\1\w", out), name
+    assert parse(sample.SampleOptions, ["cv/x.pt"]).model == "cv/x.pt"  # sample.lua's positional model
 
 
 def test_training_learns_names_checkpoints_and_samples(shakespeare_dir, tmp_path, capsys):
@@ -118,6 +127,8 @@ def test_training_learns_names_checkpoints_and_samples(shakespeare_dir, tmp_path
     assert ck["i"] == 342 and ck["epoch"] == 3.0 and len(ck["train_losses"]) == 342
     assert set(ck["val_losses"]) == {50, 100, 150, 200, 250, 300, 342}
     assert ck["train_losses"][0] > 4.0 and ck["val_loss"] < 3.2  # learned something beyond unigram noise
+    assert ck["config"] == {"vocab_size": 58, "rnn_size": 32, "num_layers": 2, "model": "lstm", "dropout": 0.0,
+                            "wordvec_size": 0}
     assert ck["opt"]["rnn_size"] == 32 and "optimizer" in ck and len(ck["vocab"]) == 58
     assert all(t.device.type == "cpu" for t in ck["model"].values())
     r = subprocess.run([sys.executable, "sample.py", str(path), "-gpuid", "-1", "-length", "50", "-seed", "7",
@@ -132,7 +143,7 @@ def test_gru_and_rnn_train(shakespeare_dir, tmp_path, model):
     path = run_train(shakespeare_dir, tmp_path, "-model", model, "-max_epochs", "0.25", "-learning_rate", "1e-2",
                      "-seq_length", "10", "-num_layers", "1")
     ck = checkpoint.load(path, "charrnn")
-    assert ck["opt"]["model"] == model and ck["train_losses"][-1] < ck["train_losses"][0] - 0.5
+    assert ck["config"]["model"] == model and ck["train_losses"][-1] < ck["train_losses"][0] - 0.5
 
 
 def test_init_from_resumes_exactly(shakespeare_dir, tmp_path):
@@ -211,7 +222,7 @@ def test_word_level_model_trains_and_samples_chinese(wangfeng_dir, tmp_path):
     path = run_train(wangfeng_dir, tmp_path, "-tokens", "word", "-batch_size", "10", "-max_epochs", "0.3",
                      "-wordvec_size", "16")
     ck = checkpoint.load(path, "charrnn")
-    assert ck["tokens"] == "word" and ck["wordvec_size"] == 16
+    assert ck["tokens"] == "word" and ck["config"]["wordvec_size"] == 16
     import io
     out = io.StringIO()
     sample.main(parse(sample.SampleOptions, [path, "-gpuid", "-1", "-length", "30", "-verbose", "0",
@@ -245,7 +256,7 @@ def test_torchrun_two_processes_equal_one(shakespeare_dir, tmp_path):
         torch.testing.assert_close(ddp["model"][k], v, rtol=1e-4, atol=1e-5)
 
 
-def test_init_from_lua_checkpoint_fine_tunes(tmp_path):
+def test_init_from_lua_checkpoint_fine_tunes(tmp_path, capsys):
     d = tmp_path / "ts"
     d.mkdir()
     os.symlink(datasets.require("tinyshakespeare") / "input.txt", d / "input.txt")
@@ -253,8 +264,11 @@ def test_init_from_lua_checkpoint_fine_tunes(tmp_path):
     path = run_train(d, tmp_path / "cv", "-init_from", str(T7_FIXTURES / "lm_lstm_tiny_epoch0.47_2.9739.t7"),
                      "-max_epochs", "0.0005", "-val_frac", "0.002", "-train_frac", "0.998")
     ck = checkpoint.load(path, "charrnn")
-    # the checkpoint's architecture wins over the flags (1x32, as char-rnn's init_from); it starts trained
-    assert (ck["opt"]["rnn_size"], ck["opt"]["num_layers"]) == (32, 1)
+    # the checkpoint's architecture wins over the flags (1x32, as char-rnn's init_from), said in one line; the
+    # options are kept as given (-num_layers 2), the checkpoint's Config says what the model is
+    assert (ck["config"]["rnn_size"], ck["config"]["num_layers"], ck["opt"]["num_layers"]) == (32, 1, 2)
+    assert "imposes -model lstm -num_layers 1 -rnn_size 32 -wordvec_size 0 (instead of -num_layers 2)" in \
+        capsys.readouterr().out
     assert ck["train_losses"][0] < 3.3 and ck["i"] == 5
 
 

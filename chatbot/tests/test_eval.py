@@ -1,4 +1,5 @@
 """eval.py: the you> loop driven through stdin, --input files, decoding options, metrics, bad input."""
+import math
 import os
 import subprocess
 import sys
@@ -66,10 +67,9 @@ def test_bad_input_is_one_clear_line(trained, tmp_path):
     assert p.stderr.strip().splitlines() == [
         f"error: {gbk}: not UTF-8 text; convert it first (e.g. iconv -f GBK -t UTF-8)"]
     for args, message in ((["--input", str(tmp_path / "none.txt")], "none.txt: cannot read"),
-                          (["--beam", "0"], "--beam"),
                           (["--model", str(gbk)], "not a torch-classics checkpoint"),
                           (["--model", str(text_pt)], r"text.pt: not a torch-classics checkpoint \(\S.*\)$"),
-                          (["--temperature", "-1"], "--temperature -1"),
+                          (["--temperature", "nan"], "--temperature nan"),
                           (["--temperature", "0.5", "--beam", "3"], "--temperature"),
                           (["--dataDir", str(tmp_path / "empty_dir")], "no model yet")):
         with pytest.raises(UserError, match=message):
@@ -84,13 +84,40 @@ def test_unknown_words_do_not_make_unknown_replies(trained):
     assert len(set(replies)) >= 2  # not one fixed answer to everything
 
 
-def test_bleu2_and_distinct_numbers():
+def old_bleu2(hyps, refs):
+    """chatbot/metrics.py's hand-written corpus BLEU-2 before pycocoevalcap: the independent expectation."""
+    from collections import Counter
+    match, total, hyp_len, ref_len = [0, 0], [0, 0], 0, 0
+    for h, r in zip(hyps, refs):
+        hyp_len, ref_len = hyp_len + len(h), ref_len + len(r)
+        for n in (1, 2):
+            hc = Counter(tuple(h[i:i + n]) for i in range(len(h) - n + 1))
+            rc = Counter(tuple(r[i:i + n]) for i in range(len(r) - n + 1))
+            match[n - 1] += sum(min(c, rc[g]) for g, c in hc.items())
+            total[n - 1] += max(len(h) - n + 1, 0)
+    if min(match) == 0 or hyp_len == 0:
+        return 0.0
+    bp = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
+    return bp * math.exp(sum(math.log(m / t) for m, t in zip(match, total)) / 2)
+
+
+def test_bleu2_through_pycocoevalcap_equals_the_old_figures():
     assert bleu2([[1, 2, 3, 4]], [[1, 2, 3, 4]]) == pytest.approx(1.0)
     # unigram precision 3/4, bigram 1/3, no brevity penalty: sqrt(3/4 * 1/3) = 0.5
     assert bleu2([[1, 2, 5, 3]], [[1, 2, 3, 4]]) == pytest.approx(0.5)
     # shorter hypothesis: brevity penalty exp(1 - 4/2)
     assert bleu2([[1, 2]], [[1, 2, 3, 4]]) == pytest.approx(0.36787944, rel=1e-6)
-    assert bleu2([[7, 8]], [[1, 2]]) == 0.0
+    assert bleu2([[7, 8]], [[1, 2]]) < 1e-12  # no match: coco-caption's smoothing, not exactly 0
+    # a fixed corpus of 60 replies (lengths 0-9, ids 4-11, so n-grams match often): the same corpus BLEU-2
+    rng = np.random.default_rng(17)
+    refs = [rng.integers(4, 12, size=rng.integers(1, 10)).tolist() for _ in range(60)]
+    hyps = [r[:rng.integers(0, len(r) + 1)] + rng.integers(4, 12, size=rng.integers(0, 4)).tolist() for r in refs]
+    old = old_bleu2(hyps, refs)
+    assert 0.2 < old < 0.9 and bleu2(hyps, refs) == pytest.approx(old, rel=1e-6)
+    assert bleu2(hyps[:10], refs[:10]) == pytest.approx(old_bleu2(hyps[:10], refs[:10]), rel=1e-6)
+
+
+def test_distinct_numbers():
     assert distinct([[1, 1, 2], [1, 3]], 1) == pytest.approx(3 / 5)
     assert distinct([[1, 1, 2], [1, 3]], 2) == pytest.approx(3 / 3)
     assert distinct([[1, 2, 1, 2]], 2) == pytest.approx(2 / 3)
