@@ -136,7 +136,10 @@ class LiveServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the page went away (closed, reloaded)
+                    self.close_connection = True
 
             def do_GET(self):
                 if self.path.split("?")[0] in ("/", "/index.html"):

@@ -1,0 +1,83 @@
+"""Live captions of your camera, as neuraltalk2's videocaptioning.lua: a page on 127.0.0.1 that opens the
+browser camera and shows the model's caption of each frame with the frame rate (common/webcam.py).
+
+    python neuraltalk/webcam.py -model cv/model_idshapes-best.pt -gpuid -1     # then open http://127.0.0.1:8000
+    python neuraltalk/webcam.py -model model_id1-501-1448236541.t7 -port 8080  # an original checkpoint
+    python neuraltalk/webcam.py -model X -host 0.0.0.0                           # other machines too (warns)
+
+Each frame is prepared as eval.py prepares a file of -image_folder (squashed to the CNN's image size,
+centre crop; neuraltalk2 checkpoints: image.scale and its crop), so the page's caption of a picture is
+eval.py's caption of the same picture saved as a file. Nothing is written to disk.
+"""
+import numpy as np
+import torch
+from PIL import Image
+
+from common import webcam
+from common.captions import decode_batch
+from common.cli import UserError, flag, options, parse, run
+from common.device import get_device, seed_everything
+from neuraltalk import engine
+from neuraltalk.captioner import build_captioner, load_checkpoint
+from neuraltalk.cnn import to_tensor_batch
+from neuraltalk.data import center_crop
+
+
+@options
+class WebcamOptions:
+    """Caption the browser camera's frames live with a trained neuraltalk model (.pt, or neuraltalk2's .t7)."""
+    model: str = flag("", "path to the model checkpoint (.pt from train.py, or neuraltalk2's .t7)")
+    port: int = flag(8000, "port of the page on -host", min=0, max=65535)
+    host: str = flag("127.0.0.1", "address to listen on; anything but 127.0.0.1 lets other machines use the "
+                                  "model (a warning is printed)")
+    beam_size: int = flag(2, "number of beams in beam search (1 = greedy)", min=1)
+    suppress_UNK: int = flag(1, "never produce UNK? (1=yes,0=no)")
+    max_side: int = flag(640, "frames larger than this (longest side) are scaled down before captioning", min=16)
+    seed: int = flag(123, "random number generator seed to use")
+    gpuid: int = flag(0, "which gpu to use. -1 = use CPU")
+
+
+def prepare_frame(rgb, info):
+    """H x W x 3 uint8 -> (3, crop, crop) uint8 tensor, as caption_folder prepares an image file.
+
+    (This per-array step belongs beside caption_folder in captioner.py; it lives here until it moves.)"""
+    size, crop = int(info.get("image_size", 256)), int(info.get("crop_size", 224))
+    if info.get("resize") == "torch_image_bilinear":  # neuraltalk2: image.scale, crop at 0-based offset
+        from neuraltalk.lua_checkpoint import prepro_crop_offset, torch_image_scale
+        o = prepro_crop_offset(size, crop)
+        return to_tensor_batch([torch_image_scale(rgb, size, size)])[0, :, o:o + crop, o:o + crop]
+    img = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BICUBIC))  # data.load_rgb's squash
+    return center_crop(to_tensor_batch([img]), crop)[0]
+
+
+class LiveCaptioner:
+    """A checkpoint loaded once; `caption(rgb)` -> the sentence, `__call__(rgb)` -> the page's answer."""
+
+    def __init__(self, ck, device="cpu", beam_size=2, suppress_UNK=True):
+        self.model = build_captioner(ck, device)
+        self.ix_to_word, self.info, self.device = ck["ix_to_word"], ck["cnn_info"], device
+        self.sample_kw = dict(beam_size=beam_size, sample_max=True,
+                              banned=engine.unk_columns(ck["ix_to_word"], suppress_UNK))
+
+    @torch.no_grad()
+    def caption(self, rgb):
+        x = prepare_frame(np.ascontiguousarray(rgb, np.uint8), self.info)[None].to(self.device)
+        fc, att = self.model.features(x)
+        seq, _ = self.model(fc, att, mode="sample", **self.sample_kw)
+        return decode_batch(seq.cpu().numpy(), self.ix_to_word)[0]
+
+    def __call__(self, rgb):
+        return {"captions": [self.caption(rgb)]}
+
+
+def main(opt: WebcamOptions):
+    if not opt.model:
+        raise UserError("give -model (a .pt checkpoint from train.py or a neuraltalk2 .t7)")
+    seed_everything(opt.seed)
+    device = get_device(opt.gpuid)
+    captioner = LiveCaptioner(load_checkpoint(opt.model), device, opt.beam_size, bool(opt.suppress_UNK))
+    webcam.serve(captioner, "neuraltalk", opt.host, opt.port, max_side=opt.max_side)
+
+
+if __name__ == "__main__":
+    run(main, parse(WebcamOptions))
