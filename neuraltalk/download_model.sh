@@ -32,10 +32,14 @@ fi
 T7=$("$PY" -c "import os, sys, zipfile
 z = zipfile.ZipFile(sys.argv[1]); names = sorted(n for n in z.namelist() if n.endswith('.t7'))
 if names:
-    z.extract(names[0], sys.argv[2]); print(os.path.join(sys.argv[2], names[0]))" "$DIR/$ZIP" "$DIR")
+    out = os.path.join(sys.argv[2], names[0])
+    if not (os.path.isfile(out) and os.path.getsize(out) == z.getinfo(names[0]).file_size):
+        z.extract(names[0], sys.argv[2])
+    print(out)" "$DIR/$ZIP" "$DIR")
 if [ -z "$T7" ]; then
   echo "error: $ZIP holds no .t7 checkpoint" >&2
   exit 1
 fi
-"$PY" "$HERE/convert.py" "$T7" "$DIR/neuraltalk2_coco_$VARIANT.pt"
+PT="$DIR/neuraltalk2_coco_$VARIANT.pt"
+if [ "$PT" -nt "$T7" ]; then echo "$PT: already converted"; else "$PY" "$HERE/convert.py" "$T7" "$PT"; fi
 echo "caption your images: $PY eval.py -model $DIR/neuraltalk2_coco_$VARIANT.pt -image_folder <folder> -gpuid -1"
