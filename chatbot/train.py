@@ -23,7 +23,7 @@ from chatbot.prep import CorpusOpts, prepare, read_meta
 from chatbot.tokens import PAD
 from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
-from common.device import get_device, rng_state, seed_everything, set_rng_state
+from common.device import get_device, native_bf16, rng_state, seed_everything, set_rng_state
 from common.signals import StopOnSignal
 
 
@@ -135,11 +135,6 @@ def check(opt):
         torch.set_num_threads(opt.threads)
     if opt.opencl:
         print("note: --opencl is accepted but PyTorch has no OpenCL backend; using -gpuid/--cuda", file=sys.stderr)
-
-
-def native_bf16():
-    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16, AMX); elsewhere it has no bf16 LSTM."""
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def use_bf16(opt, device):

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from chatbot.batches import collate
 from chatbot.model import AdaptiveSoftmax, Seq2Seq, Seq2SeqConfig, banned_next
 from chatbot.tokens import EOS, GO, PAD, UNK
-from chatbot.train import native_bf16
+from common.device import native_bf16
 
 
 def make(attention="general", V=20, H=16, dropout=0.0, seed=0):

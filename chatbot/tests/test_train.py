@@ -14,8 +14,9 @@ import torch
 from chatbot.corpus import main as corpus_main
 from chatbot.prep import CorpusOpts
 from chatbot.tests.conftest import DGK, train
-from chatbot.train import Progress, TrainOpts, learning_rate, native_bf16, sgd_lr
+from chatbot.train import Progress, TrainOpts, learning_rate, sgd_lr
 from common.cli import UserError, parse
+from common.device import native_bf16
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
