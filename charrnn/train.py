@@ -21,6 +21,7 @@ from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
 from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
 from common.signals import StopOnSignal
+from common.training import agree, check_loss
 
 
 @options
@@ -161,15 +162,6 @@ def train_step(net, model, optimizer, x, y, progress, opt):
     return loss
 
 
-def agree(loss, *flags, world, device):
-    """Under DDP: the mean loss over ranks, and each flag true if any rank set it (all stop together)."""
-    if world == 1:
-        return (loss, *flags)
-    t = torch.tensor([loss, *flags], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return (t[0].item() / world, *(v > 0 for v in t[1:].tolist()))
-
-
 def decay_lr(optimizer, progress, opt, ntrain, log):
     """At each epoch end from -learning_rate_decay_after on: lr *= -learning_rate_decay."""
     if progress.i % ntrain == 0 and progress.i / ntrain >= opt.learning_rate_decay_after and opt.learning_rate_decay < 1:
@@ -184,14 +176,6 @@ def progress_line(model, progress, iterations, epoch, dt):
     pn = torch.sqrt(sum((p.detach().float() ** 2).sum() for p in model.parameters()))
     return (f"{progress.i}/{iterations} (epoch {epoch:.3f}), train_loss = {progress.train_losses[-1]:6.8f}, "
             f"grad/param norm = {(gn / pn).item():6.4e}, time/batch = {dt:.4f}s")
-
-
-def check_loss(loss, first):
-    if not math.isfinite(loss):
-        raise UserError("loss is NaN.  This usually indicates a bug. Checkpoints written so far are kept; "
-                        "try a lower -learning_rate or -grad_clip")
-    if loss > first * 3:
-        raise UserError("loss is exploding, aborting. Checkpoints written so far are kept; try a lower -learning_rate")
 
 
 def evaluate(model, loader, split, device):
@@ -271,8 +255,7 @@ def main(opt: TrainOptions):
                     torch.cuda.synchronize()
                 dt = time.time() - t0
                 out_of_time = opt.max_time > 0 and time.time() - t_start >= opt.max_time
-                loss, out_of_time, interrupted = agree(loss, out_of_time, ctrl_c.requested, world=world,
-                                                       device=device)
+                loss, out_of_time, interrupted = agree(loss, bool(out_of_time), ctrl_c.requested, device=device)
                 progress.train_losses.append(loss)
                 epoch = progress.i / loader.ntrain
                 bar.update(1)
@@ -282,7 +265,8 @@ def main(opt: TrainOptions):
                     msg = progress_line(model, progress, iterations, epoch, dt)
                     bar.write(msg) if not bar.disable else print(msg)
                 first_loss = loss if first_loss is None else first_loss
-                check_loss(loss, first_loss)
+                check_loss(loss, first_loss, explode=3, where=f"iteration {progress.i}",
+                           hint="try a lower -learning_rate or -grad_clip")
                 if interrupted:
                     save_as(f"lm_{opt.savefile}_epoch{epoch:.2f}_interrupted.pt", float("nan"))
                     ctrl_c.exit_if_stopped("resume with -init_from and the checkpoint above")

@@ -62,7 +62,8 @@ def check_loss(loss: float, first: float | None, explode: float = 0, hint: str =
     checkpoints already written stay. `where` says at which step ("iteration 120")."""
     at = f" at {where}" if where else ""
     if not math.isfinite(loss):
-        raise UserError(f"loss is {loss}{at}: stopping; checkpoints written so far are kept; {hint}")
+        what = "NaN" if math.isnan(loss) else loss
+        raise UserError(f"loss is {what}{at}: stopping; checkpoints written so far are kept; {hint}")
     if explode > 0 and first is not None and loss > explode * first:
         raise UserError(f"loss is exploding{at} ({loss:.4g} > {explode:g}x the first {first:.4g}): stopping; "
                         f"checkpoints written so far are kept; {hint}")

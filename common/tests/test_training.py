@@ -28,7 +28,7 @@ def test_clock_budgets(monkeypatch):
 
 def test_check_loss():
     check_loss(2.0, 1.0, explode=3)
-    with pytest.raises(UserError, match="loss is nan at iteration 7.*kept.*lower"):
+    with pytest.raises(UserError, match="loss is NaN at iteration 7.*kept.*lower"):
         check_loss(float("nan"), 1.0, where="iteration 7", hint="try a lower -learning_rate")
     with pytest.raises(UserError, match="exploding"):
         check_loss(3.5, 1.0, explode=3)
