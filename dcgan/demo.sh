@@ -2,8 +2,9 @@
 # make demo: train a DCGAN (half-width nets, ngf=ndf=32, main.lua's lr 0.0002) on scikit-image's 200 bundled
 # faces (lfw_subset, 25x25 grayscale, scaled to 32x32) for a fixed amount of work, niter=150 epochs of 7
 # batches of 32 (1,050 iterations, seed 1: two runs give the same pictures on one machine and thread count;
-# the whole demo took 85 s wall on this 2-core AMD EPYC AVX2-only machine with its two threads, training at
-# about 0.05 s per iteration), then draw a sample grid, an interpolation strip and the vector-arithmetic batch with the real commands in the original's environment-variable style.
+# the whole demo took 85-92 s wall on this 2-core AMD EPYC AVX2-only machine with its two threads, training at
+# about 0.05 s per iteration), then draw a sample grid, an interpolation strip and the vector-arithmetic
+# batch with the real commands in the original's environment-variable style.
 # Run from the repo root as
 #   PY=.venv/bin/python DEMO=$PWD/demo_out bash dcgan/demo.sh
 set -euo pipefail
