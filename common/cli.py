@@ -48,7 +48,8 @@ def options(cls):
     return cls
 
 
-def parse(options_cls, argv=None, description=None):
+def parse(options_cls, argv=None, description=None, spelling="-{}"):
+    """Parse argv into the options dataclass; bounds are checked (`spelling` formats a name in the message)."""
     doc = options_cls.__doc__ or ""
     if doc.startswith(options_cls.__name__ + "("):  # dataclass's generated signature, not a description
         doc = ""
@@ -59,7 +60,7 @@ def parse(options_cls, argv=None, description=None):
         if getattr(opt, f.name) is None and f.default is not None:
             setattr(opt, f.name, f.default)
     try:
-        check_bounds(opt)
+        check_bounds(opt, spelling)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -173,7 +173,7 @@ def parse_env(cls, argv=None, environ=None):
     """Parse options from environment variables (as the Lua scripts) and then the command line."""
     import sys
     argv = sys.argv[1:] if argv is None else list(argv)
-    return parse(cls, env_argv(cls, environ) + argv)
+    return parse(cls, env_argv(cls, environ) + argv, spelling="{0}= (or -{0})")  # either may have set it
 
 
 def cli(main, cls, argv=None, environ=None):

@@ -32,7 +32,7 @@ def test_sizes_of_zero_are_refused_naming_the_variable(blobs, tmp_path, capsys, 
     with pytest.raises(SystemExit) as e:
         cli(main, cls, argv + (["a", "b"] if script == "fid" else []), env)
     err = capsys.readouterr().err.splitlines()
-    assert e.value.code == 2 and err == [f"error: -{variable} must be >= 1 (got 0)"]
+    assert e.value.code == 2 and err == [f"error: {variable}= (or -{variable}) must be >= 1 (got 0)"]
     assert os.listdir(tmp_path) == (["blobs"] if "blobs" in os.listdir(tmp_path) else [])
 
 
