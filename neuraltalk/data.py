@@ -13,14 +13,14 @@ Output (neuraltalk2's layout, plus raw captions and image data in the same files
 import json
 import os
 import sys
-import warnings
 
 import h5py
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from common.captions import tokenize
 from common.cli import UserError
+from common.images import open_rgb
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".gif", ".webp")
 
@@ -104,18 +104,22 @@ def encode_labels(items, word_to_ix, max_length):
 
 
 # ---------------------------------------------------------------- images
+def read_rgb(path, size=None):
+    """An image file as an (H, W, 3) uint8 array the way a user means it (common.images.open_rgb: EXIF
+    orientation, 16-bit grayscale, alpha, palettes, CMYK), optionally squashed to size x size (bicubic).
+    A missing or undecodable file is a UserError naming it."""
+    im = open_rgb(path)
+    if size:
+        im = im.resize((size, size), Image.BICUBIC)
+    return np.asarray(im, dtype=np.uint8)
+
+
 def load_rgb(path, size=None):
-    """Any PIL-readable image as RGB (grayscale replicated, alpha dropped), optionally squashed to size x size.
-    Returns None (with a warning) when the file cannot be decoded."""
+    """read_rgb, or None after one warning line on stderr when the file cannot be read (folders of photos)."""
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if size:
-                im = im.resize((size, size), Image.BICUBIC)
-            return np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        warnings.warn(f"{path}: skipped, not a decodable image ({type(e).__name__})")
-        print(f"warning: {path}: skipped, not a decodable image ({type(e).__name__})", file=sys.stderr)
+        return read_rgb(path, size)
+    except UserError as e:
+        print(f"warning: skipped {e}", file=sys.stderr)
         return None
 
 

@@ -7,6 +7,7 @@ or any folder of your own images; writes vis/vis.json and vis/imgs/ for the vis/
     cd neuraltalk/vis && python -m http.server     # then open http://localhost:8000
 """
 import os
+import shlex
 import shutil
 import sys
 
@@ -27,14 +28,14 @@ VIS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vis")
 class EvalOptions:
     """Caption images with a trained neuraltalk model (.pt, or an original neuraltalk2 .t7)."""
     model: str = flag("", "path to the model checkpoint to evaluate (.pt from train.py, or neuraltalk2's .t7)")
-    batch_size: int = flag(1, "if > 0 then overrule, otherwise load from checkpoint")
-    num_images: int = flag(100, "how many images to use when periodically evaluating the loss? (-1 = all)")
+    batch_size: int = flag(1, "if > 0 then overrule, otherwise load from checkpoint", min=0)
+    num_images: int = flag(100, "how many images to use when periodically evaluating the loss? (-1 = all)", min=-1)
     language_eval: int = flag(0, "evaluate BLEU/METEOR/ROUGE-L/CIDEr against the references? (needs Java; 1 = yes)")
     dump_images: int = flag(1, "dump images into vis/imgs folder for vis? (1=yes,0=no)")
     dump_json: int = flag(1, "dump json with predictions into vis folder? (1=yes,0=no)")
     dump_path: int = flag(0, "write image paths along with predictions into vis json? (1=yes,0=no)")
     sample_max: int = flag(1, "1 = sample argmax words. 0 = sample from distributions.")
-    beam_size: int = flag(2, "used when sample_max = 1, indicates number of beams in beam search")
+    beam_size: int = flag(2, "used when sample_max = 1, indicates number of beams in beam search", min=1)
     temperature: float = flag(1.0, "temperature when sampling from distributions (i.e. when sample_max = 0)")
     suppress_UNK: int = flag(1, "new (ImageCaptioning.pytorch): never produce UNK (its log-probability is set to "
                                 "-inf when decoding)? (1=yes,0=no)")
@@ -52,6 +53,9 @@ class EvalOptions:
 def main(opt: EvalOptions):
     if not opt.model:
         raise UserError("give -model (a .pt checkpoint from train.py or a neuraltalk2 .t7)")
+    if not opt.temperature > 0:
+        raise UserError(f"-temperature {opt.temperature:g}: must be > 0 (1 samples from the model's distribution, "
+                        f"lower is more conservative)")
     seed_everything(opt.seed)
     device = get_device(opt.gpuid)
     ck = load_checkpoint(opt.model)
@@ -101,15 +105,15 @@ def write_vis(preds, opt):
         shutil.copy(page, os.path.join(opt.vis_dir, "index.html"))
     if opt.dump_images:
         for k, p in enumerate(preds, 1):
-            img = load_rgb(p["path"])
+            img = load_rgb(p["path"]) if os.path.isfile(p["path"]) else None  # a split's image may be elsewhere
             if img is None:
                 img = np.zeros((8, 8, 3), np.uint8)
             Image.fromarray(img).save(os.path.join(opt.vis_dir, "imgs", f"img{k}.jpg"), quality=90)
     if opt.dump_json:
         keep = ("image_id", "caption", "file_name") + (("path",) if opt.dump_path else ())
         h5prep.write_json(os.path.join(opt.vis_dir, "vis.json"), [{k: p[k] for k in keep} for p in preds])
-    print(f"wrote {len(preds)} captions to {opt.vis_dir}; view them with: cd {opt.vis_dir} && "
-          f"{os.path.basename(sys.executable)} -m http.server", file=sys.stderr)
+    print(f"wrote {len(preds)} captions to {opt.vis_dir}; view them with: cd {shlex.quote(opt.vis_dir)} && "
+          f"{shlex.quote(os.path.basename(sys.executable))} -m http.server", file=sys.stderr)
 
 
 if __name__ == "__main__":

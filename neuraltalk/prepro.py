@@ -29,22 +29,22 @@ from neuraltalk.data import assign_splits, center_crop, encode_labels, load_rgb,
 class PreproOptions:
     """Preprocess a caption dataset json (Karpathy, neuraltalk2 or COCO format) for train.py."""
     input_json: str = flag("", "input json: Karpathy dataset_*.json, neuraltalk2 [{file_path, captions}] or COCO captions")
-    num_val: int = flag(0, "number of images for validation (only when the json has no `split`)")
+    num_val: int = flag(0, "number of images for validation (only when the json has no `split`)", min=0)
     output_json: str = flag("data.json", "output json file")
     output_h5: str = flag("data.h5", "output h5 file")
-    max_length: int = flag(16, "max length of a caption, in number of words; longer ones are clipped")
+    max_length: int = flag(16, "max length of a caption, in number of words; longer ones are clipped", min=1)
     images_root: str = flag("", "root location in which images are stored, prepended to file_path")
-    word_count_threshold: int = flag(5, "only words that occur more than this number of times are put in the vocab")
-    num_test: int = flag(0, "number of test images (only when the json has no `split`)")
+    word_count_threshold: int = flag(5, "only words that occur more than this number of times are put in the vocab", min=0)
+    num_test: int = flag(0, "number of test images (only when the json has no `split`)", min=0)
     image_data: str = flag("feats", "feats: CNN fc+att features (modern repos); images: 256x256 uint8 images "
                                     "(neuraltalk2, needed for -finetune_cnn_after); both; none",
                            choices=["feats", "images", "both", "none"])
     cnn: str = flag("resnet101", "CNN for the features (and for training on images)", choices=list(CNNS))
     cnn_weights: str = flag("", "torchvision state_dict .pth, 'imagenet' (download once), or '' = random init")
-    att_size: int = flag(7, "att features are pooled to att_size x att_size regions")
-    image_size: int = flag(256, "images are squashed to this square size (as neuraltalk2)")
-    crop_size: int = flag(224, "centre crop fed to the CNN for features")
-    batch_size: int = flag(16, "images per CNN batch")
+    att_size: int = flag(7, "att features are pooled to att_size x att_size regions", min=1)
+    image_size: int = flag(256, "images are squashed to this square size (as neuraltalk2)", min=1)
+    crop_size: int = flag(224, "centre crop fed to the CNN for features", min=1)
+    batch_size: int = flag(16, "images per CNN batch", min=1)
     seed: int = flag(123, "seed for the split shuffle and a randomly initialised CNN")
     gpuid: int = flag(-1, "GPU for the CNN; -1 = CPU")
 
@@ -57,10 +57,29 @@ def main(opt: PreproOptions):
     print("images per split: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if not counts.get("train"):
         raise UserError(f"{opt.input_json}: no images in split 'train' (splits: {counts}); lower -num_val/-num_test")
+    if opt.crop_size > opt.image_size:
+        raise UserError(f"-crop_size {opt.crop_size} is larger than -image_size {opt.image_size}; give a crop that fits")
+    if opt.image_data != "none":
+        check_images_exist(items, opt)
+    for path in (opt.output_json, opt.output_h5):  # a new folder for the outputs is made, as the trainers do
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     vocab, ix_to_word = write_labels(items, opt)
     if opt.image_data != "none":
         write_image_data(items, opt)
     print(f"wrote {opt.output_json} and {opt.output_h5}")
+
+
+def check_images_exist(items, opt):
+    """Missing files are not undecodable ones: none found is an error (a wrong -images_root), some missing a
+    warning (they are written as black, as undecodable ones are)."""
+    missing = [it["file_path"] for it in items if not os.path.isfile(os.path.join(opt.images_root, it["file_path"]))]
+    root = opt.images_root or "."
+    if len(missing) == len(items):
+        raise UserError(f"none of the {len(items)} images of {opt.input_json} is under -images_root {root!r} (e.g. "
+                        f"{os.path.join(root, missing[0])}); give the folder their file paths are relative to")
+    if missing:
+        print(f"warning: {len(missing)} of {len(items)} images not found under -images_root {root!r} (e.g. "
+              f"{os.path.join(root, missing[0])}); they are written as black images", file=sys.stderr)
 
 
 def write_labels(items, opt):
@@ -126,15 +145,20 @@ def write_image_data(items, opt):
         todo = np.flatnonzero(~done)
         if len(todo) < N:
             print(f"resuming: {N - len(todo)} of {N} images already done")
-        bad = 0
+        bad = missing = 0
         with tqdm(total=N, initial=N - len(todo), unit="img", desc="images", dynamic_ncols=True) as bar:
             for b in range(0, len(todo), opt.batch_size):
                 ixs = todo[b:b + opt.batch_size]
                 imgs = []
                 for k in ixs:
-                    img = load_rgb(os.path.join(opt.images_root, items[k]["file_path"]), S)
+                    path = os.path.join(opt.images_root, items[k]["file_path"])
+                    img = None
+                    if not os.path.isfile(path):
+                        missing += 1  # said once, before the run (check_images_exist)
+                    else:
+                        img = load_rgb(path, S)  # an undecodable file: one warning line naming it
+                        bad += img is None
                     if img is None:
-                        bad += 1
                         img = np.zeros((S, S, 3), np.uint8)
                     imgs.append(img)
                 batch = to_tensor_batch(imgs)
@@ -151,8 +175,9 @@ def write_image_data(items, opt):
                 _write_rows(f["done"], ixs, np.ones(len(ixs), dtype=bool))
                 f.flush()
                 bar.update(len(ixs))
-    if bad:
-        print(f"warning: {bad} image(s) could not be decoded and were written as black", file=sys.stderr)
+    if bad or missing:
+        print(f"warning: {bad} image(s) could not be decoded and {missing} were missing; written as black",
+              file=sys.stderr)
 
 
 def _att_dtype(att):

@@ -13,6 +13,7 @@ Writes, every -save_checkpoint_every iterations, `model_id<ID>.pt` (the latest s
 import dataclasses
 import math
 import os
+import shlex
 import sys
 import time
 
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from common import checkpoint, h5prep
 from common.cli import UserError, flag, options, parse, run
 from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
+from common.signals import StopOnSignal
 from neuraltalk import engine
 from neuraltalk.cnn import build_cnn, fingerprint
 from neuraltalk.data import CaptionData
@@ -44,24 +46,24 @@ class TrainOptions:
     # model
     caption_model: str = flag("show_tell", "show_tell (neuraltalk2) or topdown (attention; alias updown)",
                               choices=list(MODELS) + list(ALIASES))
-    rnn_size: int = flag(512, "size of the rnn in number of hidden nodes in each layer")
-    input_encoding_size: int = flag(512, "the encoding size of each token and of the image")
-    num_layers: int = flag(1, "number of LSTM layers (show_tell)")
-    att_hid_size: int = flag(512, "hidden size of the attention MLP (topdown)")
+    rnn_size: int = flag(512, "size of the rnn in number of hidden nodes in each layer", min=1)
+    input_encoding_size: int = flag(512, "the encoding size of each token and of the image", min=1)
+    num_layers: int = flag(1, "number of LSTM layers (show_tell)", min=1)
+    att_hid_size: int = flag(512, "hidden size of the attention MLP (topdown)", min=1)
     # optimization
     max_iters: int = flag(-1, "max number of iterations to run for (-1 = run forever, or until -max_epochs)")
     max_epochs: float = flag(-1, "new: stop after this many epochs (-1 = no limit)")
-    max_time: float = flag(0, "new: stop (validate and save) after this many seconds of process CPU time; 0 = none")
-    batch_size: int = flag(16, "what is the batch size in number of images per batch")
-    seq_per_img: int = flag(5, "number of captions to sample for each image during training")
+    max_time: float = flag(0, "new: stop (validate and save) after this many seconds of process CPU time; 0 = none", min=0)
+    batch_size: int = flag(16, "what is the batch size in number of images per batch", min=1)
+    seq_per_img: int = flag(5, "number of captions to sample for each image during training", min=1)
     grad_clip: float = flag(0.1, "clip gradients at this value (element-wise, as neuraltalk2)")
-    drop_prob_lm: float = flag(0.5, "strength of dropout in the Language Model RNN")
+    drop_prob_lm: float = flag(0.5, "strength of dropout in the Language Model RNN", min=0, max=0.99)
     finetune_cnn_after: int = flag(-1, "after what iteration do we start finetuning the CNN? (-1 = disable; "
                                        "needs prepro -image_data images)")
     optim: str = flag("adam", "optimizer for the language model", choices=["adam", "sgd"])
     learning_rate: float = flag(4e-4, "learning rate")
     learning_rate_decay_start: int = flag(-1, "at what iteration to start decaying learning rate? (-1 = dont)")
-    learning_rate_decay_every: int = flag(50000, "every how many iterations thereafter to drop LR by half?")
+    learning_rate_decay_every: int = flag(50000, "every how many iterations thereafter to drop LR by half?", min=1)
     optim_alpha: float = flag(0.8, "alpha for adam (beta1)")
     optim_beta: float = flag(0.999, "beta used for adam (beta2)")
     optim_epsilon: float = flag(1e-8, "epsilon that goes into denominator for smoothing")
@@ -77,22 +79,22 @@ class TrainOptions:
     scheduled_sampling_max_prob: float = flag(0.25, "maximum scheduled sampling probability")
     self_critical_after: float = flag(-1, "epoch after which to train with self-critical sequence training "
                                           "(CIDEr-D reward, greedy baseline); -1 = never")
-    train_sample_n: int = flag(5, "samples per image for self-critical training")
+    train_sample_n: int = flag(5, "samples per image for self-critical training", min=1)
     # evaluation / checkpointing
     val_images_use: int = flag(3200, "how many images to use when periodically evaluating the validation loss? "
-                                     "(-1 = all, 0 = no validation)")
-    save_checkpoint_every: int = flag(2500, "how often to save a model checkpoint (iterations)")
+                                     "(-1 = all, 0 = no validation)", min=-1)
+    save_checkpoint_every: int = flag(2500, "how often to save a model checkpoint (iterations)", min=1)
     checkpoint_path: str = flag("", "folder to save checkpoints into (empty = this directory)")
     language_eval: int = flag(0, "evaluate BLEU/METEOR/ROUGE-L/CIDEr on validation? (needs Java; 1 = yes)")
-    beam_size: int = flag(1, "beam size for the validation captions")
+    beam_size: int = flag(1, "beam size for the validation captions", min=1)
     suppress_UNK: int = flag(1, "never produce UNK in the validation captions (1=yes, as ImageCaptioning.pytorch; "
                                 "self-critical samples are not masked, as there)")
-    losses_log_every: int = flag(25, "how often do we snapshot losses, for inclusion in the progress dump?")
+    losses_log_every: int = flag(25, "how often do we snapshot losses, for inclusion in the progress dump?", min=1)
     # misc
     id: str = flag("", "an id identifying this run/job; used in cross-val and appended when writing progress files")
     seed: int = flag(123, "random number generator seed to use")
     gpuid: int = flag(0, "which gpu to use. -1 = use CPU")
-    threads: int = flag(0, "new: torch CPU threads (0 = torch's default)")
+    threads: int = flag(0, "new: torch CPU threads (0 = torch's default)", min=0)
 
 
 @dataclasses.dataclass
@@ -341,6 +343,8 @@ def main(opt: TrainOptions):
         iters_per_epoch = math.ceil(len(train_ix) / opt.batch_size)
         total = last_iteration(opt, iters_per_epoch)
         os.makedirs(opt.checkpoint_path or ".", exist_ok=True)
+        if master:
+            checkpoint.remove_stale_temporaries(opt.checkpoint_path or ".")  # left by a kill -9 mid-save
         log(f"{len(train_ix)} training images, {iters_per_epoch} iterations per epoch of {opt.batch_size} images "
             f"x {opt.seq_per_img} captions")
 
@@ -349,7 +353,7 @@ def main(opt: TrainOptions):
         order = engine.Order(hist.epoch, hist.pos)
         bar = tqdm(total=total, initial=hist.iter, unit="it", dynamic_ncols=True,
                    disable=not master or not sys.stderr.isatty())
-        with bar:
+        with bar, StopOnSignal() as signalled:  # SIGINT/SIGTERM: finish the iteration, save, exit 130/143
             while total is None or hist.iter < total:
                 ixs, _ = engine.next_batch(train_ix, order, opt.batch_size, opt.seed)
                 loss, reward = train_iteration(net, model, data, ixs[rank::world], hist.iter,
@@ -357,10 +361,17 @@ def main(opt: TrainOptions):
                 hist.iter += 1
                 hist.epoch, hist.pos = order.epoch, order.pos
                 out_of_time = opt.max_time > 0 and time.process_time() - t_cpu >= opt.max_time
-                loss_v, stop = agree(float(loss.detach()), float(out_of_time), world=world, device=device)
+                loss_v, stop, interrupted = agree(float(loss.detach()), float(out_of_time),
+                                                  float(signalled.requested), world=world, device=device)
                 check_loss(loss_v, first_loss, reward is not None)
                 first_loss = loss_v if first_loss is None else first_loss
                 record_loss(opt, hist, bar, loss_v, reward, iters_per_epoch, log)
+                if interrupted > 0:  # save where the run stands (no validation: the user is waiting)
+                    path = save_now(opt, model, lm_opt, cnn_opt, hist, data, master, world)
+                    data.close()
+                    signalled.exit_if_stopped(f"saved {path} at iteration {hist.iter}; resume with "
+                                              f"-start_from {shlex.quote(path)}" + (f" -id {opt.id}" if opt.id else ""))
+                    sys.exit(130)  # another rank was signalled
                 if hist.iter % opt.save_checkpoint_every == 0 or stop > 0 or (total is not None and hist.iter >= total):
                     validate_and_save(opt, model, data, lm_opt, cnn_opt, hist, loss_v, device, master, world, log)
                 if stop > 0:
@@ -413,6 +424,16 @@ def validate_and_save(opt, model, data, lm_opt, cnn_opt, hist, loss, device, mas
         log(f"saved {path}{' (new best)' if best else ''}")
     if world > 1:
         dist.barrier()
+
+
+def save_now(opt, model, lm_opt, cnn_opt, hist, data, master, world):
+    """The latest state as model_id<ID>.pt (never as -best), for -start_from; -> its path."""
+    path = os.path.join(opt.checkpoint_path or ".", f"model_id{opt.id}.pt")
+    if master:
+        path = save(opt, model, lm_opt, cnn_opt, hist, data, best=False)
+    if world > 1:
+        dist.barrier()
+    return path
 
 
 def check_loss(loss, first, scst):
