@@ -104,7 +104,8 @@ def load(path, kind: str, map_location="cpu") -> dict:
             AttributeError, TypeError, IndexError, UnicodeDecodeError, struct.error, OSError,
             MemoryError, OverflowError) as e:
         # a text file or other non-checkpoint surfaces as almost any of these (e.g. KeyError: 544502645)
-        why = first_line(e) if isinstance(e, (pickle.UnpicklingError, RuntimeError, ValueError)) else \
+        why = "cut short or damaged" if "central directory" in str(e) else \
+            first_line(e) if isinstance(e, (pickle.UnpicklingError, RuntimeError, ValueError)) else \
             "cut short or damaged" if isinstance(e, (OSError, EOFError)) else "not a file written by torch.save"
         raise UserError(f"{path}: not a torch-classics checkpoint ({why})") from None
     if not isinstance(obj, dict) or "kind" not in obj:
