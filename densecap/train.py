@@ -304,4 +304,7 @@ def check_ranks_in_sync(model, world, device, it, log):
 
 
 if __name__ == "__main__":
-    run(main, parse(TrainOptions))
+    if run(main, parse(TrainOptions))["stopped"] == "diverged":   # a fault: non-zero, as charrnn's
+        print("error: the loss diverged (see above); no checkpoint was written for it; try a lower -learning_rate",
+              file=sys.stderr)
+        sys.exit(1)

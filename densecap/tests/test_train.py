@@ -296,3 +296,14 @@ def test_evaluate_model_refuses_num_proposals_0_and_a_truncated_checkpoint(data,
     out = cli("-checkpoint", cut, "-output_json", tmp_path / "r.json")
     assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1 and "cut.pt" in out.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+def test_a_diverged_run_exits_1_with_one_error_line(data, tmp_path):
+    # anchors of scale 1 on 64-px images with 256 samples: the first loss is NaN (end_objectness_loss)
+    args = ["-cnn", "tiny", "-tiny_channels", "32", "-fc_dim", "64", "-rpn_num_filters", "32", "-rnn_size", "32",
+            "-input_encoding_size", "32", "-gpu", "-1", "-max_iters", "2", "-checkpoint_path", str(tmp_path / "c.pt")]
+    out = subprocess.run([sys.executable, "densecap/train.py"] + args + data, capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).parents[2])
+    assert "not finite" in out.stdout, out.stdout[-2000:]
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].startswith("error: the loss diverged")
+    assert not list(tmp_path.glob("c*.pt"))
