@@ -11,10 +11,6 @@ def xcycwh_to_x1y1x2y2(b):
     return torchvision.ops.box_convert(b, "cxcywh", "xyxy")
 
 
-def x1y1x2y2_to_xcycwh(b):
-    return torchvision.ops.box_convert(b, "xyxy", "cxcywh")
-
-
 def xcycwh_to_xywh(b):
     """The original's xcycwh -> xywh for its outputs (run_model.lua's results.json), in inclusive pixels:
     x1 = xc - (w - 1) / 2, width unchanged."""

@@ -29,9 +29,9 @@ class EvalOptions:
     use_cudnn: int = flag(1, "accepted for compatibility")
     split: str = flag("val", "train, val or test", choices=["train", "val", "test"])
     max_images: int = flag(-1, "evaluate at most this many images (-1 = all)")
-    rpn_nms_thresh: float = flag(0.7, "RPN NMS threshold")
-    final_nms_thresh: float = flag(0.3, "final NMS threshold")
-    num_proposals: int = flag(1000, "RPN proposals per image")
+    rpn_nms_thresh: float = flag(0.7, "RPN NMS threshold", min=0.0, max=1.0)
+    final_nms_thresh: float = flag(0.3, "final NMS threshold", min=0.0, max=1.0)
+    num_proposals: int = flag(1000, "RPN proposals per image", min=1)
     metric: str = flag("map", "new: map (METEOR via pycocoevalcap; needs Java) or detmap (boxes only)",
                        choices=["map", "detmap"])
     baseline: str = flag("", "new: 'random' also scores random boxes (as many per image as the model gives)")

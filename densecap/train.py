@@ -34,18 +34,18 @@ class TrainOptions:
     cnn: str = flag("vgg16", "new: vgg16 (the original) or tiny (4 conv blocks, for CPU demos/tests)",
                     choices=["vgg16", "tiny"])
     cnn_weights: str = flag("", "new: torchvision vgg16 state_dict (.pth) for the trunk and fc6/fc7; '' = random")
-    fc_dim: int = flag(4096, "new: width of fc6/fc7 (VGG: 4096)")
-    tiny_channels: int = flag(64, "new: channels of the tiny trunk")
+    fc_dim: int = flag(4096, "new: width of fc6/fc7 (VGG: 4096)", min=1)
+    tiny_channels: int = flag(64, "new: channels of the tiny trunk", min=1)
     region_code_norm: int = flag(0, "new: 1 = LayerNorm on region codes before the language model (for "
                                     "trunks trained from scratch at high learning rates)")
     anchor_scale: float = flag(1.0, "scale of the 12 anchors (LocalizationLayer's anchor_scale)")
     backend: str = flag("cudnn", "accepted for compatibility (PyTorch chooses its own kernels)")
     rpn_hidden_dim: int = flag(512, "accepted for compatibility: never read by the original either "
                                     "(the RPN uses -rpn_num_filters)")
-    rpn_num_filters: int = flag(256, "channels of the RPN's 3x3 conv")
-    sampler_batch_size: int = flag(256, "boxes sampled per image for training")
-    rnn_size: int = flag(512, "LSTM hidden size")
-    input_encoding_size: int = flag(512, "word and region encoding size")
+    rpn_num_filters: int = flag(256, "channels of the RPN's 3x3 conv", min=1)
+    sampler_batch_size: int = flag(256, "boxes sampled per image for training", min=1)
+    rnn_size: int = flag(512, "LSTM hidden size", min=1)
+    input_encoding_size: int = flag(512, "word and region encoding size", min=1)
     sampler_high_thresh: float = flag(0.7, "boxes with IoU above this are positives")
     sampler_low_thresh: float = flag(0.3, "boxes with IoU below this are negatives")
     train_remove_outbounds_boxes: int = flag(1, "1: ignore anchors that cross the image border when sampling")
@@ -75,14 +75,14 @@ class TrainOptions:
     val_metric: str = flag("map", "new: map (METEOR, needs Java) or detmap (localization only) picks the best "
                                   "checkpoint", choices=["map", "detmap"])
     # checkpointing and logging
-    save_checkpoint_every: int = flag(10000, "evaluate on val (and maybe save) every this many iterations")
+    save_checkpoint_every: int = flag(10000, "evaluate on val (and maybe save) every this many iterations", min=1)
     checkpoint_path: str = flag("checkpoint.pt", "where the best model goes; the last state goes to "
                                                  "<name>_last.pt")
     test_rpn_nms_thresh: float = flag(0.7, "RPN NMS threshold for validation")
     test_final_nms_thresh: float = flag(0.3, "final NMS threshold for validation")
-    test_num_proposals: int = flag(1000, "proposals per image for validation")
+    test_num_proposals: int = flag(1000, "proposals per image for validation", min=1)
     progress_dump_every: int = flag(100, "accepted for compatibility (the tqdm bar shows progress)")
-    losses_log_every: int = flag(10, "print the losses every this many iterations")
+    losses_log_every: int = flag(10, "print the losses every this many iterations", min=1)
     id: str = flag("", "an id for this run, stored in the checkpoint")
     seed: int = flag(123, "random seed")
     gpu: int = flag(0, "GPU to use; -1 = CPU")
@@ -304,4 +304,7 @@ def check_ranks_in_sync(model, world, device, it, log):
 
 
 if __name__ == "__main__":
-    run(main, parse(TrainOptions))
+    if run(main, parse(TrainOptions))["stopped"] == "diverged":   # a fault: non-zero, as charrnn's
+        print("error: the loss diverged (see above); no checkpoint was written for it; try a lower -learning_rate",
+              file=sys.stderr)
+        sys.exit(1)

@@ -265,3 +265,45 @@ def test_a_signal_saves_a_resumable_checkpoint_and_exits_128_plus(data, tmp_path
     resumed = train_run(data, tmp_path / "r", "-checkpoint_start_from", tmp_path / "ck_last.pt",
                         "-max_iters", saved["iter"] + 1)
     assert resumed["iter"] == saved["iter"] + 1
+
+
+SIZE_FLAGS = ["-fc_dim", "-tiny_channels", "-rpn_num_filters", "-sampler_batch_size", "-rnn_size",
+              "-input_encoding_size", "-save_checkpoint_every", "-test_num_proposals", "-losses_log_every"]
+
+
+def test_sizes_of_zero_are_refused_where_declared(data, tmp_path, capsys):
+    for flag in SIZE_FLAGS:   # in-process: parse (common.cli) exits 2 with one line naming the flag
+        with pytest.raises(SystemExit) as e:
+            parse(train.TrainOptions, SMALL + data + [flag, "0"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and len(err) == 1 and err[0].startswith(f"error: {flag} must be >= 1"), flag
+    args = data + ["-gpu", "-1", "-rnn_size", "0", "-checkpoint_path", str(tmp_path / "ck" / "c.pt")]
+    out = subprocess.run([sys.executable, "densecap/train.py"] + args, capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).parents[2])   # and through the real command
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == ["error: -rnn_size must be >= 1 (got 0)"]
+    assert not (tmp_path / "ck").exists()
+
+
+def test_evaluate_model_refuses_num_proposals_0_and_a_truncated_checkpoint(data, tmp_path, tiny_checkpoint):
+    def cli(*args):
+        return subprocess.run([sys.executable, "densecap/evaluate_model.py", "-gpu", "-1", "-metric", "detmap"]
+                              + data + [str(a) for a in args], capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).parents[2])
+    out = cli("-checkpoint", tmp_path / "any.pt", "-num_proposals", "0")
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == ["error: -num_proposals must be >= 1 (got 0)"]
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(tiny_checkpoint.read_bytes()[:40000])
+    out = cli("-checkpoint", cut, "-output_json", tmp_path / "r.json")
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1 and "cut.pt" in out.stderr
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_a_diverged_run_exits_1_with_one_error_line(data, tmp_path):
+    # anchors of scale 1 on 64-px images with 256 samples: the first loss is NaN (end_objectness_loss)
+    args = ["-cnn", "tiny", "-tiny_channels", "32", "-fc_dim", "64", "-rpn_num_filters", "32", "-rnn_size", "32",
+            "-input_encoding_size", "32", "-gpu", "-1", "-max_iters", "2", "-checkpoint_path", str(tmp_path / "c.pt")]
+    out = subprocess.run([sys.executable, "densecap/train.py"] + args + data, capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).parents[2])
+    assert "not finite" in out.stdout, out.stdout[-2000:]
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].startswith("error: the loss diverged")
+    assert not list(tmp_path.glob("c*.pt"))
