@@ -243,8 +243,9 @@ def test_sample_warns_on_out_of_vocabulary_primetext(shakespeare_dir, tmp_path, 
 def test_torchrun_two_processes_equal_one(shakespeare_dir, tmp_path):
     args = ["-data_dir", str(shakespeare_dir), *TINY, "-batch_size", "4", "-max_epochs", "0.1", "-seed", "5"]
     single = checkpoint.load(run_train(shakespeare_dir, tmp_path / "one", *args[2:]), "charrnn")
+    port = free_port()  # a fixed port collides with any other torchrun on the machine
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    r = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29517", "train.py", *args,
+    r = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", port, "train.py", *args,
                         "-checkpoint_dir", str(tmp_path / "two")], cwd=CHARRNN, capture_output=True, text=True,
                        timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -290,3 +291,10 @@ def test_demo_corpus_is_offline_prose(tmp_path):
     assert len(text) > 300_000 and "+---" not in text and "attribute" in text
     ids, vocab, _ = loader.prepare(str(tmp_path / "d"))
     assert len(ids) == len(text) and loader.BatchLoader(ids, 50, 50).ntrain >= 150
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])

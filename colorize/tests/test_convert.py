@@ -134,7 +134,7 @@ def test_download_refuses_a_wrong_md5_and_keeps_nothing(server, tmp_path):
     url, _ = server
     r = run_download(tmp_path, url, "0" * 32)
     assert r.returncode == 1
-    assert "is not the expected 0000000000000000...; nothing was kept" in r.stderr
+    assert "does not match the expected 0000000000000000...; nothing was kept" in r.stderr
     assert len(r.stderr.splitlines()) == 1 and os.listdir(tmp_path / "models") == []
     r = run_download(tmp_path, url + "/missing", "0" * 32)   # offline or a dead host: one line, where to put it
     assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr

@@ -93,7 +93,8 @@ def dataclass_replace(o, **kw):
 
 
 def test_torchrun_ddp_two_cpu_processes(blobs, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    port = free_port()  # a fixed port collides with any other torchrun on the machine
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
            str(REPO / "dcgan" / "train.py"), "-dataset", "mnist", "-DATA_ROOT", str(blobs), "-loadSize", "32",
            "-fineSize", "32", "-batchSize", "16", "-ntrain", "32", "-ngf", "4", "-ndf", "4", "-nz", "8",
            "-nThreads", "0", "-niter", "1", "-gpu", "0", "-seed", "3", "-checkpoints_dir", str(tmp_path),
@@ -120,3 +121,10 @@ def test_trains_at_larger_sizes(blobs, tmp_path, size):
         assert G.eval()(torch.randn(2, 8, 1, 1)).shape == (2, 1, size, size)
     grid = Image.open(tmp_path / "ck" / "blobs_samples.png")
     assert (grid.size[0] - 2) % (size + 2) == 0 and (grid.size[1] - 2) % (size + 2) == 0  # save_image's 2px padding
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
