@@ -137,7 +137,7 @@ def main(opt: ExtractOptions, err=None):
         raise UserError(f"{opt.output_h5}: folder {out_dir} does not exist (-output_h5)")
     if os.path.exists(opt.output_h5):
         raise UserError(f"{opt.output_h5}: already exists; delete it or choose another -output_h5")
-    device = get_device(opt.gpu)
+    device = get_device(opt.gpu, "-gpu -1")
     model, _, _ = load_model(opt.checkpoint, device)
     M, D = opt.boxes_per_image, model.cfg.fc_dim
     partial = opt.output_h5 + ".partial"

@@ -265,3 +265,16 @@ def test_a_signal_saves_a_resumable_checkpoint_and_exits_128_plus(data, tmp_path
     resumed = train_run(data, tmp_path / "r", "-checkpoint_start_from", tmp_path / "ck_last.pt",
                         "-max_iters", saved["iter"] + 1)
     assert resumed["iter"] == saved["iter"] + 1
+
+
+def test_truncated_checkpoint_start_from_is_one_line(data, tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    """No -gpu on a machine without CUDA: the note names densecap's -gpu -1; a cut checkpoint is one line."""
+    from densecap.tests.cli import assert_cpu_note_then_one_error, main_without_gpu
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(tiny_checkpoint.read_bytes()[:40000])
+    small = [a for a in SMALL if a not in ("-gpu", "-1")]
+    out = main_without_gpu(train, train.TrainOptions, small + data + [
+        "-checkpoint_start_from", cut, "-max_iters", 1, "-checkpoint_path", tmp_path / "c.pt"], monkeypatch, capsys)
+    assert_cpu_note_then_one_error(out, "cut.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.pt"]
+
