@@ -1,9 +1,8 @@
 """Save and load densecap models: our atomic .pt checkpoints, or the original's .t7 (lua_checkpoint.py)."""
-import dataclasses
-
 import torch
 
 from common import checkpoint
+from common.cli import UserError
 from densecap.lua_checkpoint import load_t7_model
 from densecap.model import DenseCapModel, ModelConfig
 
@@ -12,7 +11,7 @@ KIND = "densecap"
 
 def save_model(path, model, idx_to_token, **extra):
     payload = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-               "config": dataclasses.asdict(model.cfg), "idx_to_token": dict(idx_to_token)}
+               "config": model.cfg.to_dict(), "idx_to_token": dict(idx_to_token)}
     payload.update(extra)
     return checkpoint.save(path, KIND, payload)
 
@@ -23,7 +22,11 @@ def load_model(path, device="cpu"):
         model, idx_to_token, ckpt = load_t7_model(path)
     else:
         ckpt = checkpoint.load(path, KIND)
-        model = DenseCapModel(ModelConfig(**ckpt["config"]))
+        try:
+            cfg = ModelConfig.from_dict(ckpt["config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{path}: not a densecap model checkpoint this code can rebuild ({e})") from None
+        model = DenseCapModel(cfg)
         model.load_state_dict(ckpt["model"])
         idx_to_token = ckpt["idx_to_token"]
     return model.to(device).eval(), idx_to_token, ckpt

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from densecap.checkpoints import captions_of
+
 MIN_OVERLAPS = (0.3, 0.4, 0.5, 0.6, 0.7)
 MIN_SCORES = (-1, 0, 0.05, 0.1, 0.15, 0.2, 0.25)
 
@@ -133,8 +135,6 @@ def eval_split(model, loader, split="val", max_images=-1, rpn_nms_thresh=0.7, fi
                num_proposals=1000, meteor=None, idx_to_token=None, progress=True, clip_final_boxes=True):
     """Run the model over a split of a DataLoader and score it; -> dict with map (x100 as reported),
     detmap (x100), and the breakdowns. meteor=False skips captions (detmap only)."""
-    from densecap.checkpoints import captions_of
-
     was_training = model.training
     model.eval()
     ixs = loader.split_ix[split]

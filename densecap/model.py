@@ -51,6 +51,26 @@ class ModelConfig:
     std: float = 0.01
     region_code_norm: bool = False  # new: LayerNorm on the region code before the language model
 
+    @classmethod
+    def from_options(cls, opt, **given):
+        """The config train.py's options describe: every field that has a flag of the same name (a 0/1 flag
+        becomes a bool field's value), then `given` (what the data decides: vocab_size, seq_length)."""
+        values = {f.name: (bool(getattr(opt, f.name)) if f.type is bool else getattr(opt, f.name))
+                  for f in dataclasses.fields(cls) if hasattr(opt, f.name)}
+        return cls(**{**values, **given})
+
+    def to_dict(self) -> dict:
+        """What a checkpoint stores (plain types, weights_only-loadable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """The config a checkpoint stored; a field this code does not know is a ValueError naming it."""
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown model config field(s) {', '.join(unknown)} (a newer densecap wrote it?)")
+        return cls(**d)
+
 
 class InputScale(nn.Module):
     def __init__(self, scale):

@@ -92,19 +92,6 @@ class TrainOptions:
     max_time: float = flag(0, "new: stop (evaluate and save) after this many seconds; 0 = no limit")
 
 
-def model_config(opt, vocab_size, seq_length):
-    return ModelConfig(vocab_size=vocab_size, seq_length=seq_length, cnn=opt.cnn, tiny_channels=opt.tiny_channels,
-                       fc_dim=opt.fc_dim, rpn_num_filters=opt.rpn_num_filters, anchor_scale=opt.anchor_scale,
-                       input_encoding_size=opt.input_encoding_size, rnn_size=opt.rnn_size, drop_prob=opt.drop_prob,
-                       sampler_batch_size=opt.sampler_batch_size, sampler_high_thresh=opt.sampler_high_thresh,
-                       sampler_low_thresh=opt.sampler_low_thresh,
-                       train_remove_outbounds_boxes=opt.train_remove_outbounds_boxes,
-                       mid_box_reg_weight=opt.mid_box_reg_weight, mid_objectness_weight=opt.mid_objectness_weight,
-                       end_box_reg_weight=opt.end_box_reg_weight, end_objectness_weight=opt.end_objectness_weight,
-                       captioning_weight=opt.captioning_weight, box_reg_decay=opt.box_reg_decay,
-                       region_code_norm=bool(opt.region_code_norm))
-
-
 def build_model(opt, loader, log):
     """A fresh model, or the one in -checkpoint_start_from (its architecture wins over the flags)."""
     ckpt = None
@@ -118,7 +105,8 @@ def build_model(opt, loader, log):
             raise UserError("-cnn_weights needs -cnn vgg16 -fc_dim 4096")
         if opt.cnn_weights and not os.path.isfile(opt.cnn_weights):
             raise UserError(f"{opt.cnn_weights}: no such file (-cnn_weights)")
-        model = DenseCapModel(model_config(opt, loader.vocab_size, loader.seq_length))
+        model = DenseCapModel(ModelConfig.from_options(opt, vocab_size=loader.vocab_size,
+                                                          seq_length=loader.seq_length))
         if opt.cnn_weights:
             load_torchvision_vgg16(model, torch.load(opt.cnn_weights, map_location="cpu", weights_only=True))
         elif opt.cnn == "vgg16":

@@ -9,7 +9,6 @@ from densecap.checkpoints import save_model
 from densecap.model import DenseCapModel, ModelConfig
 
 
-
 def vg_sample():
     return datasets.require("visual_genome_sample")
 

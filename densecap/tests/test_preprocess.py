@@ -17,7 +17,6 @@ from densecap.loader import DataLoader
 from densecap.tests.conftest import coco_mini, splits_json, vg_sample
 
 
-
 def prep(args):
     return preprocess.main(parse(preprocess.PreprocessOptions, [str(a) for a in args]))
 

@@ -10,6 +10,7 @@ from common import checkpoint
 from common.browser import headless_chromium, require_chromium, serve_folder
 from common.cli import UserError, parse
 from densecap import run_model
+from densecap.tests.cli import assert_cpu_note_then_one_error, cli_without_gpu_flag, main_without_gpu
 
 
 def run(args):
@@ -228,13 +229,25 @@ def test_sizes_of_zero_are_refused(tiny_checkpoint, tmp_path, flag):
     assert not (tmp_path / "v").exists()
 
 
-def test_truncated_checkpoint_is_one_line(tiny_checkpoint, tmp_path):
+@pytest.mark.parametrize("script", ["run_model.py", "evaluate_model.py", "extract_features.py"])
+def test_truncated_checkpoint_is_one_line(tiny_checkpoint, tmp_path, script, monkeypatch, capsys):
+    """run_model.py as a process; the others through main(argv) (the same start: get_device, load_model)."""
+    from densecap import evaluate_model, extract_features
     cut = tmp_path / "cut.pt"
     cut.write_bytes(tiny_checkpoint.read_bytes()[:40000])
     img = tmp_path / "x.png"
     Image.new("RGB", (40, 40)).save(img)
-    out = _cli(["-checkpoint", str(cut), "-input_image", str(img), "-output_vis_dir", str(tmp_path / "v")])
-    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1 and "cut.pt" in out.stderr
+    (tmp_path / "list.txt").write_text(f"{img}\n")
+    if script == "run_model.py":
+        out = cli_without_gpu_flag(script, ["-checkpoint", cut, "-input_image", img, "-output_vis_dir", tmp_path / "v"])
+    elif script == "evaluate_model.py":
+        out = main_without_gpu(evaluate_model, evaluate_model.EvalOptions, [
+            "-checkpoint", cut, "-data_h5", tmp_path / "d.h5", "-data_json", tmp_path / "d.json"], monkeypatch, capsys)
+    else:
+        out = main_without_gpu(extract_features, extract_features.ExtractOptions, [
+            "-checkpoint", cut, "-input_txt", tmp_path / "list.txt", "-output_h5", tmp_path / "f.h5"], monkeypatch, capsys)
+    assert_cpu_note_then_one_error(out, "cut.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.pt", "list.txt", "x.png"]   # nothing written
 
 
 def test_help_starts_fast():

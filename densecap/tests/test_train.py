@@ -307,3 +307,40 @@ def test_a_diverged_run_exits_1_with_one_error_line(data, tmp_path):
     assert "not finite" in out.stdout, out.stdout[-2000:]
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].startswith("error: the loss diverged")
     assert not list(tmp_path.glob("c*.pt"))
+
+
+def test_truncated_checkpoint_start_from_is_one_line(data, tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    """No -gpu on a machine without CUDA: the note names densecap's -gpu -1; a cut checkpoint is one line."""
+    from densecap.tests.cli import assert_cpu_note_then_one_error, main_without_gpu
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(tiny_checkpoint.read_bytes()[:40000])
+    small = [a for a in SMALL if a not in ("-gpu", "-1")]
+    out = main_without_gpu(train, train.TrainOptions, small + data + [
+        "-checkpoint_start_from", cut, "-max_iters", 1, "-checkpoint_path", tmp_path / "c.pt"], monkeypatch, capsys)
+    assert_cpu_note_then_one_error(out, "cut.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.pt"]
+
+
+def test_every_architecture_flag_reaches_the_config_and_the_checkpoint_rebuilds_it(tmp_path):
+    """ModelConfig.from_options takes each flag named as a config field (none copied by hand), the
+    checkpoint stores the config and load_model rebuilds it; train.py builds nothing from `opt` after that."""
+    from densecap.checkpoints import save_model
+    from densecap.model import ModelConfig
+    given = dict(cnn="tiny", tiny_channels=8, fc_dim=24, rpn_num_filters=12, anchor_scale=0.25,
+                 input_encoding_size=10, rnn_size=14, drop_prob=0.25, sampler_batch_size=16,
+                 sampler_high_thresh=0.6, sampler_low_thresh=0.2, train_remove_outbounds_boxes=0,
+                 mid_box_reg_weight=0.5, mid_objectness_weight=0.25, end_box_reg_weight=0.75,
+                 end_objectness_weight=0.125, captioning_weight=2.0, box_reg_decay=1e-3)
+    argv = [a for k, v in given.items() for a in (f"-{k}", str(v))] + ["-region_code_norm", "1"]
+    cfg = ModelConfig.from_options(parse(train.TrainOptions, argv), vocab_size=7, seq_length=9)
+    assert cfg == ModelConfig(vocab_size=7, seq_length=9, region_code_norm=True, **given)
+    assert cfg.region_code_norm is True
+    cfg.anchors = [[10, 20], [30, 15]]   # fields without a flag travel too
+    model = DenseCapModel(cfg)
+    save_model(tmp_path / "m.pt", model, {str(i): "w" for i in range(1, 8)})
+    loaded, _, ckpt = load_model(tmp_path / "m.pt")
+    assert loaded.cfg == cfg and ckpt["config"]["anchors"] == [[10, 20], [30, 15]]
+    ckpt["config"]["lstm_layers"] = 2   # a field this code does not know: one line, not a TypeError
+    checkpoint.save(tmp_path / "new.pt", "densecap", ckpt)
+    with pytest.raises(UserError, match="new.pt: .*lstm_layers"):
+        load_model(tmp_path / "new.pt")
