@@ -5,8 +5,8 @@ char-rnn (and neuraltalk2, densecap) compute per layer `all = i2h(x) + h2h(prev_
 the tanh transform, in that order. `nn.LSTM` computes the very same function with its gates ordered
 in, forget, transform (g), out, so the original weights map one to one after swapping the last two
 chunks. We keep `nn.LSTM` (one cuDNN/oneDNN call per sequence) as the only fast path and convert at
-the boundary; `CharRNNLSTMCell` is the literal per-timestep port, kept as the reference the fast path
-is tested against.
+the boundary; `common.testing.lstm_reference.CharRNNLSTMCell` is the literal per-timestep port, kept
+as the reference the fast path is tested against.
 """
 import torch
 import torch.nn as nn
@@ -57,24 +57,3 @@ class LSTM(nn.Module):
                 if src.shape != dst.shape:
                     raise ValueError(f"layer {layer} {name}: shape {tuple(src.shape)} != {tuple(dst.shape)}")
                 dst.copy_(charrnn_to_torch_gates(src))
-
-    def charrnn_layer(self, layer):
-        """The inverse of load_charrnn_layer: (i2h_weight, i2h_bias, h2h_weight, h2h_bias)."""
-        return tuple(torch_to_charrnn_gates(getattr(self.rnn, f"{n}_l{layer}").detach())
-                     for n in ("weight_ih", "bias_ih", "weight_hh", "bias_hh"))
-
-
-class CharRNNLSTMCell(nn.Module):
-    """One timestep of char-rnn's LSTM, written as model/LSTM.lua does (reference implementation)."""
-
-    def __init__(self, input_size, hidden_size):
-        super().__init__()
-        self.i2h = nn.Linear(input_size, 4 * hidden_size)
-        self.h2h = nn.Linear(hidden_size, 4 * hidden_size)
-
-    def forward(self, x, state):
-        prev_c, prev_h = state
-        in_gate, forget_gate, out_gate, in_transform = (self.i2h(x) + self.h2h(prev_h)).chunk(4, dim=-1)
-        next_c = torch.sigmoid(forget_gate) * prev_c + torch.sigmoid(in_gate) * torch.tanh(in_transform)
-        next_h = torch.sigmoid(out_gate) * torch.tanh(next_c)
-        return next_c, next_h

@@ -10,7 +10,7 @@ mkdir -p "$OUT"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 cd "$(dirname "$0")"   # run the scripts from inside densecap/, as the original ran `th train.lua`
 
-"$PY" -c "from common.shapes import write_dataset; write_dataset('$OUT/shapes', 600, seed=0, size=128, val_frac=0.05, test_frac=0.05)"
+"$PY" -c "from common.testing.shapes import write_dataset; write_dataset('$OUT/shapes', 600, seed=0, size=128, val_frac=0.05, test_frac=0.05)"
 "$PY" preprocess.py --region_data "$OUT/shapes/region_descriptions.json" --image_dir "$OUT/shapes/images" \
     --split_json "$OUT/shapes/densecap_splits.json" --h5_output "$OUT/shapes.h5" --json_output "$OUT/shapes.json" \
     --image_size 128 --min_token_instances 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: the synthetic shapes world (common/shapes.py) end to end: prepro -> train show-tell ->
+# make demo: the synthetic shapes world (common/testing/shapes.py) end to end: prepro -> train show-tell ->
 # caption the held-out test images with metrics -> the vis page. Run from the repo root as
 #   PY=.venv/bin/python DEMO=$PWD/demo_out bash neuraltalk/demo.sh
 # A fixed 300 iterations (not a time budget), so a busy machine gives the same model, only later.
@@ -8,7 +8,7 @@ PY=${PY:-python}
 DEMO=${DEMO:-$(pwd)/demo_out}
 OUT="$DEMO/neuraltalk"
 mkdir -p "$OUT"
-"$PY" -c "from common.shapes import write_dataset; write_dataset('$OUT/shapes', 300, seed=0, size=128)"
+"$PY" -c "from common.testing.shapes import write_dataset; write_dataset('$OUT/shapes', 300, seed=0, size=128)"
 cd "$(dirname "$0")"   # run the scripts from inside neuraltalk/, as the originals ran `th train.lua`
 
 # a random-weight ResNet-18 on 128x128 scenes (112 crops) sees colours, shapes and places well enough

@@ -10,8 +10,9 @@ import torch
 from charrnn import lua_checkpoint, sample, train
 from charrnn.tests.conftest import CHARRNN, T7_FIXTURES
 from charrnn.tests.t7_graphs import make_checkpoint, reference_logprobs
-from common import checkpoint, t7
+from common import checkpoint
 from common.cli import UserError, parse, run
+from common.testing import t7_writer
 
 REAL = {"lstm": "lstm_tiny_epoch0.47_2.9739", "gru": "gru_tiny_epoch0.47_2.7945", "rnn": "rnn_tiny_epoch0.47_2.6768"}
 
@@ -70,7 +71,7 @@ def test_written_checkpoints_other_sizes_and_gpu_storages(tmp_path, kind, H, L, 
     text = "héllo wörld, 你好\n"
     ck, W, byte_vocab = make_checkpoint(kind, text, H, L, seed=H * 10 + L)
     path = tmp_path / f"{kind}.t7"
-    t7.save(path, ck, tensor_type=tensor_type)
+    t7_writer.save(path, ck, tensor_type=tensor_type)
     model, vocab, _ = lua_checkpoint.load_t7(path)
     assert [ord(v) for v in vocab] == byte_vocab
     ids = [vocab.index(chr(c)) for c in "wörld 你".encode()]
@@ -85,7 +86,7 @@ def test_written_checkpoints_other_sizes_and_gpu_storages(tmp_path, kind, H, L, 
 
 
 def test_not_a_charrnn_checkpoint(tmp_path):
-    t7.save(tmp_path / "x.t7", {"weights": np.ones(3)})
+    t7_writer.save(tmp_path / "x.t7", {"weights": np.ones(3)})
     with pytest.raises(UserError, match="not a char-rnn checkpoint"):
         lua_checkpoint.load_t7(tmp_path / "x.t7")
     (tmp_path / "y.t7").write_text("hello")

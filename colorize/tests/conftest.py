@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from common import datasets
+from common.testing import t7_writer
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
@@ -20,10 +21,9 @@ LUA = COLORIZE / "tests" / "fixtures" / "lua"  # written by Torch7 and colorize.
 def tiny_t7(tmp_path_factory):
     """A small colornet.t7-shaped file (the published graph at 1/16 width, 32x32 global input) + its spec."""
     from colorize.tests.t7_colornet import make_colornet
-    from common import t7
     table, spec = make_colornet(width=16, global_size=32, seed=3)
     path = tmp_path_factory.mktemp("t7") / "colornet.t7"
-    t7.save(path, table, tensor_type="torch.FloatTensor")
+    t7_writer.save(path, table, tensor_type="torch.FloatTensor")
     return path, spec
 
 

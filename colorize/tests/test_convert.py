@@ -20,6 +20,7 @@ from colorize.tests.t7_colornet import make_colornet, reference_forward
 from colorize.tests.test_colorize import cli
 from common import checkpoint, t7
 from common.cli import UserError, parse
+from common.testing import t7_writer
 
 
 def forward(net, x1, x2):
@@ -35,7 +36,7 @@ def forward(net, x1, x2):
 ])
 def test_converted_network_matches_numpy_reference(tmp_path, kw, tensor_type):
     table, spec = make_colornet(seed=5, **kw)
-    t7.save(tmp_path / "m.t7", table, tensor_type=tensor_type)
+    t7_writer.save(tmp_path / "m.t7", table, tensor_type=tensor_type)
     net, mean = lua_checkpoint.load_t7(tmp_path / "m.t7")
     S = net.config.global_size
     assert mean == pytest.approx(0.4512) and S == kw.get("global_size", 32)
@@ -79,7 +80,7 @@ def test_wrong_files_are_one_line_errors(tmp_path):
     seq = t7.get(t7.get(table, "model"), "modules")[1]   # mid-level: drop a layer
     mods = t7.get(seq, "modules")
     seq._obj["modules"] = mods[:2]
-    t7.save(tmp_path / "bad.t7", table)
+    t7_writer.save(tmp_path / "bad.t7", table)
     with pytest.raises(UserError, match="mid-level path has 1 parameter layers"):
         lua_checkpoint.load_t7(tmp_path / "bad.t7")
 

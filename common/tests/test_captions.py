@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from common import browser, captions, lang_eval
 from common.caption_lm import LanguageModel, caption_loss
 from common.cli import UserError
-from common.lstm import CharRNNLSTMCell
+from common.testing.lstm_reference import CharRNNLSTMCell, charrnn_layer
 
 
 # ---------------------------------------------------------------- captions
@@ -55,7 +55,7 @@ def lua_reference(lm):
     cells = []
     for layer in range(lm.lstm.num_layers):
         cell = CharRNNLSTMCell(E if layer == 0 else H, H)
-        w_ih, b_ih, w_hh, b_hh = lm.lstm.charrnn_layer(layer)
+        w_ih, b_ih, w_hh, b_hh = charrnn_layer(lm.lstm, layer)
         with torch.no_grad():
             cell.i2h.weight.copy_(w_ih), cell.i2h.bias.copy_(b_ih)
             cell.h2h.weight.copy_(w_hh), cell.h2h.bias.copy_(b_hh)

@@ -6,7 +6,9 @@ import torch
 
 from common import checkpoint, device, h5prep, t7
 from common.cli import UserError, flag, options, parse
-from common.lstm import LSTM, CharRNNLSTMCell, charrnn_to_torch_gates, torch_to_charrnn_gates
+from common.lstm import LSTM, charrnn_to_torch_gates, torch_to_charrnn_gates
+from common.testing import t7_writer
+from common.testing.lstm_reference import CharRNNLSTMCell, charrnn_layer
 
 
 @options
@@ -53,8 +55,8 @@ def test_checkpoint_roundtrip_kind_and_atomicity(tmp_path, monkeypatch):
 def test_t7_writer_roundtrip_shared_references(tmp_path):
     node = t7.TorchObject(b"nngraph.Node", {b"id": 3})
     obj = {"a": [1, 2.5, "x"], "flag": True, "nodes": [node, node],
-           "w": np.arange(6, dtype=np.float64).reshape(2, 3), "gpu": t7.Tensor(np.ones((2, 2)), "torch.CudaTensor")}
-    t7.save(tmp_path / "x.t7", obj)
+           "w": np.arange(6, dtype=np.float64).reshape(2, 3), "gpu": t7_writer.Tensor(np.ones((2, 2)), "torch.CudaTensor")}
+    t7_writer.save(tmp_path / "x.t7", obj)
     back = t7.load(tmp_path / "x.t7")
     assert back[b"a"] == [1, 2.5, b"x"] and back[b"flag"] is True
     assert back[b"nodes"][0] is back[b"nodes"][1]  # one object, written once
@@ -78,7 +80,7 @@ def test_fused_lstm_equals_charrnn_cell_loop():
     fused = LSTM(I, H, L).double()
     for layer, c in enumerate(cells):
         fused.load_charrnn_layer(layer, c.i2h.weight, c.i2h.bias, c.h2h.weight, c.h2h.bias)
-        w = fused.charrnn_layer(layer)
+        w = charrnn_layer(fused, layer)
         assert torch.equal(w[0], c.i2h.weight) and torch.equal(w[3], c.h2h.bias)
     x = torch.randn(B, T, I, dtype=torch.float64)
     out, (h, c_) = fused(x)

@@ -4,7 +4,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from common.shapes import BACKGROUND, COLORS, make_scene, write_dataset
+from common.testing.shapes import BACKGROUND, COLORS, make_scene, write_dataset
 
 
 def test_make_scene_regions_match_pixels():

@@ -8,6 +8,7 @@ import pytest
 
 from common import t7
 from common.cli import UserError
+from common.testing import t7_writer
 
 FIX = Path(__file__).parent / "fixtures" / "t7"
 LUA_TYPES = {np.float64: "torch.DoubleTensor", np.float32: "torch.FloatTensor", np.int64: "torch.LongTensor",
@@ -147,8 +148,8 @@ def test_four_byte_longs_are_detected():
 
 def test_cuda_storages_read_as_cpu_arrays(tmp_path):
     # no Torch7 here has cutorch: a CudaTensor file is a FloatTensor file with other class names
-    t7.save(tmp_path / "g.t7", {"w": t7.Tensor(np.arange(6, dtype=np.float32).reshape(2, 3), "torch.CudaTensor"),
-                                "d": t7.Tensor(np.ones(2), "torch.CudaDoubleTensor")})
+    t7_writer.save(tmp_path / "g.t7", {"w": t7_writer.Tensor(np.arange(6, dtype=np.float32).reshape(2, 3), "torch.CudaTensor"),
+                                "d": t7_writer.Tensor(np.ones(2), "torch.CudaDoubleTensor")})
     obj = t7.load(tmp_path / "g.t7")
     assert t7.get(obj, "w").dtype == np.float32 and t7.get(obj, "w")[1, 2] == 5
     assert t7.get(obj, "d").dtype == np.float64

@@ -6,6 +6,7 @@
 import numpy as np
 
 from common import t7
+from common.testing import t7_writer
 
 EPS = 1e-5
 
@@ -15,7 +16,7 @@ def make_generator(nz=8, ngf=4, nc=3, size=32, layout="2015", cudnn=False, cuda=
     rng = np.random.default_rng(seed)
     prefix = "cudnn." if cudnn else "nn."
     tt = "torch.CudaTensor" if cuda else "torch.FloatTensor"
-    T = lambda a: t7.Tensor(np.asarray(a, np.float32), tt)  # noqa: E731
+    T = lambda a: t7_writer.Tensor(np.asarray(a, np.float32), tt)  # noqa: E731
     n = int(np.log2(size)) - 2
     chans = [nz] + [ngf * 2 ** (n - 1 - i) for i in range(n)] + [nc]
     mods, params = [], []

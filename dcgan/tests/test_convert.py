@@ -9,6 +9,7 @@ from PIL import Image
 
 from common import t7
 from common.cli import UserError
+from common.testing import t7_writer
 from dcgan import generate as gen
 from dcgan.checkpoints import load_generator
 from dcgan.lua_checkpoint import load_t7
@@ -78,7 +79,7 @@ def test_generate_cli_reproduces_generate_lua(tmp_path, capsys):
 def test_synthetic_t7_matches_numpy(tmp_path, layout, cudnn, cuda, size):
     obj, params = make_generator(nz=6, ngf=2, size=size, layout=layout, cudnn=cudnn, cuda=cuda, seed=size)
     path = tmp_path / "g.t7"
-    t7.save(str(path), obj)
+    t7_writer.save(str(path), obj)
     G, cfg = load_t7(str(path))
     assert cfg.bias == (layout == "2015") and cfg.fineSize == size and cfg.nz == 6
     z = np.random.default_rng(1).normal(size=(3, 6, 1, 1)).astype(np.float32)
@@ -93,7 +94,7 @@ def test_synthetic_t7_matches_numpy(tmp_path, layout, cudnn, cuda, size):
 def test_convert_writes_a_pt_that_generates_the_same(tmp_path):
     from dcgan.convert import main as convert_main
     obj, _ = make_generator(layout="2015")
-    t7.save(str(tmp_path / "g.t7"), obj)
+    t7_writer.save(str(tmp_path / "g.t7"), obj)
     out = convert_main(ConvertOptions(input=str(tmp_path / "g.t7")))
     assert out == str(tmp_path / "g.pt")
     a, _ = load_generator(str(tmp_path / "g.t7"))
@@ -108,10 +109,10 @@ def test_not_a_generator_is_one_line(tmp_path):
     disc = t7.TorchObject(b"nn.Sequential", {"modules": [
         t7.TorchObject(b"nn.SpatialConvolution", {"weight": np.zeros((4, 3, 4, 4), np.float32)}),
         t7.TorchObject(b"nn.LeakyReLU", {})]})
-    t7.save(str(tmp_path / "d.t7"), disc)
+    t7_writer.save(str(tmp_path / "d.t7"), disc)
     with pytest.raises(UserError, match="a discriminator"):
         load_generator(str(tmp_path / "d.t7"))
-    t7.save(str(tmp_path / "table.t7"), {"a": 1})
+    t7_writer.save(str(tmp_path / "table.t7"), {"a": 1})
     with pytest.raises(UserError, match="not a DCGAN generator"):
         load_generator(str(tmp_path / "table.t7"))
     (tmp_path / "text.t7").write_text("hello")

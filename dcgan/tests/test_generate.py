@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from common import t7
 from common.cli import UserError
+from common.testing import t7_writer
 from dcgan import generate as gen
 from dcgan import sampling
 from dcgan.images import display_tensor
@@ -79,7 +79,7 @@ def test_noise_file_formats_agree(net, tmp_path):
     z = np.random.default_rng(0).normal(size=(3, 10, 1, 1)).astype(np.float32)
     np.save(tmp_path / "z.npy", z)
     torch.save(torch.from_numpy(z), tmp_path / "z.pt")
-    t7.save(str(tmp_path / "z.t7"), z, tensor_type="torch.FloatTensor")
+    t7_writer.save(str(tmp_path / "z.t7"), z, tensor_type="torch.FloatTensor")
     outs = [gen.main(GenerateOptions(net=net, noise_file=str(tmp_path / f"z.{ext}"), gpu=0,
                                      name=str(tmp_path / ext))) for ext in ("npy", "pt", "t7")]
     assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from common import datasets
-from common.shapes import make_scene
+from common.testing.shapes import make_scene
 from densecap.checkpoints import save_model
 from densecap.model import DenseCapModel, ModelConfig
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from common import t7
 from common.cli import UserError
+from common.testing import t7_writer
 from densecap import lua_checkpoint as convert
 from densecap.tests.t7_fixture import ANCHORS_WH, make_t7_model
 
@@ -16,7 +16,7 @@ from densecap.tests.t7_fixture import ANCHORS_WH, make_t7_model
 def t7_model(request, tmp_path_factory):
     obj, arrays = make_t7_model()
     path = tmp_path_factory.mktemp("t7") / "densecap-small.t7"
-    t7.save(path, obj, tensor_type=request.param)
+    t7_writer.save(path, obj, tensor_type=request.param)
     return path, arrays
 
 
@@ -76,7 +76,7 @@ def test_rpn_anchor_order_and_recognition_head(t7_model):
 
 
 def test_not_a_densecap_t7(tmp_path):
-    t7.save(tmp_path / "x.t7", {"protos": {}, "opt": {}})
+    t7_writer.save(tmp_path / "x.t7", {"protos": {}, "opt": {}})
     with pytest.raises(UserError, match="not a densecap checkpoint"):
         convert.load_t7_model(tmp_path / "x.t7")
     (tmp_path / "y.t7").write_text("hello")

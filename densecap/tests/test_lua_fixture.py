@@ -13,6 +13,7 @@ import torch
 
 from common import t7
 from common.cli import parse
+from common.testing import t7_writer
 from densecap import run_model
 from densecap.checkpoints import load_model
 from densecap.lua_checkpoint import load_t7_model
@@ -98,6 +99,6 @@ def test_convert_py_writes_a_pt_that_runs_the_same(tmp_path):
 def test_class_name_with_or_without_namespace(tmp_path, name):
     obj = t7.load(LUA_T7)
     t7.get(obj, "model")._typename = name.encode()
-    t7.save(tmp_path / "m.t7", obj)
+    t7_writer.save(tmp_path / "m.t7", obj)
     model, _, _ = load_t7_model(tmp_path / "m.t7")
     assert model.cfg.vgg_widths[-1] == 16

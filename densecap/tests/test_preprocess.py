@@ -11,7 +11,7 @@ from PIL import Image
 
 from common.captions import tokenize
 from common.cli import UserError, parse
-from common.shapes import write_dataset
+from common.testing.shapes import write_dataset
 from densecap import preprocess
 from densecap.loader import DataLoader
 from densecap.tests.conftest import coco_mini, splits_json, vg_sample

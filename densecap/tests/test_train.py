@@ -10,7 +10,7 @@ import torch
 from common import checkpoint
 from common.cli import UserError, parse
 from common.device import seed_everything
-from common.shapes import write_dataset
+from common.testing.shapes import write_dataset
 from densecap import evaluate_model, preprocess, train
 from densecap.checkpoints import load_model
 from densecap.loader import DataLoader

@@ -20,7 +20,7 @@ TINY_MODEL = ["-rnn_size", "48", "-input_encoding_size", "48", "-att_hid_size", 
 
 @pytest.fixture(scope="session")
 def shapes(tmp_path_factory):
-    from common.shapes import write_dataset
+    from common.testing.shapes import write_dataset
 
     out = tmp_path_factory.mktemp("shapes")
     paths = write_dataset(out, 80, seed=0, size=64, val_frac=0.1, test_frac=0.1)

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from common import t7
+from common.testing import t7_writer
 
 TO = t7.TorchObject
 VGG_MEAN = np.array([123.68, 116.779, 103.939])
@@ -68,7 +69,7 @@ def make_checkpoint(vocab, E=6, H=5, L=1, T=5, seed=0, tensor_type="torch.CudaTe
 
 def save_checkpoint(path, vocab, **kw):
     ck, W = make_checkpoint(vocab, **kw)
-    t7.save(path, ck, tensor_type=kw.get("tensor_type", "torch.CudaTensor"))
+    t7_writer.save(path, ck, tensor_type=kw.get("tensor_type", "torch.CudaTensor"))
     return W
 
 

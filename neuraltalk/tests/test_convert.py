@@ -12,6 +12,7 @@ from PIL import Image
 
 from common import checkpoint, t7
 from common.cli import UserError, parse
+from common.testing import t7_writer
 from neuraltalk import convert
 from neuraltalk import eval as nt_eval
 from neuraltalk.captioner import build_captioner, caption_folder, load_checkpoint
@@ -84,7 +85,7 @@ def test_convert_cli_then_eval_gives_the_lua_captions(tmp_path, capsys):
 
 def test_not_a_neuraltalk2_checkpoint(tmp_path):
     p = tmp_path / "x.t7"
-    t7.save(p, {"protos": {"rnn": 1}, "opt": {}})
+    t7_writer.save(p, {"protos": {"rnn": 1}, "opt": {}})
     with pytest.raises(UserError, match="not a neuraltalk2 checkpoint"):
         convert.convert_t7(str(p))
     (tmp_path / "y.t7").write_text("hello")

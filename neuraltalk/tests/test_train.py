@@ -132,7 +132,7 @@ def test_labels_without_image_data_say_so(tmp_path, shapes):
 def test_prepro_then_train_with_no_further_flags(tmp_path, monkeypatch, capsys):
     """The README's two commands with only the names: prepro's defaults (ResNet-101, no weights: a note) write
     everything train.py's defaults read. -max_iters 1 only stops the otherwise endless run."""
-    from common.shapes import write_dataset
+    from common.testing.shapes import write_dataset
     from neuraltalk import prepro
 
     paths = write_dataset(tmp_path / "shapes", 5, seed=1, size=32, val_frac=0.2, test_frac=0.2)
