@@ -136,3 +136,79 @@ def write_dataset(out_dir, n_images, seed=0, size=128, val_frac=0.1, test_frac=0
         with open(paths[key], "w") as f:
             json.dump(obj, f)
     return paths
+
+
+# --- scoring captions against a scene (the demos' "shapes caption accuracy") --------------------------
+
+def named_shapes(text: str) -> list[tuple[str, str]]:
+    """The (colour, kind) pairs a text names, in reading order: "a red circle left of a blue square"
+    -> [("red", "circle"), ("blue", "square")]. A kind without a colour, or a colour alone, names nothing."""
+    w = text.lower().replace(",", " ").split()
+    return [(w[i], w[i + 1]) for i in range(len(w) - 1) if w[i] in COLORS and w[i + 1] in KINDS]
+
+
+def _truth(regions):
+    """[(colour, kind, size word, centre x, centre y)] from regions {x, y, w, h, phrase "a small red circle"}."""
+    out = []
+    for r in regions:
+        size_word, colour, kind = r["phrase"].split()[-3:]
+        out.append((colour, kind, size_word, r["x"] + r["w"] / 2, r["y"] + r["h"] / 2))
+    return out
+
+
+def _centres(truth, name):
+    return [(t[3], t[4]) for t in truth if (t[0], t[1]) == name]
+
+
+def _positions_hold(words, named, truth, size) -> bool:
+    """Every position word of the caption is true of the scene (the caption forms of `_captions`);
+    a position word in any other form counts as wrong."""
+    text = " ".join(words)
+    if not any(p in words for p in ("left", "right", "top", "bottom")):
+        return True
+    xs = lambda name: [c[0] for c in _centres(truth, name)]  # noqa: E731
+    if " left of " in f" {text} " or " right of " in f" {text} ":
+        if len(named) < 2:
+            return False
+        a, b = xs(named[0]), xs(named[1])
+        if " left of " in f" {text} ":
+            return min(a) < max(b)
+        return max(a) > min(b)
+    all_x = [t[3] for t in truth]
+    if text.endswith("on the left"):
+        return len(named) >= 1 and min(xs(named[0])) == min(all_x)
+    if text.endswith("on the right"):
+        return len(named) >= 1 and max(xs(named[0])) == max(all_x)
+    for v in ("top", "bottom"):
+        for h in ("left", "right"):
+            if f"the {v} {h}" in text:
+                if len(named) != 1 or len(truth) != 1:
+                    return False
+                cx, cy = truth[0][3], truth[0][4]
+                return (cy < size / 2) == (v == "top") and (cx < size / 2) == (h == "left")
+    return False
+
+
+def caption_names_scene(caption: str, regions: list[dict], size: int) -> bool:
+    """True when the caption names every shape of the scene with its colour and kind, no shape that is not
+    there, a count word ("single", "two", "three") only when it is the count, and position words only when
+    they hold. `regions` as make_scene/region_descriptions.json give them; `size` the image side in pixels."""
+    truth = _truth(regions)
+    named = named_shapes(caption)
+    if sorted(named) != sorted((t[0], t[1]) for t in truth):
+        return False
+    words = caption.lower().replace(",", " ").split()
+    counts = {"single": 1, "one": 1, "two": 2, "three": 3}
+    if any(w in counts and counts[w] != len(truth) for w in words):
+        return False
+    return _positions_hold(words, named, truth, size)
+
+
+def phrase_names_region(phrase: str, region: dict) -> bool:
+    """True when a region caption names that region's shape: exactly one (colour, kind), the right one, and
+    the size word ("small"/"large") right where the caption has one."""
+    colour, kind, size_word = _truth([region])[0][:3]
+    words = phrase.lower().split()
+    if named_shapes(phrase) != [(colour, kind)]:
+        return False
+    return not any(w in ("small", "large") and w != size_word for w in words)

@@ -69,3 +69,37 @@ def test_write_dataset_formats(tmp_path):
     # deterministic for a seed
     again = write_dataset(tmp_path / "b", 20, seed=1, size=96)
     assert json.load(open(again["region_descriptions"])) == vg
+
+
+def test_every_caption_the_world_writes_for_one_or_two_shapes_scores_as_right():
+    # the generator's own captions are the independent truth: each one names the scene correctly, except
+    # the 3-shape paraphrases that name only the leftmost and rightmost shape
+    from common.testing.shapes import caption_names_scene
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        _, captions, regions = make_scene(rng)
+        for c in captions:
+            right = caption_names_scene(c, regions, 128)
+            assert right or (len(regions) == 3 and len(set(c.split()) & {"and"}) == 0), (c, regions)
+
+
+def test_caption_scoring_rejects_wrong_colour_shape_count_and_side():
+    from common.testing.shapes import caption_names_scene, phrase_names_region
+    red_left = {"x": 5, "y": 80, "w": 30, "h": 30, "phrase": "a large red circle"}
+    blue_right = {"x": 80, "y": 10, "w": 20, "h": 20, "phrase": "a small blue square"}
+    two = [red_left, blue_right]
+    assert caption_names_scene("a red circle left of a blue square", two, 128)
+    assert caption_names_scene("a blue square to the right of a red circle", two, 128)
+    assert caption_names_scene("two shapes with a red circle on the left", two, 128) is False  # names one of two
+    assert not caption_names_scene("a blue square left of a red circle", two, 128)   # sides swapped
+    assert not caption_names_scene("a red square left of a blue square", two, 128)   # wrong kind
+    assert not caption_names_scene("a red circle and a blue square and a red circle", two, 128)  # invented
+    assert not caption_names_scene("three shapes a red circle and a blue square", two, 128)  # wrong count
+    one = [red_left]
+    assert caption_names_scene("a red circle in the bottom left", one, 128)
+    assert not caption_names_scene("a red circle in the top left", one, 128)
+    assert not caption_names_scene("a yellow circle to the right of a yellow circle", one, 128)
+    assert phrase_names_region("a large red circle", red_left)
+    assert phrase_names_region("a red circle", red_left)
+    assert not phrase_names_region("a small red circle", red_left)
+    assert not phrase_names_region("a small yellow circle", red_left)
