@@ -229,13 +229,14 @@ def compose(out, lum, recombine="yuv", want_ab=False):
     """ab in [0, 1] (2 x h x w) + luminance (H x W) -> (RGB uint8 H x W x 3, ab 2 x H x W in Lab units or None)."""
     oh, ow = lum.shape
     # image.scale(out, W, H): rows first for the whole map, then columns one strip of output rows at a time
-    tmp = out @ imageops.resample_matrix(out.shape[2], ow).astype(np.float32).T
-    mh = imageops.resample_matrix(out.shape[1], oh).astype(np.float32)
+    tmp = imageops.apply_band(out, imageops.taps(out.shape[2], ow), -1)
+    idx, w, n = imageops.taps(out.shape[1], oh)   # the chroma is upsampled: n (a box divisor) is None
     rgb = np.empty((oh, ow, 3), np.uint8)
     offset = 0.0 if recombine == "yuv" else 0.5  # image.save truncates x 255 (its C cast); ours rounds
     ab_full = np.empty((2, oh, ow), np.float32) if want_ab else None
     for r in range(0, oh, STRIP):
-        ab = (2 * np.matmul(mh[r:r + STRIP], tmp) - 1) * 100
+        rows = (idx[r:r + STRIP], w[r:r + STRIP], None if n is None else n[r:r + STRIP])
+        ab = (2 * imageops.apply_band(tmp, rows, -2) - 1) * 100
         if want_ab:
             ab_full[:, r:r + STRIP] = ab
         strip = imageops.recombine(lum[r:r + STRIP], ab, recombine)
