@@ -1,6 +1,5 @@
 """The inference fast paths (issue 21): bf16 weights in channels-last against the fp32 reference, folder runs
 that read and write in a thread pool against one photo at a time, and a start-up that imports no torch."""
-import resource
 import subprocess
 import sys
 import threading
@@ -94,7 +93,8 @@ def test_folder_runs_give_the_same_files_with_or_without_the_io_threads(tiny_pt,
     assert files[0] == files[1] == files[2]                              # byte for byte
 
 
-def test_help_starts_in_well_under_a_cpu_second_without_torch():
+def test_help_answers_without_importing_torch():
+    # the CPU-second figure of start-up is bench/colorize_bench.py's (timed tests live in make bench)
     probe = ("import sys, runpy; sys.argv = ['colorize.py', '-h']\n"
              "try:\n    runpy.run_path(%r, run_name='__main__')\n"
              "except SystemExit:\n    pass\n"
@@ -103,8 +103,3 @@ def test_help_starts_in_well_under_a_cpu_second_without_torch():
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0 and "-precision" in r.stdout
     assert r.stdout.strip().splitlines()[-1].startswith("NO-TORCH")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, str(COLORIZE / "colorize.py"), "-h"], capture_output=True, check=True, cwd=REPO)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    assert cpu < 0.8, cpu   # issue 21's start-up target (measured 0.05 CPU s)
