@@ -57,10 +57,13 @@ def agree(*values, device=None):
 
 
 def check_loss(loss: float, first: float | None, explode: float = 0, hint: str = "try a lower learning rate",
-               where: str = "") -> None:
+               where: str = "", terms: dict | None = None) -> None:
     """NaN/inf, or (explode > 0) a loss above `explode` x the first one, stops the run with one line; the
-    checkpoints already written stay. `where` says at which step ("iteration 120")."""
+    checkpoints already written stay. `where` says at which step ("iteration 120"); `terms` (name -> value)
+    are the parts of a summed loss, named in the line so that the culprit shows."""
     at = f" at {where}" if where else ""
+    if terms:
+        at += " (" + ", ".join(f"{k} {float(v):.4g}" for k, v in terms.items()) + ")"
     if not math.isfinite(loss):
         what = "NaN" if math.isnan(loss) else loss
         raise UserError(f"loss is {what}{at}: stopping; checkpoints written so far are kept; {hint}")
