@@ -228,7 +228,7 @@ def test_bad_options_are_one_line(tmp_path):
 
 
 def test_exploding_loss_stops_with_one_line(tmp_path):
-    with pytest.raises(UserError, match=r"training loss became nan at epoch 1 batch \d+; lower --learningRate"):
+    with pytest.raises(UserError, match=r"loss is NaN at epoch 1 batch \d+: stopping; .*lower --learningRate"):
         train(tmp_path, *SMALL, "--learningRate", "1e30", "--maxEpoch", "1")
 
 
