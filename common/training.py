@@ -61,12 +61,14 @@ def check_loss(loss: float, first: float | None, explode: float = 0, hint: str =
     """NaN/inf, or (explode > 0) a loss above `explode` x the first one, stops the run with one line; the
     checkpoints already written stay. `where` says at which step ("iteration 120"); `terms` (name -> value)
     are the parts of a summed loss, named in the line so that the culprit shows."""
+    finite = math.isfinite(loss)
+    if finite and not (explode > 0 and first is not None and loss > explode * first):
+        return
     at = f" at {where}" if where else ""
-    if terms:
-        at += " (" + ", ".join(f"{k} {float(v):.4g}" for k, v in terms.items()) + ")"
-    if not math.isfinite(loss):
+    if terms:  # only now: a term may be a tensor, and reading it waits for the device
+        at += " (" + ", ".join(f"{k} {v.item() if hasattr(v, 'item') else v:.4g}" for k, v in terms.items()) + ")"
+    if not finite:
         what = "NaN" if math.isnan(loss) else loss
         raise UserError(f"loss is {what}{at}: stopping; checkpoints written so far are kept; {hint}")
-    if explode > 0 and first is not None and loss > explode * first:
-        raise UserError(f"loss is exploding{at} ({loss:.4g} > {explode:g}x the first {first:.4g}): stopping; "
-                        f"checkpoints written so far are kept; {hint}")
+    raise UserError(f"loss is exploding{at} ({loss:.4g} > {explode:g}x the first {first:.4g}): stopping; "
+                    f"checkpoints written so far are kept; {hint}")
