@@ -8,7 +8,9 @@
         if stop_now: break
 
 One meaning per flag name in all six experiments: `-max_time` is wall-clock seconds of this process,
-`-max_cpu_time` is CPU seconds of this process (user + system, all threads). 0 means no limit.
+`-max_cpu_time` is CPU seconds of this process (user + system, all threads). 0 means no limit. (The chatbot
+keeps neuralconvo's camelCase: `--maxTime` is wall clock too; its `--maxCpuTime` counts the CPU seconds of
+the runs it resumes as well, `cpu_before`, because its learning-rate schedule spans the whole budget.)
 """
 import math
 import time
