@@ -1,15 +1,14 @@
 """demo.py: the two baselines and the scores it prints, and demo.sh's recipe giving the same bytes twice."""
 import hashlib
 import re
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
 from skimage.color import rgb2lab
 
-from colorize import demo, metrics
+from colorize import colorize, demo, metrics, train
 from colorize.tests.conftest import REPO
+from common.cli import parse
 
 
 def test_mean_ab_weighs_every_pixel_and_the_baselines_keep_the_gray_lightness():
@@ -68,14 +67,12 @@ def test_demo_recipe_stops_on_iterations_and_gives_the_same_bytes_twice(tmp_path
     small = dict(zip(recipe[::2], recipe[1::2])) | {"-max_iters": "3", "-width": "16", "-image_size": "32",
                                                       "-eval_every": "3"}
     digests = []
-    for run in ("a", "b"):
+    for run in ("a", "b"):  # in one process: train.main seeds everything itself, as a fresh process would be
         flags = [str(x) for kv in small.items() for x in kv]
-        subprocess.run([sys.executable, str(REPO / "colorize/train.py"), "-data_dir", str(photos),
-                        "-checkpoint_dir", str(tmp_path / run), *flags], check=True, capture_output=True)
+        model = train.main(parse(train.TrainOptions, ["-data_dir", str(photos), "-checkpoint_dir",
+                                                      str(tmp_path / run), *flags]))
         out = tmp_path / f"{run}.png"
-        subprocess.run([sys.executable, str(REPO / "colorize/colorize.py"), str(tmp_path / "gray.png"), str(out),
-                        "-model", str(tmp_path / run / "colornet_iter3.pt"), "-gpu", "-1"],
-                       check=True, capture_output=True)
+        colorize.main(parse(colorize.ColorizeOptions, [str(tmp_path / "gray.png"), str(out), "-model", model]))
         digests.append(hashlib.sha256(out.read_bytes()).hexdigest())
     assert digests[0] == digests[1]
 
