@@ -10,6 +10,7 @@ OUT="$DEMO/colorize"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 rm -rf "$OUT"
 mkdir -p "$OUT"
+export OMP_NUM_THREADS=1  # one thread: the same floating-point sums, so the same picture, on any core count
 "$PY" -m colorize.demo photos "$OUT/data"
 "$PY" "$HERE/train.py" -data_dir "$OUT/data/train" -val_dir "$OUT/data/heldout" -checkpoint_dir "$OUT/cv" \
     -width 4 -image_size 128 -batch_size 16 -optimizer adam -learning_rate 0.001 -loss l2 -max_iters 300 \
