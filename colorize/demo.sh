@@ -15,5 +15,6 @@ export OMP_NUM_THREADS=1  # one thread: the same floating-point sums, so the sam
 "$PY" "$HERE/train.py" -data_dir "$OUT/data/train" -val_dir "$OUT/data/heldout" -checkpoint_dir "$OUT/cv" \
     -width 4 -image_size 128 -batch_size 16 -optimizer adam -learning_rate 0.001 -loss l2 -max_iters 300 \
     -eval_every 300 -print_every 50 -save_every 1000000 -seed 123 -gpu -1 | tee "$OUT/train.log"
-"$PY" "$HERE/colorize.py" "$OUT/data/heldout_gray" "$OUT/colorized" -model "$OUT/cv/colornet_iter300.pt" -gpu -1
+"$PY" "$HERE/colorize.py" "$OUT/data/heldout_gray" "$OUT/colorized" -model "$OUT/cv/colornet_iter300.pt" -gpu -1 \
+    -precision fp32  # not bf16 where the CPU has it: the same picture on every machine
 "$PY" -m colorize.demo compare "$OUT"

@@ -58,6 +58,7 @@ def test_demo_recipe_stops_on_iterations_and_gives_the_same_bytes_twice(tmp_path
     """demo.sh's train.py + colorize.py steps (its flags, fewer iterations, a smaller network) run twice."""
     recipe = demo_sh_train_flags()
     assert "-max_iters" in recipe and "-max_cpu_time" not in recipe
+    assert "-precision fp32" in (REPO / "colorize" / "demo.sh").read_text()  # not bf16 on some CPUs only
     photos = tmp_path / "photos"
     photos.mkdir()
     rng = np.random.default_rng(1)
@@ -72,7 +73,8 @@ def test_demo_recipe_stops_on_iterations_and_gives_the_same_bytes_twice(tmp_path
         model = train.main(parse(train.TrainOptions, ["-data_dir", str(photos), "-checkpoint_dir",
                                                       str(tmp_path / run), *flags]))
         out = tmp_path / f"{run}.png"
-        colorize.main(parse(colorize.ColorizeOptions, [str(tmp_path / "gray.png"), str(out), "-model", model]))
+        colorize.main(parse(colorize.ColorizeOptions, [str(tmp_path / "gray.png"), str(out), "-model", model,
+                                                        "-precision", "fp32"]))
         digests.append(hashlib.sha256(out.read_bytes()).hexdigest())
     assert digests[0] == digests[1]
 
