@@ -1,6 +1,7 @@
 """charrnn benchmark on tinyshakespeare: speed, memory and the validation loss reached in 10 CPU minutes.
 
     python bench/charrnn_bench.py [--minutes 10] [--data ../shared/data/tinyshakespeare/input.txt]
+    python bench/charrnn_bench.py --fast-path   # only the sampler's step loop (target > 3,000 chars/CPU s)
 
 Training throughput is one step (forward, backward, clamp, RMSprop) on a 50x50 batch, in CPU seconds of one
 thread, for our model (fused nn.LSTM) and for a per-timestep nn.LSTMCell loop (the naive port of the Lua
@@ -243,13 +244,46 @@ def train_for(minutes, data, workdir):
     return curve, time.time() - t0, peak
 
 
+FAST_PATH_TARGET = 3000  # chars per CPU second; one nn.LSTM call per character managed ~1,300
+
+
+def fast_path(chars=3000):
+    """The sampler's step loop alone (LSTMStep + Draws, no checkpoint, no output) on an untrained 2x128 LSTM,
+    V=65, in CPU seconds of this process with one thread; prints the figure and a pass/fail line."""
+    import torch
+
+    from charrnn.model import Config, LanguageModel
+    from charrnn.sampler import Draws, LSTMStep
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    m = LanguageModel(Config(65, 128, 2)).eval()
+    step, draw = LSTMStep(m), Draws(1, 65)
+    tok = 0
+    with torch.no_grad():
+        for _ in range(100):  # warm-up
+            tok = int(draw(step(tok)))
+        t0 = time.process_time()
+        for _ in range(chars):
+            tok = int(draw(step(tok)))
+        rate = chars / (time.process_time() - t0)
+    ok = rate > FAST_PATH_TARGET
+    print(f"sampler step loop, 2x128 LSTM: {rate:,.0f} chars per CPU s (target > {FAST_PATH_TARGET:,}: "
+          f"{'PASS' if ok else 'FAIL'})", flush=True)
+    return rate, ok
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare", "input.txt"))
     ap.add_argument("--skip-train", action="store_true", help="only the throughput/memory/sampling part")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of each sampling measurement")
+    ap.add_argument("--fast-path", action="store_true", help="only time the sampler's step loop (nothing written)")
     args = ap.parse_args()
+    fast_rate, fast_ok = fast_path()
+    if args.fast_path:
+        return
     sampling = measure_sampling(os.path.abspath(args.data), args.repeats)
     rows = []
     for H, L, steps in ((128, 2, 30), (512, 2, 8)):
@@ -284,6 +318,9 @@ def main():
     lines += ["", "All runs (chars/s): " + "; ".join(f"{L}x{H} ours {f['runs']}, naive {n['runs']}" for H, L, f, n in rows)
               + "."]
     lines += [""] + sampling_section(sampling, args.repeats)
+    lines += [f"Sampler step loop alone (`LSTMStep` + `Draws`, untrained 2x128, 3,000 characters, one thread): "
+              f"{fast_rate:,.0f} chars per CPU second (target > {FAST_PATH_TARGET:,}: "
+              f"**{'PASS' if fast_ok else 'FAIL'}**).", ""]
     if curve:
         best = min(curve, key=lambda c: c[3])
         lines += [f"### Validation loss in {args.minutes:g} minutes of CPU training", "",

@@ -1,6 +1,7 @@
 """densecap benchmark: CPU seconds and peak RSS for one 720-px image (elephant.jpg), VGG-16 FCLN.
 
     python bench/densecap_bench.py [--image ../shared/data/densecap_demo/elephant.jpg] [--repeats 1]
+    python bench/densecap_bench.py --startup     # only `run_model.py -h` start-up (target < 0.8 CPU s)
 
 Each configuration runs in its own process (so peak RSS is its own) with one torch thread, and is timed
 in CPU seconds of that process (time.process_time), so load from other work on the machine does not
@@ -15,6 +16,7 @@ The original's users reported ~22 minutes for this image on CPU (jcjohnson/dense
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 
@@ -80,11 +82,34 @@ def run_worker(kind, proposals, image):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+STARTUP_TARGET_S = 0.8  # issue 21: `-h` answers without importing torch
+
+
+def startup(repeats=3):
+    """CPU seconds (user + sys) of `python densecap/run_model.py -h`, whole process, best of `repeats`;
+    prints the figure and a pass/fail line."""
+    best = float("inf")
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, os.path.join(ROOT, "densecap", "run_model.py"), "-h"], cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        best = min(best, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    ok = best < STARTUP_TARGET_S
+    print(f"run_model.py -h start-up: {best:.2f} CPU s, best of {repeats} (target < {STARTUP_TARGET_S} CPU s: "
+          f"{'PASS' if ok else 'FAIL'})", flush=True)
+    return best, ok
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image", default=os.path.join(ROOT, "../shared/data/densecap_demo/elephant.jpg"))
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--startup", action="store_true", help="only time `run_model.py -h` (nothing written)")
     args = ap.parse_args()
+    start_s, start_ok = startup()
+    if args.startup:
+        return
     results = {}
     for rep in range(args.repeats):  # interleaved: ours and the baseline alternate
         for proposals in (1000, 300):
@@ -117,6 +142,9 @@ beyond how many boxes survive NMS). The VGG-16 trunk alone takes {best[("ours", 
 {chr(10).join(rows)}
 
 For scale: the original Lua/Torch code took about 22 minutes for this image on CPU (jcjohnson/densecap#65).
+
+Start-up: `python densecap/run_model.py -h` {start_s:.2f} CPU s of the whole process (user + sys, best of 3;
+target < {STARTUP_TARGET_S}: **{'PASS' if start_ok else 'FAIL'}**; torch is imported only after the options are read).
 """
     write_section("densecap", body)
     print(body)

@@ -2,6 +2,7 @@
 CPU budget each, scored on the test split with beam 1 and 3 next to two baselines computed in the same run.
 
     python bench/neuraltalk_bench.py [--minutes 15] [--cnn resnet18] [--cache bench/out/neuraltalk]
+    python bench/neuraltalk_bench.py --models topdown   # re-run one model's rows: printed, BENCHMARKS.md untouched
 
 Steps (each cached under --cache, so an interrupted run picks up where it stopped):
   1. prepro.py on all 1,000 images (features from a *randomly initialised* CNN: no pretrained weights can
@@ -155,6 +156,26 @@ def evaluate_step(cache):
     return res
 
 
+def partial_report(res, models):
+    """One model's rows (and the same-run baselines) printed, for a hand update of BENCHMARKS.md: the section
+    needs both models."""
+    m = res["models"]
+    for name in models:
+        print(f"- {name}: best checkpoint (lowest validation loss, {m[name]['best_val_loss']:.3f}) at iteration "
+              f"{m[name]['iterations']} ({m[name]['epochs']} epochs)")
+        for beam in (1, 3):
+            s = m[name][f"beam{beam}"]
+            print(f"| {name}, beam {beam} | {s['Bleu_4']:.3f} | {s['METEOR']:.3f} | {s['ROUGE_L']:.3f} | "
+                  f"**{s['CIDEr']:.3f}** |")
+        print(f"| {name} | {m[name]['beam1']['decode_img_per_cpu_s']:.1f} | {m[name]['beam3']['decode_img_per_cpu_s']:.1f} | "
+              f"{m[name]['beam1']['end_to_end_img_per_cpu_s']:.2f} | {m[name]['beam3']['end_to_end_img_per_cpu_s']:.2f} |")
+        print("examples (beam 3):", m[name]["beam3"]["examples"])
+    for key in ("nearest", "common"):
+        s = res[key]
+        print(f"| baseline {key} | {s['Bleu_4']:.3f} | {s['METEOR']:.3f} | {s['ROUGE_L']:.3f} | {s['CIDEr']:.3f} |")
+    print("common caption:", res["common_caption"], "refs:", res["refs_examples"])
+
+
 def report(res, pre, args, wall):
     m = res["models"]
     rows = []
@@ -230,13 +251,22 @@ def main():
     ap.add_argument("--minutes", type=float, default=15, help="CPU minutes of training per model")
     ap.add_argument("--cnn", default="resnet18", help="CNN for the features (random weights)")
     ap.add_argument("--cache", default=os.path.join(ROOT, "bench", "out", "neuraltalk"))
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS))
     args = ap.parse_args()
+    chosen = args.models.split(",")
+    if not chosen or any(n not in MODELS for n in chosen):
+        sys.exit(f"--models: choose from {', '.join(MODELS)}")
+    for name in [n for n in MODELS if n not in chosen]:
+        del MODELS[name]
     os.makedirs(args.cache, exist_ok=True)
     t0 = time.time()
     pre = prepro_step(args.cache, args.cnn)
     train_step(args.cache, args.minutes)
     res = evaluate_step(args.cache)
-    report(res, pre, args, time.time() - t0)
+    if len(chosen) < 2:
+        partial_report(res, chosen)
+    else:
+        report(res, pre, args, time.time() - t0)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Colorization quality: PSNR, SSIM, the ab-error AuC of Zhang et al. (2016), Hasler-Suesstrunk colourfulness."""
 import numpy as np
 from skimage.color import rgb2lab
-from skimage.metrics import structural_similarity
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 
 def psnr(out, ref):
-    """uint8 RGB images -> dB."""
-    mse = np.mean((out.astype(np.float64) - ref.astype(np.float64)) ** 2)
-    return 10 * np.log10(255.0 ** 2 / max(mse, 1e-10))
+    """uint8 RGB images -> dB (scikit-image's PSNR over the 0-255 range). Identical images: 148.1 dB (MSE
+    floored at 1e-10, as before scikit-image), so a mean over validation images stays finite."""
+    if np.array_equal(out, ref):
+        return float(10 * np.log10(255.0 ** 2 / 1e-10))
+    return float(peak_signal_noise_ratio(ref, out, data_range=255))
 
 
 def ssim(out, ref):

@@ -104,14 +104,13 @@ def test_the_newest_frame_wins_when_the_model_is_slow():
             threads.append(threading.Thread(target=send, args=(k,)))
             threads[-1].start()
             time.sleep(0.02)
-        t0 = time.time()
         for t in threads:
             t.join(timeout=20)
         answered = [k for k, (code, r) in results.items() if code == 200 and not r.get("dropped")]
         dropped = [k for k, (code, r) in results.items() if r.get("dropped")]
         assert len(results) == 8 and len(answered) + len(dropped) == 8
-        assert len(seen) <= 3 and 7 in answered
-        assert time.time() - t0 < 2.0       # no queue of 8 x 0.3 s
+        # no queue of 8 x 0.3 s: the model ran at most 3 frames, the other 5+ were answered `dropped`
+        assert len(seen) <= 3 and len(dropped) >= 5 and 7 in answered
 
 
 def test_y4m_is_what_a_decoder_reads(tmp_path):

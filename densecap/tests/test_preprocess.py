@@ -174,13 +174,17 @@ def _big_vg(d, n):
 
 
 def test_memory_does_not_grow_with_the_region_file(tmp_path):
-    # 100 vs 1,000 images (0.9 vs 9 MB of region JSON, 5k vs 50k regions): streamed, 50 vs 52 MB peak.
+    # 100 vs 1,000 images (0.9 vs 9 MB of region JSON, 5k vs 50k regions): streamed, peaks 56 vs 58 MB here.
     # Read whole (json.load, as before), the same runs peaked at 55 vs 115 MB.
     small = _peak_rss_mb(tmp_path / "small", _big_vg(tmp_path / "small", 100) + ["--image_size", "16"])
     big = _peak_rss_mb(tmp_path / "big", _big_vg(tmp_path / "big", 1000) + ["--image_size", "16"])
     with h5py.File(tmp_path / "big" / "o.h5") as f:
         assert f["images"].shape[0] == 1000 and f["boxes"].shape[0] > 40_000
-    assert big < 1.2 * small, (small, big)
+    # relative to the data, not an absolute figure: the 900 extra images' JSON may not stay in memory (parsed
+    # whole, it cost ~7x its bytes); what a machine or build adds to both runs cancels out
+    extra_json_mb = ((tmp_path / "big" / "regions.json").stat().st_size
+                     - (tmp_path / "small" / "regions.json").stat().st_size) / 2**20
+    assert big - small < 0.5 * extra_json_mb, (small, big, extra_json_mb)
 
 
 def test_memory_does_not_grow_with_images(tmp_path):
@@ -191,7 +195,8 @@ def test_memory_does_not_grow_with_images(tmp_path):
                                                  paths["images"], "--split_json", paths["splits_json"],
                                                  "--image_size", "400"])
     small, big = run(20), run(200)
-    assert big - small < 25, (small, big)
+    # relative to the data: the 180 extra images, if held, would add their 400 x 400 x 3 bytes each
+    assert big - small < 0.3 * 180 * 400 * 400 * 3 / 2**20, (small, big)
 
 
 def _prep_cli(args):

@@ -250,15 +250,16 @@ def test_truncated_checkpoint_is_one_line(tiny_checkpoint, tmp_path, script, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.pt", "list.txt", "x.png"]   # nothing written
 
 
-def test_help_starts_fast():
-    """`run_model.py -h` imports no torch (issue 21: start-up under 0.8 CPU s)."""
+def test_help_imports_no_torch():
+    """`run_model.py -h` prints its options without importing torch (issue 21: the start-up it costs, under
+    0.8 CPU s, is measured by bench/densecap_bench.py --startup)."""
     import subprocess
     import sys
-    code = ("import sys, time; t = time.process_time(); sys.argv = ['run_model.py', '-h']\n"
+    code = ("import sys; sys.argv = ['run_model.py', '-h']\n"
             "try:\n    import runpy; runpy.run_path('densecap/run_model.py', run_name='__main__')\n"
             "except SystemExit:\n    pass\n"
-            "print('torch' in sys.modules, time.process_time() - t)")
+            "print('torch' in sys.modules, 'torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=Path(run_model.__file__).parents[1])
-    loaded, cpu = out.stdout.split()[-2:]
-    assert loaded == "False" and float(cpu) < 0.8, out.stdout
+    assert "-checkpoint" in out.stdout and "-input_image" in out.stdout, out.stdout[-500:]
+    assert out.stdout.split()[-2:] == ["False", "False"], out.stdout[-500:]
