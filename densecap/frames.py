@@ -19,6 +19,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from common import video
+from common.cli import UserError
 from densecap import box_utils
 from densecap.checkpoints import captions_of
 from densecap.loader import lua_scale, to_input
@@ -61,6 +62,9 @@ def run_video(model, idx_to_token, path, output_json, output_video="", opt=None,
     info = video.probe(path)
     if output_video:
         video.check_output(output_video, path)
+    folder = os.path.dirname(os.path.abspath(output_json))
+    if not os.path.isdir(folder):
+        raise UserError(f"{output_json}: folder {folder} does not exist")
     kw = dict(image_size=opt.image_size, rpn_nms_thresh=opt.rpn_nms_thresh, final_nms_thresh=opt.final_nms_thresh,
               num_proposals=opt.num_proposals, device=device)
     tmp = output_json + ".partial"
