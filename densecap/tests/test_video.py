@@ -1,5 +1,6 @@
 """run_model.py -input_video: one JSON line per frame (the model's answer for that decoded frame, at its time),
 the frames drawn into -output_video with the audio kept, memory flat in the video's length."""
+import io
 import json
 import weakref
 
@@ -100,3 +101,15 @@ def test_bad_video_arguments_are_one_line(two_scene_model, tmp_path):
     with pytest.raises(UserError, match="differ from the input"):
         run(ck, "-input_video", clip, "-output_video", clip)
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_progress_bar_on_a_terminal(two_scene_model, tmp_path):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    ck, scenes = two_scene_model
+    model, itos, _ = load_model(ck)
+    clip, err = clip_of(scenes, tmp_path / "in.mp4", 2), Terminal()
+    frames.run_video(model, itos, clip, str(tmp_path / "f.jsonl"), opt=parse(run_model.RunOptions, FLAGS), err=err)
+    assert "densecap" in err.getvalue() and "4/4" in err.getvalue()
