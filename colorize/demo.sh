@@ -16,3 +16,6 @@ mkdir -p "$OUT"
 MODEL=$(ls -t "$OUT"/cv/colornet_iter*.pt | head -1)
 "$PY" "$HERE/colorize.py" "$OUT/data/heldout_gray" "$OUT/colorized" -model "$MODEL" -gpu -1
 "$PY" -m colorize.demo compare "$OUT"
+# a short video: 3 s of gray clip (a pan, a cut, an audio tone) colorized with temporal smoothing, audio kept
+"$PY" -m colorize.demo clip "$OUT/gray_clip.mp4"
+"$PY" "$HERE/colorize.py" "$OUT/gray_clip.mp4" "$OUT/colour_clip.mp4" -model "$MODEL" -gpu -1
