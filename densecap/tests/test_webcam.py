@@ -43,7 +43,7 @@ def offline(two_scene_model, tmp_path_factory):
         Image.fromarray(big(rgb)).save(d / f"{k}.png")
     results = run_model.main(parse(run_model.RunOptions, ["-checkpoint", str(ck), "-input_dir", str(d),
                                                           "-output_vis_dir", str(d / "vis"), *FLAGS]))
-    return [r for r in sorted(results, key=lambda r: r["img_name"])]
+    return sorted(results, key=lambda r: r["img_name"])
 
 
 def live_model(ck, *extra):
