@@ -32,6 +32,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from bench.report import git_rev, machine, write_section  # noqa: E402
+from common.device import native_bf16  # noqa: E402
 
 BASELINE = "2070518"  # the last commit before issue 11's chatbot work
 CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "data", "dgk_lost_conv")
@@ -83,11 +84,6 @@ def throughput(a, out):
     return rate, cpu, head
 
 
-def bf16_native():
-    import torch
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
 def step_rates(h5_path, rounds=6, steps=8):
     """pairs/s of one training step in this process: today's configuration (full softmax, fp32, Adam)
     and ours (adaptive softmax, bf16 autocast, fused Adam), same model code otherwise, interleaved in
@@ -117,7 +113,7 @@ def step_rates(h5_path, rounds=6, steps=8):
         return step
     # bf16 only where oneDNN runs it (AVX512-BF16/AMX): elsewhere its LSTM primitive does not exist, and
     # train.py's --precision auto stays in fp32 too
-    bf16 = bf16_native()
+    bf16 = native_bf16()
     runs = {"today": make("full", False, False), "adaptive": make("adaptive", False, False)}
     if bf16:
         runs["adaptive+bf16"] = make("adaptive", True, False)
@@ -408,7 +404,7 @@ def main():
 
 
 def section(a, tp, steps, scores, kn, loop, server, minutes):
-    BF16 = bf16_native()
+    BF16 = native_bf16()
     prec = 'bf16' if BF16 else 'fp32 (no AVX512-BF16/AMX here, so no bf16)'
     native = 'yes' if BF16 else 'not on this machine'
     cmd = "python bench/chatbot_bench.py" + ("" if a.cpu_minutes == 10 else f" --cpu-minutes {a.cpu_minutes:g}")

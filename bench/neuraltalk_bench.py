@@ -6,7 +6,7 @@ CPU budget each, scored on the test split with beam 1 and 3 next to two baseline
 Steps (each cached under --cache, so an interrupted run picks up where it stopped):
   1. prepro.py on all 1,000 images (features from a *randomly initialised* CNN: no pretrained weights can
      be downloaded here), and on the first 100 to compare peak RSS (streaming: within 1.5x);
-  2. train.py for each model, run side by side, each stopped by -max_time (its own process CPU seconds,
+  2. train.py for each model, run side by side, each stopped by -max_cpu_time (its own process CPU seconds,
      one torch thread), best checkpoint by validation loss;
   3. test-split metrics (pycocoevalcap: BLEU-4, METEOR, ROUGE-L, CIDEr-D) for beam 1 and 3, and for the
      baselines: the caption of the nearest training image by fc feature (cosine, standardised), and the
@@ -83,7 +83,7 @@ def train_step(cache, minutes):
             continue
         cmd = [PY, os.path.join(ROOT, "neuraltalk", "train.py"), "-input_json", os.path.join(cache, "full.talk.json"),
                "-input_h5", os.path.join(cache, "full.talk.h5"), "-caption_model", name, *COMMON, *extra,
-               "-max_time", str(minutes * 60), "-checkpoint_path", os.path.join(cache, "cv"), "-id", name]
+               "-max_cpu_time", str(minutes * 60), "-checkpoint_path", os.path.join(cache, "cv"), "-id", name]
         log = open(os.path.join(cache, f"train_{name}.log"), "w")
         procs[name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                         env=dict(os.environ, OMP_NUM_THREADS="1")), log)

@@ -21,7 +21,7 @@ from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
 from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
 from common.signals import StopOnSignal
-from common.training import agree, check_loss
+from common.training import Clock, agree, check_loss
 
 
 @options
@@ -55,7 +55,10 @@ class TrainOptions:
                                     "0 = resume where it stopped", min=0, max=1)
     max_iters: int = flag(0, "new: stop (evaluate and save) after this many iterations in all; 0 = -max_epochs "
                              "decides", min=0)
-    max_time: float = flag(0, "stop (evaluate and save) after this many seconds of training; 0 = no limit", min=0)
+    max_time: float = flag(0, "new: stop (evaluate and save) after this many wall-clock seconds of training; "
+                              "0 = no limit", min=0)
+    max_cpu_time: float = flag(0, "new: stop (evaluate and save) after this many CPU seconds of this process; "
+                                  "0 = no limit", min=0)
     # bookkeeping
     seed: int = flag(123, "torch manual random number generator seed")
     print_every: int = flag(1, "how many steps/minibatches between printing out the loss; 0 = never", min=0)
@@ -188,11 +191,7 @@ def evaluate(model, loader, split, device):
             logits, state = model(x, state)
             total += F.cross_entropy(logits.flatten(0, 1), y.flatten()).item()
     model.train()
-    loss = total / max(loader.count[split], 1)
-    if dist.is_initialized():
-        t = torch.tensor([loss], dtype=torch.float64, device=device)
-        dist.all_reduce(t)
-        loss = t.item() / dist.get_world_size()
+    (loss,) = agree(total / max(loader.count[split], 1), device=device)  # the mean over the ranks under DDP
     return loss
 
 
@@ -242,7 +241,7 @@ def main(opt: TrainOptions):
             return path
 
         # the loop: truncated BPTT, the state carried across batches (and epochs), as char-rnn
-        t_start, last_path, first_loss = time.time(), None, None
+        clock, last_path, first_loss = Clock(opt.max_time, opt.max_cpu_time), None, None
         bar = tqdm(total=iterations, initial=progress.i, disable=not master or not sys.stderr.isatty(), unit="batch",
                    dynamic_ncols=True)
         with bar, StopOnSignal() as ctrl_c:  # SIGINT/SIGTERM: finish the iteration, save, exit 130/143
@@ -254,8 +253,7 @@ def main(opt: TrainOptions):
                 if opt.accurate_gpu_timing and device.type == "cuda":
                     torch.cuda.synchronize()
                 dt = time.time() - t0
-                out_of_time = opt.max_time > 0 and time.time() - t_start >= opt.max_time
-                loss, out_of_time, interrupted = agree(loss, bool(out_of_time), ctrl_c.requested, device=device)
+                loss, out_of_time, interrupted = agree(loss, clock.out_of_time(), ctrl_c.requested, device=device)
                 progress.train_losses.append(loss)
                 epoch = progress.i / loader.ntrain
                 bar.update(1)
@@ -275,10 +273,10 @@ def main(opt: TrainOptions):
                     val_loss = evaluate(model, loader, "val", device) if loader.nval else loss
                     progress.val_losses[progress.i] = val_loss
                     log(f"validation loss {val_loss:.4f} at iteration {progress.i} (epoch {epoch:.2f}, "
-                        f"{time.time() - t_start:.0f}s)")
+                        f"{clock.wall():.0f}s)")
                     last_path = save_as(f"lm_{opt.savefile}_epoch{epoch:.2f}_{val_loss:.4f}.pt", val_loss)
                 if out_of_time:
-                    log(f"stopping after -max_time {opt.max_time:g}s")
+                    log(f"stopping after {clock.reason() or 'another rank ran out of time'}")
                     break
         return last_path if master else None
     finally:

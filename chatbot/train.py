@@ -11,7 +11,6 @@ validation perplexity, what eval.py and server.py read) and checkpoint.pt (the l
 import math
 import os
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -25,6 +24,7 @@ from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
 from common.device import get_device, native_bf16, rng_state, seed_everything, set_rng_state
 from common.signals import StopOnSignal
+from common.training import Clock, check_loss
 
 
 @options
@@ -97,7 +97,9 @@ def main(opt):
     if len(val_data) == 0:
         print("note: no validation pairs (corpus too small or --valSetSize 0): early stopping uses "
               "training perplexity", file=sys.stderr)
-    clock = Clock(opt, progress)
+    # --maxTime: wall seconds of this process; --maxCpuTime: CPU seconds of training in all (a resumed run
+    # finishes the same budget, which the --decay schedule follows)
+    clock = Clock(max_time=opt.maxTime, max_cpu_time=opt.maxCpuTime, cpu_before=progress.cpu_s)
     try:
         with StopOnSignal() as stop:  # SIGINT/SIGTERM: finish the batch, save checkpoint.pt, exit 130/143
             while progress.epoch <= opt.maxEpoch and not stop.requested:
@@ -203,25 +205,6 @@ def sgd_lr(opt, epoch):
     return max(opt.learningRate + step * (epoch - 1), opt.minLR)
 
 
-class Clock:
-    """The run's limits: wall seconds of this process (--maxTime); CPU seconds (--maxCpuTime) and batches
-    (--maxSteps) in all, counted in `progress`, so that a resumed run finishes the same budget."""
-
-    def __init__(self, opt, progress):
-        self.opt, self.wall, self.cpu, self.cpu_before = opt, time.time(), time.process_time(), progress.cpu_s
-
-    def elapsed(self):
-        return time.time() - self.wall
-
-    def tick(self, progress):
-        progress.cpu_s = self.cpu_before + time.process_time() - self.cpu
-
-    def out_of_time(self, progress):
-        o = self.opt
-        return bool((o.maxTime and self.elapsed() >= o.maxTime) or (o.maxSteps and progress.steps_done >= o.maxSteps) or
-                    (o.maxCpuTime and progress.cpu_s >= o.maxCpuTime))
-
-
 def train_epoch(opt, model, optimizer, data, progress, clock, device, amp, stop=None):
     """Train on the rest of this epoch's batches; True if a limit (time, steps) or a signal says stop."""
     model.train()
@@ -235,10 +218,9 @@ def train_epoch(opt, model, optimizer, data, progress, clock, device, amp, stop=
         if opt.gradientClipping > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), opt.gradientClipping)
         loss = loss.item()
-        if not math.isfinite(loss):
-            raise UserError(f"training loss became {loss} at epoch {progress.epoch} batch {progress.step + 1}; "
-                            "lower --learningRate (checkpoint.pt still holds the last saved state)")
-        clock.tick(progress)
+        check_loss(loss, None, where=f"epoch {progress.epoch} batch {progress.step + 1}",
+                   hint="lower --learningRate (checkpoint.pt still holds the last saved state)")
+        progress.cpu_s = clock.cpu()  # in all, as --maxCpuTime and the --decay schedule count it
         lr = learning_rate(opt, progress, n_batches)
         for g in optimizer.param_groups:
             g["lr"] = lr
@@ -250,9 +232,10 @@ def train_epoch(opt, model, optimizer, data, progress, clock, device, amp, stop=
         progress.steps_done += 1
         if progress.step % opt.printEvery == 0:
             print(f"epoch {progress.epoch} batch {progress.step}/{n_batches} loss {loss:.3f} "
-                  f"ppl {math.exp(min(loss, 50)):.1f} lr {lr:.2e} ({clock.elapsed():.0f}s, {progress.cpu_s:.0f} CPU s)",
+                  f"ppl {math.exp(min(loss, 50)):.1f} lr {lr:.2e} ({clock.wall():.0f}s, {progress.cpu_s:.0f} CPU s)",
                   flush=True)
-        if clock.out_of_time(progress) or (stop is not None and stop.requested):
+        out_of_steps = opt.maxSteps and progress.steps_done >= opt.maxSteps
+        if clock.out_of_time() or out_of_steps or (stop is not None and stop.requested):
             return True
     return False
 
@@ -274,11 +257,11 @@ def end_epoch(opt, model, optimizer, val_data, meta, progress, complete, clock, 
         else:
             progress.bad_epochs += 1
         print(f"epoch {progress.epoch}: train ppl {train_ppl:.2f}, {val_text} per {unit_of(meta)} "
-              f"(best {progress.best_val:.2f}), {clock.elapsed():.0f}s", flush=True)
+              f"(best {progress.best_val:.2f}), {clock.wall():.0f}s", flush=True)
         progress.epoch, progress.step, progress.loss_sum, progress.tok_sum = progress.epoch + 1, 0, 0.0, 0
     else:
         print(f"stopped at epoch {progress.epoch} batch {progress.step}: train ppl {train_ppl:.2f}, "
-              f"{val_text} per {unit_of(meta)} ({clock.elapsed():.0f}s); --resume continues", flush=True)
+              f"{val_text} per {unit_of(meta)} ({clock.wall():.0f}s); --resume continues", flush=True)
     save_checkpoint(opt, model, optimizer, meta, progress)
 
 

@@ -42,6 +42,8 @@ class ColorizeOptions:
     precision: str = flag("auto", "the network's arithmetic: fp32, bf16 (autocast), or auto = bf16 only where the "
                                   "CPU runs it natively (AVX512-BF16/AMX) or on a GPU, else fp32",
                           choices=["auto", "fp32", "bf16"])
+    io_threads: int = flag(1, "folder runs: threads that read the next photos and write the previous ones while the "
+                              "network works (0 = one photo at a time)", min=0, max=8)
     smooth: float = flag(0.8, "new, video: share of the previous frame's chroma and global features kept where the "
                               "picture did not change, within a shot (0 = each frame on its own; colorize/video.py)")
     scene_cut: float = flag(0.08, "new, video: a mean luminance change (0..1) between frames above this starts a "
@@ -50,7 +52,8 @@ class ColorizeOptions:
 
 
 class Colorizer:
-    """The model and options, loaded once; `__call__(in, out)` does one file."""
+    """The model and options, loaded once; `__call__(in, out)` does one file: `predict` (the network) then
+    `finish` (recombination and writing), which a folder run overlaps with the next photo's `predict`."""
 
     def __init__(self, opt):
         from colorize import pipeline
@@ -62,6 +65,7 @@ class Colorizer:
             print("note: this CPU has no native bf16: -precision bf16 is emulated, far slower than fp32 (measured "
                   "190x on an AVX2 CPU); -precision auto picks fp32 here", file=sys.stderr)
         self.net, ck = pipeline.load_model(opt.model, self.device)
+        self.net = pipeline.to_precision(self.net, self.device, self.precision)
         self.mean = float(ck["mean"])
         self.recombine = opt.recombine or ck.get("recombine", "yuv")
         self.style = None
@@ -70,22 +74,55 @@ class Colorizer:
             self.style = pipeline.style_features(self.net, y_style, self.mean, self.device)
 
     def __call__(self, src, dst, image=None):
+        from colorize import pipeline
+        self.finish(self.predict(image or pipeline.read_image(src), dst), dst)
+
+    def predict(self, image, dst):
+        """(luminance, alpha, colour) from pipeline.read_image -> what `finish` needs to write dst."""
+        from colorize import pipeline
+        y, alpha, _ = image
+        pipeline.check_writable(dst)
+        out, lum = pipeline.predict(self.net, self.mean, y, self.device, self.opt.max_side, bool(self.opt.keep_size),
+                                    self.style, self.precision)
+        return out, lum, alpha
+
+    def finish(self, predicted, dst):
         import numpy as np
 
         from colorize import pipeline
-        y, alpha, _ = image or pipeline.read_image(src)
-        pipeline.check_writable(dst)
-        rgb, ab = pipeline.colorize_luminance(self.net, self.mean, y, self.device, self.recombine, self.opt.max_side,
-                                              bool(self.opt.keep_size), self.style, want_ab=bool(self.opt.save_ab),
-                                              precision=self.precision)
+        out, lum, alpha = predicted
+        rgb, ab = pipeline.compose(out, lum, self.recombine, want_ab=bool(self.opt.save_ab))
         if alpha is not None and rgb.shape[:2] != alpha.shape:
             alpha = None  # -keep_size 0 changed the size; the original had no alpha either
         pipeline.write_image(dst, rgb, alpha)
         if ab is not None:
             np.save(Path(dst).with_name(Path(dst).stem + "_ab.npy"), ab)
+        return dst
 
 
-def colorize_folder(colorizer, src_dir, dst_dir):
+class _Done:
+    """A job run at once, with a Future's result(): -io_threads 0 runs the same loop one photo at a time."""
+
+    def __init__(self, fn, *args):
+        try:
+            self.value, self.error = fn(*args), None
+        except UserError as e:
+            self.value, self.error = None, e
+
+    def result(self):
+        if self.error:
+            raise self.error
+        return self.value
+
+
+def colorize_folder(colorizer, src_dir, dst_dir, io_threads=1):
+    """Every image in src_dir -> dst_dir. With io_threads > 0 the next photos are read and the previous ones
+    recombined and written by a small thread pool while the network runs (numpy, PIL and torch release
+    the GIL), so two cores are busy; the network itself runs in this thread, one photo at a time."""
+    import contextlib
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     from colorize import pipeline
@@ -102,14 +139,35 @@ def colorize_folder(colorizer, src_dir, dst_dir):
     if not os.access(dst_dir, os.W_OK):
         raise UserError(f"{dst_dir}: cannot write there (permission denied)")
     done, skipped = 0, 0
-    for p in tqdm(files, unit="img", disable=not sys.stderr.isatty()):
-        dst = Path(dst_dir) / (p.name if p.suffix.lower() in pipeline.IMAGE_EXTS else p.stem + ".png")
+    bar = tqdm(total=len(files), unit="img", disable=not sys.stderr.isatty())
+
+    def attempt(fn, *args):  # a bad file is a warning and a count, not the end of the run
+        nonlocal skipped
         try:
-            colorizer(p, dst)
-            done += 1
+            return fn(*args)
         except UserError as e:
             tqdm.write(f"warning: skipping {e}", file=sys.stderr)
             skipped += 1
+            bar.update()
+            return None
+
+    dst_of = lambda p: Path(dst_dir) / (p.name if p.suffix.lower() in pipeline.IMAGE_EXTS else p.stem + ".png")  # noqa: E731
+    ahead = io_threads + 1 if io_threads else 0  # photos read in advance
+    with ThreadPoolExecutor(io_threads) if io_threads else contextlib.nullcontext() as pool:
+        submit = pool.submit if pool else _Done
+        reads, writes = deque(submit(pipeline.read_image, p) for p in files[:ahead]), deque()
+        for i, p in enumerate(files):
+            if i + ahead < len(files):
+                reads.append(submit(pipeline.read_image, files[i + ahead]))
+            image = attempt(reads.popleft().result)
+            predicted = image and attempt(colorizer.predict, image, dst_of(p))  # the network, in this thread
+            if predicted:
+                writes.append(submit(colorizer.finish, predicted, dst_of(p)))
+            while writes and (len(writes) > io_threads or i == len(files) - 1):  # io_threads photos in flight
+                if attempt(writes.popleft().result):
+                    done += 1
+                    bar.update()
+    bar.close()
     print(f"colorized {done} image(s) into {dst_dir}" + (f"; skipped {skipped} bad file(s)" if skipped else ""))
     if done == 0:
         raise UserError(f"{src_dir}: none of its {len(files)} file(s) is a readable image")
@@ -138,7 +196,7 @@ def main(opt: ColorizeOptions):
         pipeline.check_writable(opt.output)
     colorizer = Colorizer(opt)
     if os.path.isdir(opt.input):
-        return colorize_folder(colorizer, opt.input, opt.output)
+        return colorize_folder(colorizer, opt.input, opt.output, opt.io_threads)
     colorizer(opt.input, opt.output, image)
     print(f"wrote {opt.output}")
 

@@ -3,8 +3,10 @@
 `scale` is image.scale's default 'bilinear' mode (generic/image.c Main_scaleLinear_rowcol): upsampling
 interpolates align-corners style, (src-1)/(dst-1); downsampling averages fractional boxes. PyTorch's
 interpolate matches neither, and the network saw the original's resampling, so we reproduce it. Written
-as two small matrices (rows, then columns), so it is vectorised and a 20-megapixel image costs a few
-matrix products. The colour conversions are the package's formulas (sRGB/D65, unclamped Lab, its YUV).
+as two small matrices (rows, then columns), so it is vectorised; the chroma upsampling onto a big photo
+applies them as the few taps each output pixel reads (`taps`, `apply_band`): as a dense product it would
+cost 14 GFLOP for a 12-megapixel photo, as taps 12M x 2 multiply-adds per channel.
+The colour conversions are the package's formulas (sRGB/D65, unclamped Lab, its YUV), in float32.
 """
 import numpy as np
 
@@ -51,8 +53,63 @@ def resample_matrix(src_len: int, dst_len: int) -> np.ndarray:
     return M
 
 
+def band(M: np.ndarray):
+    """A resampling matrix as its taps: (index dst x K, weight dst x K float32), K = the most any row reads."""
+    nz = M != 0
+    lo = nz.argmax(1)
+    k = int((M.shape[1] - nz[:, ::-1].argmax(1) - lo).max())
+    idx = lo[:, None] + np.arange(k)
+    inside = idx < M.shape[1]
+    idx = np.where(inside, idx, M.shape[1] - 1)
+    return idx, np.where(inside, np.take_along_axis(M, idx, 1), 0).astype(np.float32)
+
+
+def taps(src_len: int, dst_len: int):
+    """image.scale's reads along one axis as its C loop makes them, in float32: (index dst x K, weight dst x K,
+    divisor dst or None). Upsampling: two weights (exact in resample_matrix). Downsampling: the box's raw
+    weights (1 - first fraction, 1, ..., last fraction) and their float32 running sum, divided at the end as
+    the C code does, so the output is its to the bit (a pre-normalized matrix differs in the last bit)."""
+    if dst_len >= src_len:
+        return (*band(resample_matrix(src_len, dst_len)), None)
+    f32, scale = np.float32, np.float32(src_len) / np.float32(dst_len)
+    rows, n = [], np.empty(dst_len, np.float32)
+    s0_i, s0_f = 0, f32(0)
+    for d in range(dst_len):
+        s1 = f32(d + 1) * scale
+        s1_i = int(s1)
+        s1_f = s1 - f32(s1_i)
+        w = [f32(1) - s0_f] + [f32(1)] * (s1_i - s0_i - 1) + ([s1_f] if s1_i < src_len else [])
+        acc = w[0]
+        for x in w[1:]:
+            acc = f32(acc + x)
+        rows.append((s0_i, w))
+        n[d] = acc
+        s0_i, s0_f = s1_i, s1_f
+    k = max(len(w) for _, w in rows)
+    idx = np.array([[min(lo + j, src_len - 1) for j in range(k)] for lo, _ in rows])
+    wts = np.array([w + [0] * (k - len(w)) for _, w in rows], np.float32)
+    return idx, wts, n
+
+
+def apply_band(img: np.ndarray, taps, axis: int) -> np.ndarray:
+    """dst = M @ src along `axis` (-1: columns, -2: rows) of a float32 array, from taps(): the reads of each
+    output pixel in the C code's order, one multiply-add per tap over the whole array."""
+    idx, w, n = taps if len(taps) == 3 else (*taps, None)
+    shape = (-1,) if axis == -1 else (-1, 1)
+    out = img.take(idx[:, 0], axis) * w[:, 0].reshape(shape)
+    for j in range(1, idx.shape[1]):
+        out += img.take(idx[:, j], axis) * w[:, j].reshape(shape)
+    if n is not None:
+        out /= n.reshape(shape)
+    return out
+
+
 def scale(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    """image.scale(img, width, height) for H x W or C x H x W float arrays (float32 out)."""
+    """image.scale(img, width, height) for H x W or C x H x W float arrays (float32 out).
+
+    Dense matrix products, on purpose: this makes the network's inputs, and with them the converted .t7 models
+    reproduce colorize.lua's output pngs to the byte (tests/test_lua_fixture.py); the tap form (apply_band),
+    although bit-equal to a float32 transcription of the C loop, flips one 8-bit level in one pixel there."""
     h, w = img.shape[-2:]
     mw = resample_matrix(w, width).astype(np.float32).T
     mh = resample_matrix(h, height).astype(np.float32)

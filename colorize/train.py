@@ -13,7 +13,6 @@ import errno
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 if os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
@@ -31,6 +30,7 @@ from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
 from common.device import seed_everything
 from common.signals import StopOnSignal
+from common.training import Clock, agree, check_loss
 
 MEAN = 0.45  # luminance mean subtracted from the input (the original stores its own in colornet.t7)
 
@@ -54,6 +54,7 @@ class TrainOptions:
     val_dir: str = flag("", "a separate validation folder (overrides -val_frac)")
     eval_every: int = flag(0, "iterations between validations; 0 = once per epoch", min=0)
     save_every: int = flag(1000, "iterations between checkpoints (and one at the end)", min=1)
+    max_time: float = flag(0, "stop after this many wall-clock seconds of this process; 0 = no limit", min=0)
     max_cpu_time: float = flag(0, "stop after this many CPU seconds of this process; 0 = no limit", min=0)
     init_from: str = flag("", "a .pt checkpoint: resume exactly (or a converted colornet .pt to fine-tune)")
     gpu: int = flag(-1, "GPU id; -1 = CPU")
@@ -104,10 +105,6 @@ class Progress:
     it: int = 0
     history: dict = dataclasses.field(default_factory=lambda: {"train_loss": [], "val_psnr": []})
     cpu_before: float = 0.0  # CPU seconds of the runs this one resumes
-    cpu0: float = 0.0        # this process's CPU clock when the loop started
-
-    def cpu_seconds(self):
-        return self.cpu_before + time.process_time() - self.cpu0
 
 
 def start_processes(gpu):
@@ -201,26 +198,16 @@ def train_step(net, optimizer, batch, opt, amp, it):
         loss = color_loss(pred, target, opt.loss)
         if logits is not None:
             loss = loss + F.cross_entropy(logits.float(), labels) / 300
-    if not torch.isfinite(loss):
-        raise UserError(f"loss became {loss.item()} at iteration {it + 1}; lower -learning_rate "
-                        f"(no checkpoint written for this iteration)")
+    (value,) = agree(loss.item(), device=x.device)  # the mean over the processes: all stop on a NaN together
+    check_loss(value, None, where=f"iteration {it + 1}",
+               hint="lower -learning_rate (no checkpoint written for this iteration)")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return loss.item()
+    return value
 
 
-def stop_now(opt, progress, world, device, signalled):
-    """-> (out of -max_cpu_time, signalled): under torchrun every process stops when one does."""
-    out = bool(opt.max_cpu_time and time.process_time() - progress.cpu0 >= opt.max_cpu_time)
-    if world > 1:
-        flags = torch.tensor([float(out), float(signalled)], device=device)
-        dist.all_reduce(flags)
-        out, signalled = flags[0].item() > 0, flags[1].item() > 0
-    return out, signalled
-
-
-def save_checkpoint(opt, model, config, mean, classes, optimizer, progress):
+def save_checkpoint(opt, model, config, mean, classes, optimizer, progress, cpu_seconds):
     """cv/colornet_iter<N>.pt, written atomically: everything colorize.py needs and an exact resume needs."""
     path = os.path.join(opt.checkpoint_dir, f"colornet_iter{progress.it}.pt")
     try:
@@ -228,7 +215,7 @@ def save_checkpoint(opt, model, config, mean, classes, optimizer, progress):
             "model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": dataclasses.asdict(config),
             "mean": mean, "recombine": "lab", "classes": classes, "opt": dataclasses.asdict(opt),
             "optimizer": optimizer.state_dict(), "iter": progress.it, "history": progress.history,
-            "source": "trained", "cpu_seconds": progress.cpu_seconds()})
+            "source": "trained", "cpu_seconds": cpu_seconds})
     except OSError as e:  # a full disk, or the folder removed while training
         raise UserError(f"{path}: cannot write the checkpoint ({e.strerror or e})") from None
     return path
@@ -251,9 +238,12 @@ def main(opt: TrainOptions):
     progress = resume(opt, ck, optimizer, log)
     log(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {device}")
 
+    clock = Clock(opt.max_time, opt.max_cpu_time)  # the budgets count this process; cpu_seconds all the runs
+
     def save():  # process 0 writes the checkpoints
         if rank == 0:
-            log(f"saved {save_checkpoint(opt, model, config, mean, classes, optimizer, progress)}")
+            cpu = progress.cpu_before + clock.cpu()
+            log(f"saved {save_checkpoint(opt, model, config, mean, classes, optimizer, progress, cpu)}")
 
     # the loop: a step, a loss line, the validation PSNR each epoch, a checkpoint every -save_every;
     # SIGINT/SIGTERM finish the step, save a resumable checkpoint and exit 130/143
@@ -261,7 +251,6 @@ def main(opt: TrainOptions):
     if amp:
         log(f"mixed precision: bfloat16 autocast on {device.type}")
     per_epoch = max(1, len(train_set) // opt.batch_size)
-    progress.cpu0 = time.process_time()
     bar = tqdm(total=opt.max_iters, initial=progress.it, disable=rank != 0 or not sys.stderr.isatty(), unit="it")
     signalled = False
     with bar, StopOnSignal() as signal_stop:
@@ -274,7 +263,7 @@ def main(opt: TrainOptions):
             bar.update(1)
             if it % opt.print_every == 0:
                 log(f"{it}/{opt.max_iters} (epoch {it / per_epoch:.2f}), train loss {loss:.4f}")
-            out_of_time, signalled = stop_now(opt, progress, world, device, signal_stop.requested)
+            out_of_time, signalled = agree(clock.out_of_time(), signal_stop.requested, device=device)  # all or none
             if signalled:
                 break
             if val_files and rank == 0 and (it % (opt.eval_every or per_epoch) == 0 or it == opt.max_iters
@@ -285,9 +274,9 @@ def main(opt: TrainOptions):
             if it % opt.save_every == 0 and it < opt.max_iters and not out_of_time:
                 save()
             if out_of_time:
-                log(f"stopping: {opt.max_cpu_time:g} CPU seconds used")
+                log(f"stopping after {clock.reason() or 'another process ran out of time'}")
                 break
-    log(f"trained {progress.it} iterations, {progress.cpu_seconds():.0f} CPU seconds in all")
+    log(f"trained {progress.it} iterations, {progress.cpu_before + clock.cpu():.0f} CPU seconds in all")
     save()
     path = os.path.join(opt.checkpoint_dir, f"colornet_iter{progress.it}.pt")
     if world > 1:

@@ -61,35 +61,21 @@ class VideoColorizer:
         x2 = pipeline.prepare(y, self.mean, self.max_side)
         g = self.style
         if g is None:
-            S = self.net.config.global_size
-            x1 = torch.from_numpy(np.ascontiguousarray(imageops.scale(x2, S, S)))[None, None].to(self.device)
-            with autocast(self.device, self.precision):
-                g = self.net.global_features(x1)[0].float()   # as predict_ab: X1 = image.scale(X2, S, S)
+            S, dtype = self.net.config.global_size, next(self.net.parameters()).dtype
+            x1 = pipeline._as_input(imageops.scale(x2, S, S), self.net, self.device)  # as predict_ab's X1
+            with autocast(self.device, self.precision if dtype == torch.float32 else "fp32"):
+                g = self.net.global_features(x1)[0].float()
             if self.smooth > 0 and self._g is not None:
                 g = self.smooth * self._g + (1 - self.smooth) * g
             self._g = g
+            g = g.to(dtype)
         out = pipeline.predict_ab(self.net, x2, self.device, global_feats=g, precision=self.precision)
         y_ab = imageops.scale(x2, out.shape[2], out.shape[1])
         if self.smooth > 0 and self.ab is not None and self.ab.shape == out.shape:
             w = self.smooth * np.exp(-np.abs(y_ab - self._y_ab) / MOTION, dtype=np.float32)
             out = w * self.ab + (1 - w) * out
         self.ab, self._y_ab = out, y_ab
-        return to_rgb(out, y, self.recombine)
-
-
-def to_rgb(out, y, recombine):
-    """The network's ab map (2 x h x w in [0, 1]) on the full-resolution luminance -> RGB uint8, as
-    pipeline.colorize_luminance does (keep_size: image.scale of ab to the frame, then recombination)."""
-    oh, ow = y.shape
-    tmp = out @ imageops.resample_matrix(out.shape[2], ow).astype(np.float32).T
-    mh = imageops.resample_matrix(out.shape[1], oh).astype(np.float32)
-    rgb = np.empty((oh, ow, 3), np.uint8)
-    offset = 0.0 if recombine == "yuv" else 0.5
-    for r in range(0, oh, pipeline.STRIP):
-        ab = (2 * np.matmul(mh[r:r + pipeline.STRIP], tmp) - 1) * 100
-        strip = imageops.recombine(y[r:r + pipeline.STRIP], ab, recombine)
-        rgb[r:r + pipeline.STRIP] = (strip.transpose(1, 2, 0) * 255 + offset).astype(np.uint8)
-    return rgb
+        return pipeline.compose(out, y, self.recombine)[0]
 
 
 def check(opt):

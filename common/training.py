@@ -8,7 +8,9 @@
         if stop_now: break
 
 One meaning per flag name in all six experiments: `-max_time` is wall-clock seconds of this process,
-`-max_cpu_time` is CPU seconds of this process (user + system, all threads). 0 means no limit.
+`-max_cpu_time` is CPU seconds of this process (user + system, all threads). 0 means no limit. (The chatbot
+keeps neuralconvo's camelCase: `--maxTime` is wall clock too; its `--maxCpuTime` counts the CPU seconds of
+the runs it resumes as well, `cpu_before`, because its learning-rate schedule spans the whole budget.)
 """
 import math
 import time
@@ -57,13 +59,18 @@ def agree(*values, device=None):
 
 
 def check_loss(loss: float, first: float | None, explode: float = 0, hint: str = "try a lower learning rate",
-               where: str = "") -> None:
+               where: str = "", terms: dict | None = None) -> None:
     """NaN/inf, or (explode > 0) a loss above `explode` x the first one, stops the run with one line; the
-    checkpoints already written stay. `where` says at which step ("iteration 120")."""
+    checkpoints already written stay. `where` says at which step ("iteration 120"); `terms` (name -> value)
+    are the parts of a summed loss, named in the line so that the culprit shows."""
+    finite = math.isfinite(loss)
+    if finite and not (explode > 0 and first is not None and loss > explode * first):
+        return
     at = f" at {where}" if where else ""
-    if not math.isfinite(loss):
+    if terms:  # only now: a term may be a tensor, and reading it waits for the device
+        at += " (" + ", ".join(f"{k} {v.item() if hasattr(v, 'item') else v:.4g}" for k, v in terms.items()) + ")"
+    if not finite:
         what = "NaN" if math.isnan(loss) else loss
         raise UserError(f"loss is {what}{at}: stopping; checkpoints written so far are kept; {hint}")
-    if explode > 0 and first is not None and loss > explode * first:
-        raise UserError(f"loss is exploding{at} ({loss:.4g} > {explode:g}x the first {first:.4g}): stopping; "
-                        f"checkpoints written so far are kept; {hint}")
+    raise UserError(f"loss is exploding{at} ({loss:.4g} > {explode:g}x the first {first:.4g}): stopping; "
+                    f"checkpoints written so far are kept; {hint}")

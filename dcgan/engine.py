@@ -4,21 +4,16 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from common.device import native_bf16
+
 
 def autocast(device: torch.device, amp: bool):
     """bfloat16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX); else a no-op."""
     if amp and device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    if amp and device.type == "cpu" and cpu_has_bf16():
+    if amp and device.type == "cpu" and native_bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def train_step(G, D, optG, optD, real, noise, precision=contextlib.nullcontext(), D_sync=None):

@@ -9,7 +9,6 @@ Checkpoints: <checkpoints_dir>/<name>_<epoch>_net_G.pt and _net_D.pt after each 
 """
 import contextlib
 import dataclasses
-import math
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ from common import checkpoint
 from common.cli import UserError
 from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
 from common.signals import StopOnSignal
+from common.training import Clock, agree, check_loss
 from dcgan.checkpoints import RunLock, earlier_checkpoints
 from dcgan.data import make_loader
 from dcgan.engine import autocast, train_step
@@ -70,6 +70,7 @@ class Run:
     seed: int = 0
     resumed: tuple = None
     precision: object = None  # the autocast context of the forward passes
+    steps: int = 0  # iterations done in this process
 
     @property
     def master(self):
@@ -213,7 +214,7 @@ def train(opt, run, gan, loader, batches, start):
         removed = checkpoint.remove_stale_temporaries(opt.checkpoints_dir)  # left by a kill -9 mid-save
         if removed:
             run.log(f"removed {removed} unfinished checkpoint temporaries (.tmp-*.pt) of an interrupted save")
-    clock, last = Clock(), None
+    clock, last = Clock(opt.max_time, opt.max_cpu_time), None
     bar = tqdm(total=max((opt.niter - epoch0 + 1) * batches - skip, 0), disable=not run.master or not sys.stderr.isatty(),
                unit="batch", dynamic_ncols=True)
     with StopOnSignal() as stop:  # SIGINT/SIGTERM: finish the iteration, save, exit 130/143
@@ -223,7 +224,7 @@ def train(opt, run, gan, loader, batches, start):
                 skip = 0
                 if stopped:  # a signal or the time budget
                     run.log(f"{'stopped' if stop.requested else 'time budget reached'} in epoch {epoch} after "
-                            f"{clock.step} iterations ({clock.wall():.0f}s wall, {clock.cpu():.0f}s CPU); saving "
+                            f"{run.steps} iterations ({clock.wall():.0f}s wall, {clock.cpu():.0f}s CPU); saving "
                             f"(batch {done} of {batches})")
                     last = save(opt, run, gan, epoch, done, batches) or last
                     break
@@ -235,19 +236,6 @@ def train(opt, run, gan, loader, batches, start):
             close_distributed()
     stop.exit_if_stopped(f"continue exactly with resume={last}" if last else "")
     return last
-
-
-class Clock:
-    """Iterations done in this process and the wall / CPU seconds since the loop began (max_time budgets)."""
-
-    def __init__(self):
-        self.step, self.t_wall, self.t_cpu = 0, time.time(), time.process_time()
-
-    def wall(self):
-        return time.time() - self.t_wall
-
-    def cpu(self):
-        return time.process_time() - self.t_cpu
 
 
 def epoch_seed(run, epoch):
@@ -265,27 +253,21 @@ def train_epoch(opt, run, gan, loader, batches, epoch, skip, bar, stop, clock):
         real = real.to(run.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         noise = make_noise((real.size(0), gan.cfg.nz, 1, 1), opt.noise, device=run.device)
         errD, errG = train_step(gan.Gt, gan.D, gan.optG, gan.optD, real, noise, run.precision, gan.Dsync)
-        errD, errG = errD.item(), errG.item()
-        clock.step += 1
+        # under torchrun: the losses averaged over the ranks, and every rank stops at the same iteration
+        errD, errG, stopped = agree(errD.item(), errG.item(), stop.requested or clock.out_of_time(), device=run.device)
+        run.steps += 1
         bar.update(1)
         bar.set_postfix(epoch=epoch, Err_D=f"{errD:.3f}", Err_G=f"{errG:.3f}")
-        if not (math.isfinite(errD) and math.isfinite(errG)):
-            raise UserError(f"loss is not finite at epoch {epoch}, iteration {i} (Err_D {errD}, Err_G {errG}); "
-                            f"checkpoints written so far are kept; try a lower lr")
-        if opt.print_every > 0 and clock.step % opt.print_every == 0:
+        check_loss(errD + errG, None, where=f"epoch {epoch}, iteration {i}", terms={"Err_D": errD, "Err_G": errG},
+                   hint="try a lower lr")
+        if opt.print_every > 0 and run.steps % opt.print_every == 0:
             msg = (f"Epoch: [{epoch}][{i:8d} / {batches:8d}]\t Time: {time.time() - t0:.3f}  "
                    f"DataTime: {data_time:.3f}  Err_G: {errG:.4f}  Err_D: {errD:.4f}")
             bar.write(msg) if not bar.disable else run.log(msg)
-        if opt.display_every > 0 and clock.step % opt.display_every == 0:
+        if opt.display_every > 0 and run.steps % opt.display_every == 0:
             show(opt, run, gan)
-        out_of_time = (stop.requested or (opt.max_time > 0 and clock.wall() >= opt.max_time)
-                       or (opt.max_cpu_time > 0 and clock.cpu() >= opt.max_cpu_time))
-        if run.world > 1:  # every rank stops at the same iteration
-            flag = torch.tensor([float(out_of_time)], device=run.device)
-            dist.all_reduce(flag)
-            out_of_time = flag.item() > 0
         t_data = time.time()
-        if out_of_time:
+        if stopped:
             return i, True
     return batches, False
 

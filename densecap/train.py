@@ -10,7 +10,6 @@ import dataclasses
 import math
 import os
 import sys
-import time
 
 import torch
 import torch.distributed as dist
@@ -21,6 +20,7 @@ from common.checkpoint import remove_stale_temporaries
 from common.cli import UserError, flag, options, parse, run
 from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
 from common.signals import StopOnSignal
+from common.training import Clock, agree, check_loss
 from densecap.checkpoints import load_model, save_model
 from densecap.evaluation import eval_split
 from densecap.loader import DataLoader
@@ -89,7 +89,9 @@ class TrainOptions:
     timing: int = flag(0, "1: print seconds per iteration with the losses")
     clip_final_boxes: int = flag(1, "1: clip the final boxes to the image at test time")
     eval_first_iteration: int = flag(0, "1: evaluate on val before training")
-    max_time: float = flag(0, "new: stop (evaluate and save) after this many seconds; 0 = no limit")
+    max_time: float = flag(0, "new: stop (evaluate and save) after this many wall-clock seconds; 0 = no limit", min=0)
+    max_cpu_time: float = flag(0, "new: stop (evaluate and save) after this many CPU seconds of this process; "
+                                  "0 = no limit", min=0)
 
 
 def build_model(opt, loader, log):
@@ -122,15 +124,6 @@ def make_optimizer(model, opt):
     return torch.optim.Adam([{"params": rest}, {"params": cnn}], lr=opt.learning_rate,
                             betas=(opt.optim_beta1, opt.optim_beta2), eps=opt.optim_epsilon,
                             weight_decay=opt.weight_decay, foreach=True)
-
-
-def any_rank(flag, world, device):
-    """True on every rank when `flag` is true on any (so that all ranks stop together)."""
-    if world == 1:
-        return bool(flag)
-    t = torch.tensor([float(flag)], device=device)  # NCCL reduces CUDA tensors only
-    dist.all_reduce(t)
-    return t.item() > 0
 
 
 @dataclasses.dataclass
@@ -242,40 +235,40 @@ def compute_gradients(net, optimizer, loader, opt, it, device, world):
 
 
 def train_loop(opt, net, optimizer, loader, state, device, world, master, log, validate, signals=None):
-    """One image per iteration, in order, until -max_iters or -max_time ("done") or until the loss is not
-    finite or exceeds 100x the first on any rank ("diverged", as train.lua; no step is taken then).
-    Calls validate() every -save_checkpoint_every iterations and at the end; after SIGINT/SIGTERM
-    (`signals`) on any rank, every rank stops after the step ("stopped")."""
-    t0, first_loss = time.time(), None
+    """One image per iteration, in order, until -max_iters, -max_time or -max_cpu_time ("done"). A loss (the
+    mean over the ranks) that is not finite or exceeds 100x the first stops every rank with one line naming
+    its terms, as train.lua, before the step. Calls validate() every -save_checkpoint_every iterations and
+    at the end; after SIGINT/SIGTERM (`signals`) on any rank, every rank stops after the step ("stopped")."""
+    clock, first_loss = Clock(opt.max_time, opt.max_cpu_time), None
     bar = tqdm(total=opt.max_iters if opt.max_iters > 0 else None, initial=state.iter, unit="it",
                disable=not master or not sys.stderr.isatty(), dynamic_ncols=True)
     try:
         while True:
             losses, value = compute_gradients(net, optimizer, loader, opt, state.iter, device, world)
-            bad = not math.isfinite(value) or (first_loss is not None and value > 100 * first_loss)
-            if any_rank(bad, world, device):
-                why = ("not finite" if not math.isfinite(value) else "> 100x the first") if bad else "another rank's"
-                log(f"iter {state.iter}: loss {value:.4g} ({why}); terms: "
-                    + ", ".join(f"{k} {v.item():.4g}" for k, v in losses.items()) + "; stopping")
-                return "diverged"
+            last = opt.max_iters > 0 and state.iter + 1 >= opt.max_iters
+            # one all-reduce: the loss averaged over the ranks, and whether any is done or signalled
+            mean, done, stopped = agree(value, last or clock.out_of_time(), signals is not None and signals.requested,
+                                        device=device)
+            check_loss(mean, first_loss, explode=100, where=f"iteration {state.iter + 1}", terms=losses,
+                       hint="no step was taken for it; try a lower -learning_rate")
             optimizer.step()
             state.iter += 1
             bar.update()
-            first_loss = first_loss or value
+            first_loss = first_loss or mean
             if state.iter % opt.losses_log_every == 0:
                 state.history["losses"][state.iter] = {k: v.item() for k, v in losses.items()}
                 msg = (f"iter {state.iter}: loss {value:.3f} ("
                        + ", ".join(f"{k} {v.item():.3f}" for k, v in losses.items()) + ")")
                 if opt.timing:
-                    msg += f" {(time.time() - t0) / state.iter:.3f}s/it"
+                    msg += f" {clock.wall() / state.iter:.3f}s/it"
                 bar.write(msg) if bar.disable is False else log(msg)
-            out_of_time = opt.max_time > 0 and time.time() - t0 > opt.max_time
-            done = any_rank((opt.max_iters > 0 and state.iter >= opt.max_iters) or out_of_time, world, device)
             if state.iter % opt.save_checkpoint_every == 0 or done:
                 validate()
             if done:
+                if clock.reason():
+                    log(f"stopping after {clock.reason()} at iteration {state.iter}")
                 return "done"
-            if any_rank(signals is not None and signals.requested, world, device):
+            if stopped:
                 return "stopped"
     finally:
         bar.close()
@@ -292,7 +285,4 @@ def check_ranks_in_sync(model, world, device, it, log):
 
 
 if __name__ == "__main__":
-    if run(main, parse(TrainOptions))["stopped"] == "diverged":   # a fault: non-zero, as charrnn's
-        print("error: the loss diverged (see above); no checkpoint was written for it; try a lower -learning_rate",
-              file=sys.stderr)
-        sys.exit(1)
+    run(main, parse(TrainOptions))

@@ -15,7 +15,6 @@ import math
 import os
 import shlex
 import sys
-import time
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from common import checkpoint, h5prep
 from common.cli import UserError, flag, options, parse, run
 from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
 from common.signals import StopOnSignal
+from common.training import Clock, agree, check_loss
 from neuraltalk import engine
 from neuraltalk.cnn import build_cnn, fingerprint
 from neuraltalk.data import CaptionData
@@ -53,7 +53,9 @@ class TrainOptions:
     # optimization
     max_iters: int = flag(-1, "max number of iterations to run for (-1 = run forever, or until -max_epochs)")
     max_epochs: float = flag(-1, "new: stop after this many epochs (-1 = no limit)")
-    max_time: float = flag(0, "new: stop (validate and save) after this many seconds of process CPU time; 0 = none", min=0)
+    max_time: float = flag(0, "new: stop (validate and save) after this many wall-clock seconds; 0 = no limit", min=0)
+    max_cpu_time: float = flag(0, "new: stop (validate and save) after this many CPU seconds of this process; "
+                                  "0 = no limit", min=0)
     batch_size: int = flag(16, "what is the batch size in number of images per batch", min=1)
     seq_per_img: int = flag(5, "number of captions to sample for each image during training", min=1)
     grad_clip: float = flag(0.1, "clip gradients at this value (element-wise, as neuraltalk2)")
@@ -315,15 +317,6 @@ def ddp_token_weight(labels):
     return float(n * dist.get_world_size() / total)
 
 
-def agree(*values, world, device):
-    """Under DDP: the mean of each value over ranks (stop flags become > 0 if any rank set them)."""
-    if world == 1:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return tuple((t / world).tolist())
-
-
 def main(opt: TrainOptions):
     device, rank, world = init_distributed(opt.gpuid)
     if opt.threads > 0:
@@ -349,7 +342,7 @@ def main(opt: TrainOptions):
             f"x {opt.seq_per_img} captions")
 
         # the loop: a batch, a step, the loss; validate and save every -save_checkpoint_every iterations
-        t_cpu, first_loss = time.process_time(), None
+        clock, first_loss = Clock(opt.max_time, opt.max_cpu_time), None
         order = engine.Order(hist.epoch, hist.pos)
         bar = tqdm(total=total, initial=hist.iter, unit="it", dynamic_ncols=True,
                    disable=not master or not sys.stderr.isatty())
@@ -360,22 +353,22 @@ def main(opt: TrainOptions):
                                                hist.iter / iters_per_epoch, opt, lm_opt, cnn_opt, cider, device)
                 hist.iter += 1
                 hist.epoch, hist.pos = order.epoch, order.pos
-                out_of_time = opt.max_time > 0 and time.process_time() - t_cpu >= opt.max_time
-                loss_v, stop, interrupted = agree(float(loss.detach()), float(out_of_time),
-                                                  float(signalled.requested), world=world, device=device)
-                check_loss(loss_v, first_loss, reward is not None)
+                loss_v, stop, interrupted = agree(float(loss.detach()), clock.out_of_time(), signalled.requested,
+                                                  device=device)
+                check_loss(loss_v, first_loss, explode=0 if reward is not None else 3, where=f"iteration {hist.iter}",
+                           hint="try a lower -learning_rate or -grad_clip")  # an SCST loss may be < 0: no ratio
                 first_loss = loss_v if first_loss is None else first_loss
                 record_loss(opt, hist, bar, loss_v, reward, iters_per_epoch, log)
-                if interrupted > 0:  # save where the run stands (no validation: the user is waiting)
+                if interrupted:  # save where the run stands (no validation: the user is waiting)
                     path = save_now(opt, model, lm_opt, cnn_opt, hist, data, master, world)
                     data.close()
                     signalled.exit_if_stopped(f"saved {path} at iteration {hist.iter}; resume with "
                                               f"-start_from {shlex.quote(path)}" + (f" -id {opt.id}" if opt.id else ""))
                     sys.exit(130)  # another rank was signalled
-                if hist.iter % opt.save_checkpoint_every == 0 or stop > 0 or (total is not None and hist.iter >= total):
+                if hist.iter % opt.save_checkpoint_every == 0 or stop or (total is not None and hist.iter >= total):
                     validate_and_save(opt, model, data, lm_opt, cnn_opt, hist, loss_v, device, master, world, log)
-                if stop > 0:
-                    log(f"stopping after -max_time {opt.max_time:g} CPU seconds at iteration {hist.iter}")
+                if stop:
+                    log(f"stopping after {clock.reason() or 'another rank ran out of time'} at iteration {hist.iter}")
                     break
         data.close()
         return os.path.join(opt.checkpoint_path or ".", f"model_id{opt.id}.pt") if master else None
@@ -396,7 +389,7 @@ def load_data(opt):
 
 
 def last_iteration(opt, iters_per_epoch):
-    """-max_iters, else -max_epochs in iterations, else None (run until stopped or -max_time)."""
+    """-max_iters, else -max_epochs in iterations, else None (run until stopped or -max_time/-max_cpu_time)."""
     if opt.max_iters > 0:
         return opt.max_iters
     return math.ceil(opt.max_epochs * iters_per_epoch) if opt.max_epochs > 0 else None
@@ -434,14 +427,6 @@ def save_now(opt, model, lm_opt, cnn_opt, hist, data, master, world):
     if world > 1:
         dist.barrier()
     return path
-
-
-def check_loss(loss, first, scst):
-    if not math.isfinite(loss):
-        raise UserError("loss is NaN; checkpoints written so far are kept. Try a lower -learning_rate")
-    if not scst and first is not None and loss > first * 3:
-        raise UserError("loss is exploding, aborting; checkpoints written so far are kept. Try a lower "
-                        "-learning_rate or -grad_clip")
 
 
 if __name__ == "__main__":

@@ -186,6 +186,27 @@ def test_max_iters_fixes_the_work(shakespeare_dir, tmp_path):
     assert ck["i"] == 7 and len(ck["train_losses"]) == 7 and set(ck["val_losses"]) == {5, 7}
 
 
+def test_time_budgets_stop_evaluate_and_save(shakespeare_dir, tmp_path, monkeypatch, capsys):
+    """-max_time counts wall seconds: steps that sleep 0.3 s (next to no CPU time) stop a -max_time 1 run by its
+    4th iteration, whatever the machine's speed (counted in CPU seconds it would run on to -max_iters 40); -max_cpu_time
+    1e-9 stops after the first."""
+    import time
+    real = train.train_step
+
+    def slow(*a, **k):
+        time.sleep(0.3)
+        return real(*a, **k)
+    monkeypatch.setattr(train, "train_step", slow)
+    t0 = time.time()
+    ck = checkpoint.load(run_train(shakespeare_dir, tmp_path / "w", "-max_time", "1", "-max_iters", "40"), "charrnn")
+    assert 1 <= ck["i"] <= 4 and time.time() - t0 >= 1 and list(ck["val_losses"]) == [ck["i"]]
+    assert "stopping after -max_time 1s of wall clock" in capsys.readouterr().out
+    monkeypatch.setattr(train, "train_step", real)
+    ck = checkpoint.load(run_train(shakespeare_dir, tmp_path / "c", "-max_cpu_time", "1e-9"), "charrnn")
+    assert ck["i"] == 1 and list(ck["val_losses"]) == [1]
+    assert "stopping after -max_cpu_time 1e-09 CPU s" in capsys.readouterr().out
+
+
 def test_exploding_loss_stops_cleanly(shakespeare_dir, tmp_path):
     with pytest.raises(UserError, match="loss is exploding|loss is NaN"):
         run_train(shakespeare_dir, tmp_path / "cv", "-learning_rate", "50", "-grad_clip", "0", "-max_epochs", "2",

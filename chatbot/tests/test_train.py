@@ -168,6 +168,23 @@ def test_time_and_step_limits_stop_mid_epoch_resumably(tmp_path, capsys):
     assert state.steps_done == 9 and (n is None or state.epoch == 1 + 9 // n)
 
 
+def test_max_time_is_wall_clock_and_max_cpu_time_counts_the_cpu(tmp_path, monkeypatch):
+    """Batches that sleep 0.3 s spend wall time and next to no CPU time: --maxTime 1 stops by the 4th batch
+    whatever the machine's speed, while --maxCpuTime 1 lets all 6 (--maxSteps) run."""
+    import chatbot.train as trainer
+    real = trainer.collate
+
+    def slow(*a, **k):
+        time.sleep(0.3)
+        return real(*a, **k)
+    monkeypatch.setattr(trainer, "collate", slow)
+    state = train(tmp_path / "wall", *SMALL, "--maxTime", "1", "--maxSteps", "40", "--maxEpoch", "5")
+    assert 1 <= state.steps_done <= 4
+    t0 = time.process_time()
+    state = train(tmp_path / "cpu", *SMALL, "--maxCpuTime", "1", "--maxSteps", "6", "--maxEpoch", "5")
+    assert state.steps_done == 6 or time.process_time() - t0 >= 1  # (the CPU budget only if 6 tiny batches cost 1 s)
+
+
 def test_two_layers_dot_attention_and_full_softmax_train_and_talk(tmp_path):
     from chatbot.bot import Chatbot
     state = train(tmp_path, *SMALL, "--numLayers", "2", "--attention", "dot", "--softmax", "full",
@@ -228,7 +245,7 @@ def test_bad_options_are_one_line(tmp_path):
 
 
 def test_exploding_loss_stops_with_one_line(tmp_path):
-    with pytest.raises(UserError, match=r"training loss became nan at epoch 1 batch \d+; lower --learningRate"):
+    with pytest.raises(UserError, match=r"loss is NaN at epoch 1 batch \d+: stopping; .*lower --learningRate"):
         train(tmp_path, *SMALL, "--learningRate", "1e30", "--maxEpoch", "1")
 
 

@@ -101,3 +101,17 @@ def test_yuv_recombination_keeps_the_input_luma_and_lab_gives_gray_for_zero_chro
     np.testing.assert_allclose(gray, np.broadcast_to(y, gray.shape), atol=1e-4)
     with pytest.raises(ValueError):
         imageops.recombine(y, ab, "rgb")
+
+
+@pytest.mark.parametrize("src,dst", [((7, 10), (16, 24)), ((37, 53), (8, 16)), ((30, 20), (30, 45)),
+                                     ((1, 5), (4, 9)), ((300, 400), (120, 160))])
+def test_the_tap_form_is_the_c_loop_along_either_axis(src, dst):
+    """apply_band(taps): what compose upsamples the chroma with (2 x H x W arrays, rows then columns)."""
+    img = np.random.default_rng(1).random((2, *src)).astype(np.float32)
+    cols = imageops.apply_band(img, imageops.taps(src[1], dst[1]), -1)
+    both = imageops.apply_band(cols, imageops.taps(src[0], dst[0]), -2)
+    assert both.shape == (2, *dst) and both.dtype == np.float32
+    for c in range(2):
+        np.testing.assert_allclose(both[c], scale_loop(img[c], dst[1], dst[0]), atol=2e-6)
+    k = imageops.taps(src[1], dst[1])[0].shape[1]
+    assert k <= int(np.ceil(src[1] / dst[1])) + 1    # a few reads per pixel, not a dense row

@@ -77,9 +77,32 @@ def test_resume_is_exact(tmp_path):
 def test_nan_loss_stops_cleanly(tmp_path, monkeypatch):
     d = photos(tmp_path / "flat", 4)
     monkeypatch.setattr(train, "color_loss", lambda pred, *a: pred.sum() * float("nan"))
-    with pytest.raises(UserError, match="loss became nan at iteration 1"):
+    with pytest.raises(UserError, match="loss is NaN at iteration 1: stopping; .*lower -learning_rate"):
         train_main("-data_dir", d, "-checkpoint_dir", tmp_path / "cv", "-max_iters", 3, *TINY)
     assert not (tmp_path / "cv").exists()
+
+
+def test_time_budgets_stop_and_save(tmp_path, monkeypatch, capsys):
+    """-max_time counts wall seconds: batches that sleep 0.3 s (next to no CPU time) stop a -max_time 1 run by
+    its 4th iteration, whatever the machine's speed (counted in CPU seconds it would run on to -max_iters 40);
+    -max_cpu_time 1e-9 stops after the first."""
+    import time
+    d, real = photos(tmp_path / "flat", 4), train.get_batch
+
+    def slow(*a, **k):
+        time.sleep(0.3)
+        return real(*a, **k)
+    monkeypatch.setattr(train, "get_batch", slow)
+    t0 = time.time()
+    ck = checkpoint.load(train_main("-data_dir", d, "-checkpoint_dir", tmp_path / "w", "-max_iters", 40,
+                                    "-val_frac", 0, "-max_time", 1, *TINY), "colorize")
+    assert 1 <= ck["iter"] <= 4 and time.time() - t0 >= 1 and len(ck["history"]["train_loss"]) == ck["iter"]
+    assert "stopping after -max_time 1s of wall clock" in capsys.readouterr().out
+    monkeypatch.setattr(train, "get_batch", real)
+    ck = checkpoint.load(train_main("-data_dir", d, "-checkpoint_dir", tmp_path / "c", "-max_iters", 40,
+                                    "-val_frac", 0, "-max_cpu_time", 1e-9, *TINY), "colorize")
+    assert ck["iter"] == 1 and 0 < ck["cpu_seconds"]
+    assert "stopping after -max_cpu_time 1e-09 CPU s" in capsys.readouterr().out
 
 
 def test_bad_options(tmp_path):

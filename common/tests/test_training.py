@@ -55,3 +55,18 @@ def test_agree_under_ddp_means_values_and_ors_flags():
         out = m.dict()
         mp.start_processes(_rank, args=(port, out), nprocs=2, start_method="fork")
         assert out[0] == out[1] == (2.0, True, False)
+
+
+def test_check_loss_names_the_terms_of_a_summed_loss():
+    with pytest.raises(UserError, match=r"loss is NaN at iter 3 \(box 0\.5, caption nan\): stopping"):
+        check_loss(float("nan"), 1.0, where="iter 3", terms={"box": 0.5, "caption": float("nan")})
+    with pytest.raises(UserError, match=r"loss is inf"):
+        check_loss(float("inf"), None)
+
+
+def test_clock_on_the_real_clocks_sleeping_is_wall_time_not_cpu_time():
+    """A sleep spends wall seconds and (next to) no CPU seconds: -max_time counts it, -max_cpu_time does not."""
+    wall, cpu = Clock(max_time=0.1), Clock(max_cpu_time=0.1)
+    time.sleep(0.2)
+    assert wall.out_of_time() and wall.wall() >= 0.2
+    assert not cpu.out_of_time() and cpu.cpu() < 0.1

@@ -65,7 +65,8 @@ def test_non_finite_loss_stops_cleanly(blobs, tmp_path, monkeypatch):
         return (errD * float("nan"), errG) if len(calls) == 3 else (errD, errG)
 
     monkeypatch.setattr(train, "train_step", step)
-    with pytest.raises(UserError, match="loss is not finite at epoch 2, iteration 1"):
+    with pytest.raises(UserError, match=r"loss is NaN at epoch 2, iteration 1 \(Err_D nan, Err_G \d\S*\): stopping; "
+                                        r"checkpoints written so far are kept"):
         train.main(opts(blobs, tmp_path))
     assert checkpoint.load(tmp_path / "ck" / "blobs_1_net_G.pt", "dcgan_G")["epoch"] == 1
     assert not (tmp_path / "ck" / "blobs_2_net_G.pt").exists()

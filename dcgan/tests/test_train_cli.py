@@ -229,7 +229,7 @@ def test_progress_bar_on_a_terminal(blobs, tmp_path, monkeypatch, capsys):
 def test_amp_forced_bf16_autocast_trains_finite(blobs, tmp_path, monkeypatch):
     """amp=1 where the CPU has bf16 (forced here): the same run trains under bfloat16 autocast."""
     import dcgan.engine as engine
-    monkeypatch.setattr(engine, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(engine, "native_bf16", lambda: True)
     assert isinstance(engine.autocast(torch.device("cpu"), True), torch.autocast)
     ck = checkpoint.load(train.main(opts(blobs, tmp_path, amp=1)), "dcgan_G")
     assert all(torch.isfinite(v).all() for v in ck["model"].values())

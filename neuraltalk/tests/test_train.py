@@ -150,13 +150,30 @@ def test_prepro_then_train_with_no_further_flags(tmp_path, monkeypatch, capsys):
     assert ck["cnn_info"]["cnn"] == "resnet101" and ck["opt"]["rnn_size"] == 512
 
 
-def test_max_epochs_and_max_time_stop_the_run(prepped, tmp_path, capsys):
+def test_max_epochs_and_max_cpu_time_stop_the_run(prepped, tmp_path, capsys):
     # 64 training images in batches of 16: half an epoch is 2 iterations
     path = run_train(prepped, tmp_path, "-max_epochs", "0.5", "-val_images_use", "0", "-id", "ep")
     assert checkpoint.load(path, "neuraltalk")["history"]["iter"] == 2
-    path = run_train(prepped, tmp_path, "-max_time", "1e-9", "-val_images_use", "0", "-id", "t")
+    path = run_train(prepped, tmp_path, "-max_cpu_time", "1e-9", "-val_images_use", "0", "-id", "t")
     assert checkpoint.load(path, "neuraltalk")["history"]["iter"] == 1
-    assert "stopping after -max_time 1e-09 CPU seconds at iteration 1" in capsys.readouterr().out
+    assert "stopping after -max_cpu_time 1e-09 CPU s at iteration 1" in capsys.readouterr().out
+
+
+def test_max_time_is_wall_clock(prepped, tmp_path, monkeypatch, capsys):
+    """Each iteration sleeps 0.3 s (wall time, next to no CPU time): -max_time 1 stops the run by its 4th
+    iteration, whatever the machine's speed; counted in CPU seconds it would run to -max_iters 40."""
+    import time
+    real = train.train_iteration
+
+    def slow(*a, **k):
+        time.sleep(0.3)
+        return real(*a, **k)
+    monkeypatch.setattr(train, "train_iteration", slow)
+    t0 = time.time()
+    path = run_train(prepped, tmp_path, "-max_time", "1", "-max_iters", "40", "-val_images_use", "0", "-id", "w")
+    it = checkpoint.load(path, "neuraltalk")["history"]["iter"]
+    assert 1 <= it <= 4 and time.time() - t0 >= 1
+    assert f"stopping after -max_time 1s of wall clock at iteration {it}" in capsys.readouterr().out
 
 
 def test_help_documents_every_flag(capsys):
