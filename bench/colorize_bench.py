@@ -9,6 +9,10 @@ with the chroma-weighted loss, the two runs side by side. Then every bsds500/val
 SSIM, ab-error AuC (thresholds 0..150, Zhang et al. 2016) and Hasler-Suesstrunk colourfulness relative to
 the originals'. Baselines measured in the same run on the same photos: the gray image itself, and a
 per-pixel mean-ab predictor (the training set's mean ab at every pixel, on the gray's lightness).
+Video (`--video-only` runs just this part, on a 70-CPU-second model or `--video-model`): flicker, the mean
+|delta ab| between consecutive frames (not across a cut), and PSNR against the colour frames, of per-frame
+colorization (`-smooth 0`) and of colorize/video.py's temporal smoothing (`-smooth 0.8`), on a static-camera
+clip (one photo, sensor noise, H.264), a clip with a cut and a slow pan.
 Speed: CPU seconds and peak RSS of `colorize.py` for a 768x512 and a 4000x3000 photo with the paper-size
 network (42M parameters; random weights, since the published ones cannot be downloaded here: the work is
 the same), `-precision auto` and fp32, each beside its network-only figure from the same run; `-h` start-up;
@@ -263,6 +267,89 @@ def cpu_used(models, workdir):
             for k, p in models.items()}
 
 
+VIDEO = r'''
+import json, sys, time, numpy as np, torch
+from pathlib import Path
+from PIL import Image
+torch.set_num_threads(1)
+from colorize import metrics, pipeline
+from colorize.video import VideoColorizer
+from common import video
+from common.device import resolve_precision
+model, val_dir, workdir = sys.argv[1:4]
+net, ck = pipeline.load_model(model, torch.device("cpu"))
+precision = resolve_precision("auto", torch.device("cpu"))
+net = pipeline.to_precision(net, torch.device("cpu"), precision)   # as colorize.py runs it
+photos = [np.asarray(Image.open(f).convert("RGB"))[:320, :480] for f in sorted(Path(val_dir).glob("*.jpg"))[:3]]
+rng = np.random.default_rng(0)
+noisy = lambda a: np.clip(a + rng.normal(0, 3, a.shape), 0, 255).astype(np.uint8)
+big = np.asarray(Image.fromarray(photos[2]).resize((720, 480), Image.BILINEAR))
+clips = {"static camera (one photo, noise)": lambda k: noisy(photos[0]),
+         "a cut (photo A, then B)": lambda k: noisy(photos[0] if k < 12 else photos[1]),
+         "slow pan (2 px per frame)": lambda k: noisy(big[80:400, 2 * k:2 * k + 480])}
+rows = []
+for name, fn in clips.items():
+    path = video.make_clip(Path(workdir) / "clip.mp4", fn, 24, fps=24)
+    truth = list(video.frames(path))     # the decoded colour frames; the network sees their luminance
+    ref = metrics.flicker(truth, [12] if "cut" in name else [])
+    for smooth in (0.0, 0.8):
+        vc = VideoColorizer(net, ck["mean"], "cpu", ck.get("recombine", "yuv"), precision=precision, smooth=smooth)
+        t0 = time.process_time()
+        out = [vc(f) for f in truth]
+        cpu = (time.process_time() - t0) / len(out)
+        rows.append({"clip": name, "smooth": smooth, "flicker": metrics.flicker(out, vc.cuts), "ref_flicker": ref,
+                     "psnr": float(np.mean([metrics.psnr(o, t) for o, t in zip(out, truth)])), "cuts": vc.cuts,
+                     "cpu_s": cpu})
+        print(rows[-1], file=sys.stderr, flush=True)
+print(json.dumps({"rows": rows, "precision": precision, "recombine": ck.get("recombine", "yuv")}))
+'''
+
+
+def video_flicker(model, workdir):
+    """Per-frame vs temporally smoothed colorization on three generated clips (VIDEO above, one process)."""
+    r = subprocess.run([sys.executable, "-c", VIDEO, model, os.path.join(DATA, "val"), workdir], capture_output=True,
+                       text=True, env=ENV, cwd=ROOT)
+    if r.returncode:
+        sys.exit(r.stderr)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def video_section(res, model_note):
+    lines = ["## colorize: video flicker", "",
+             f"Machine: {machine()}. Commit {git_rev()}, {time.strftime('%Y-%m-%d')}. Command: "
+             "`python bench/colorize_bench.py` (this part alone: `--video-only`). Model: " + model_note +
+             f"; recombination {res['recombine']}, precision {res['precision']}.", "",
+             "Clips: 24 frames of 480x320 made from bsds500/val photos with sensor noise (sigma 3 grey levels) and "
+             "H.264 (crf 18); the gray input is the decoded frames' luminance, the reference their colour. "
+             "Flicker: mean |delta ab| (Lab) between consecutive frames, pairs across the detected cut left out; "
+             "the decoded colour frames' own flicker (their noise) is given for scale. Per-frame = `-smooth 0` "
+             "(exactly colorize.py on each frame as a photo); smoothed = `-smooth 0.8` (global features and "
+             "motion-gated chroma averaged within a shot, colorize/video.py). CPU seconds per frame, one thread.", "",
+             "| clip | method | flicker (mean abs delta ab) | vs per-frame | PSNR (dB) | shots found | CPU s / frame |",
+             "|---|---|---|---|---|---|---|"]
+    base = {}
+    for r in res["rows"]:
+        if r["smooth"] == 0:
+            base[r["clip"]] = r["flicker"]
+        method = "per-frame" if r["smooth"] == 0 else f"smoothed ({r['smooth']:g})"
+        lines.append(f"| {r['clip']} (colour frames: {r['ref_flicker']:.2f}) | {method} | {r['flicker']:.3f} | "
+                     f"{r['flicker'] / base[r['clip']]:.2f}x | {r['psnr']:.2f} | {len(r['cuts'])} | {r['cpu_s']:.3f} |")
+    return lines
+
+
+def small_model(workdir):
+    """A 70-CPU-second colorization model, as make demo trains one (for --video-only)."""
+    data = os.path.join(workdir, "photos")
+    subprocess.run([sys.executable, "-m", "colorize.demo", "photos", data], check=True, env=ENV, cwd=ROOT,
+                   capture_output=True)
+    cv = os.path.join(workdir, "small_cv")
+    subprocess.run([sys.executable, os.path.join(ROOT, "colorize", "train.py"), "-data_dir", os.path.join(data, "train"),
+                    "-val_dir", os.path.join(data, "heldout"), "-checkpoint_dir", cv, "-width", "4", "-image_size",
+                    "128", "-batch_size", "16", "-loss", "l2", "-max_cpu_time", "70", "-eval_every", "100000",
+                    "-save_every", "1000000", "-gpu", "-1"], check=True, env=ENV, cwd=ROOT, capture_output=True)
+    return max((os.path.join(cv, f) for f in os.listdir(cv) if f.endswith(".pt")), key=os.path.getmtime)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=15)
@@ -275,7 +362,20 @@ def main():
     ap.add_argument("--reuse", action="store_true", help="evaluate the checkpoints a previous run left in --workdir")
     ap.add_argument("--batch-size", type=int, default=8, help="training batch (8: twice the updates of 16 per CPU "
                     "second, which matters on a slow CPU)")
+    ap.add_argument("--video-only", action="store_true", help="only the video flicker part (a 70-CPU-second model, or "
+                    "--video-model)")
+    ap.add_argument("--video-model", default="", help="the model for --video-only")
     args = ap.parse_args()
+    if args.video_only:
+        workdir = args.workdir or tempfile.mkdtemp(prefix="colorize_bench_")
+        os.makedirs(workdir, exist_ok=True)
+        model = args.video_model or small_model(workdir)
+        note = (f"`{os.path.basename(model)}`" if args.video_model else
+                "the demo's recipe (`colorize/demo.sh`: 1/4 width, 6 scikit-image photos, 70 CPU seconds of training)")
+        lines = video_section(video_flicker(model, workdir), note)
+        write_section("colorize-video", "\n".join(lines))
+        print("\n".join(lines))
+        return
     TRAIN_ARGS[TRAIN_ARGS.index("-batch_size") + 1] = str(args.batch_size)
     workdir = args.workdir or tempfile.mkdtemp(prefix="colorize_bench_")
     os.makedirs(workdir, exist_ok=True)
@@ -339,6 +439,9 @@ def main():
         lines += speed_lines(speed_res, args.repeats)
     write_section("colorize", "\n".join(lines))
     print("\n".join(lines))
+    video_lines = video_section(video_flicker(models["l2"], workdir), f"the l2 run above ({iters['l2'][0]} iterations)")
+    write_section("colorize-video", "\n".join(video_lines))
+    print("\n".join(video_lines))
 
 
 if __name__ == "__main__":

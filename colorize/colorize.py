@@ -2,6 +2,7 @@
 
     python colorize/colorize.py in.png out.png                 # the converted original model
     python colorize/colorize.py old_photos/ colour_photos/     # a whole folder, model loaded once
+    python colorize/colorize.py old_film.mp4 colour_film.mp4   # a video: steady colours within a shot, audio kept
     python colorize/colorize.py in.jpg out.jpg -model cv/colornet_iter2000.pt -style_image sunset.jpg
 """
 import os
@@ -20,7 +21,8 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "colornet.pt"
 @options
 class ColorizeOptions:
     """Colorize grayscale photos with the joint global/local network (Iizuka et al., SIGGRAPH 2016)."""
-    input: str = flag(None, "an image (any size; PNG/JPEG/TIFF/BMP, gray, RGB, alpha, 16-bit) or a folder of them",
+    input: str = flag(None, "an image (any size; PNG/JPEG/TIFF/BMP, gray, RGB, alpha, 16-bit), a folder of them, "
+                            "or a video (.mp4, .mov, .mkv, .avi, .webm)",
                       positional=True)
     output: str = flag("out.png", "the output image, or the output folder when input is a folder", positional=True)
     model: str = flag(str(DEFAULT_MODEL), "weights: a .pt from convert.py or train.py (or an original "
@@ -42,6 +44,11 @@ class ColorizeOptions:
                           choices=["auto", "fp32", "bf16"])
     io_threads: int = flag(1, "folder runs: threads that read the next photos and write the previous ones while the "
                               "network works (0 = one photo at a time)", min=0, max=8)
+    smooth: float = flag(0.8, "new, video: share of the previous frame's chroma and global features kept where the "
+                              "picture did not change, within a shot (0 = each frame on its own; colorize/video.py)")
+    scene_cut: float = flag(0.08, "new, video: a mean luminance change (0..1) between frames above this starts a "
+                                  "new shot (no smoothing across it)")
+    max_frames: int = flag(-1, "new, video: stop after this many frames (-1 = all)", min=-1)
 
 
 class Colorizer:
@@ -173,6 +180,11 @@ def main(opt: ColorizeOptions):
     if not os.path.exists(opt.input):
         raise UserError(f"{opt.input}: no such file or folder")
     from colorize import pipeline
+    from common.video import is_video_name
+    if os.path.isfile(opt.input) and is_video_name(opt.input):  # in.mp4 out.mp4: colorize/video.py
+        from colorize import video
+        video.check(opt)
+        return video.colorize_video(Colorizer(opt), opt)
     image = None
     if os.path.isfile(opt.input):  # fail on a bad image or output path before loading a 600 MB model
         image = pipeline.read_image(opt.input)

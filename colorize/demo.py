@@ -2,6 +2,7 @@
 
     python -m colorize.demo photos demo_out/colorize/data      # train/, heldout/, heldout_gray/
     python -m colorize.demo compare demo_out/colorize           # gray | mean-ab | ours | original, scored
+    python -m colorize.demo clip demo_out/colorize/gray_clip.mp4  # 3 s of gray video: a slow pan, a cut, a tone
 
 compare scores the network's colorization of each held-out gray photo against two baselines that need no
 network: the gray photo itself (ab = 0) and the training photos' mean ab on the gray's lightness. PSNR is
@@ -117,7 +118,25 @@ def compare(root):
     return m
 
 
+def write_clip(path, seconds=3, fps=12):
+    """A gray clip of the held-out photos (a slow pan across one, then a cut to the other) with an audio tone."""
+    from common import video
+    a, b = (np.asarray(Image.fromarray(bundled(n)).resize((320, 240), Image.BILINEAR)) for n in HELDOUT)
+    n = seconds * fps
+
+    def frame(k):
+        rgb = a if k < n // 2 else b
+        x = min(k, 40)
+        rgb = np.asarray(Image.fromarray(rgb[:, x:x + 240]).resize((320, 240), Image.BILINEAR)) if k < n // 2 else rgb
+        gray = ((rgb.astype(np.float32) / 255) @ Y_WEIGHTS * 255 + 0.5).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, 2)
+
+    video.make_clip(path, frame, n, fps=fps, audio=True)
+    print(f"wrote {path}: {n} frames at {fps} frames/s, a cut at frame {n // 2}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("photos", "compare"):
-        sys.exit("usage: python -m colorize.demo photos DIR | compare DEMO_DIR")
-    (write_photos if sys.argv[1] == "photos" else compare)(sys.argv[2])
+    commands = {"photos": write_photos, "compare": compare, "clip": write_clip}
+    if len(sys.argv) != 3 or sys.argv[1] not in commands:
+        sys.exit("usage: python -m colorize.demo photos DIR | compare DEMO_DIR | clip OUT.mp4")
+    commands[sys.argv[1]](sys.argv[2])

@@ -18,3 +18,7 @@ export OMP_NUM_THREADS=1  # one thread: the same floating-point sums, so the sam
 "$PY" "$HERE/colorize.py" "$OUT/data/heldout_gray" "$OUT/colorized" -model "$OUT/cv/colornet_iter300.pt" -gpu -1 \
     -precision fp32  # not bf16 where the CPU has it: the same picture on every machine
 "$PY" -m colorize.demo compare "$OUT"
+# a short video: 3 s of gray clip (a pan, a cut, an audio tone) colorized with temporal smoothing, audio kept
+"$PY" -m colorize.demo clip "$OUT/gray_clip.mp4"
+"$PY" "$HERE/colorize.py" "$OUT/gray_clip.mp4" "$OUT/colour_clip.mp4" -model "$OUT/cv/colornet_iter300.pt" -gpu -1 \
+    -precision fp32

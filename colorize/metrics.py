@@ -32,3 +32,16 @@ def colourfulness(rgb):
     r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
     rg, yb = r - g, 0.5 * (r + g) - b
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def flicker(frames, cuts=()):
+    """Mean |delta ab| (Lab a and b, per pixel, averaged over both) between consecutive RGB frames, leaving out
+    the pairs across a scene cut (`cuts`: indices of frames that start a new shot)."""
+    cuts, prev, total, n = set(cuts), None, 0.0, 0
+    for k, rgb in enumerate(frames):
+        ab = rgb2lab(rgb)[..., 1:]
+        if prev is not None and k not in cuts:
+            total += float(np.abs(ab - prev).mean())
+            n += 1
+        prev = ab
+    return total / max(n, 1)

@@ -237,13 +237,13 @@ def _mux(vin, ain, a_in, out_path, copy, fallback):
                                           layout=a_out.layout.name, rate=rate)
         # video first, then audio: muxers interleave by timestamp within their buffers
         for packet in vin.demux(vin.streams.video[0]):
-            if packet.dts is None:
-                continue
+            if packet.dts is None and packet.pts is None:  # the demuxer's empty flush packet; Matroska's video
+                continue                                   # packets come with a pts only, and are kept
             packet.stream = v_out
             out.mux(packet)
         if copy:
             for packet in ain.demux(a_in):
-                if packet.dts is None:
+                if packet.dts is None and packet.pts is None:
                     continue
                 packet.stream = a_out
                 out.mux(packet)

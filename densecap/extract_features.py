@@ -122,6 +122,8 @@ def extract_one(model, path, opt, device):
     from PIL import Image
     with Image.open(path) as im:
         w0, h0 = im.size
+        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF: shown turned 90 degrees; load_image turns it too
+            w0, h0 = h0, w0
     boxes, _, codes, _ = region_codes(model, x.to(device), opt.rpn_nms_thresh, opt.final_nms_thresh,
                                       opt.num_proposals)
     xywh = box_utils.xcycwh_to_xywh(boxes[:opt.boxes_per_image].float().cpu())

@@ -2,6 +2,7 @@
 
     python run_model.py -checkpoint checkpoint.pt -input_image imgs/elephant.jpg -gpu -1
     python run_model.py -checkpoint densecap-pretrained-vgg16.t7 -input_dir photos/ -output_dir drawn/
+    python run_model.py -checkpoint checkpoint.pt -input_video in.mp4 -output_video out.mp4  # + in.jsonl
     cd vis && python -m http.server 8181      # then open http://localhost:8181/view_results.html
 """
 import json
@@ -46,6 +47,13 @@ class RunOptions:
     gpu: int = flag(0, "GPU to use; -1 = CPU")
     use_cudnn: int = flag(1, "accepted for compatibility (PyTorch picks cuDNN itself)")
     threads: int = flag(0, "new: CPU threads for torch (0 = torch's default)")
+    input_video: str = flag("", "new: a video file to run frame by frame (instead of images): one JSON line per "
+                                "frame in -output_json, the frames drawn in -output_video")
+    output_json: str = flag("", "new: with -input_video, the per-frame results (JSON lines; '' = the video's name "
+                                "with .jsonl, in the current folder)")
+    output_video: str = flag("", "new: with -input_video, write the video with the top -num_to_draw boxes and "
+                                 "captions drawn (audio kept)")
+    max_frames: int = flag(-1, "new: with -input_video, stop after this many frames (-1 = all)", min=-1)
 
 
 def image_paths(opt):
@@ -68,7 +76,7 @@ def image_paths(opt):
             raise UserError(f"-input_split {opt.input_split}: {opt.splits_json} has {sorted(splits)}")
         paths = [os.path.join(opt.vg_img_root_dir, f"{i}.jpg") for i in splits[opt.input_split]]
     else:
-        raise UserError("give one of -input_image, -input_dir or -input_split")
+        raise UserError("give one of -input_image, -input_dir, -input_split or -input_video")
     return paths if opt.max_images < 0 else paths[:opt.max_images]
 
 
@@ -128,6 +136,21 @@ def write_results(results, opt, err):
     return path
 
 
+def run_video(opt, err):
+    """-input_video: every frame through the model (densecap/frames.py), streamed; -> number of frames."""
+    from common.device import get_device
+    from densecap.checkpoints import load_model
+    from densecap.frames import run_video as run_frames
+    out_json = opt.output_json or os.path.splitext(os.path.basename(opt.input_video))[0] + ".jsonl"
+    device = get_device(opt.gpu, "-gpu -1")
+    model, idx_to_token, _ = load_model(opt.checkpoint, device)
+    t0 = time.process_time()
+    n = run_frames(model, idx_to_token, opt.input_video, out_json, opt.output_video, opt, device, err)
+    print(f"{n} frame(s) -> {out_json}" + (f" and {opt.output_video}" if opt.output_video else "")
+          + f"; {(time.process_time() - t0) / max(n, 1):.3f} CPU s per frame", file=err)
+    return n
+
+
 def main(opt: RunOptions, err=None):
     import torch
     from tqdm import tqdm
@@ -138,6 +161,8 @@ def main(opt: RunOptions, err=None):
     err = err or sys.stderr
     if opt.threads > 0:
         torch.set_num_threads(opt.threads)
+    if opt.input_video:
+        return run_video(opt, err)
     paths = image_paths(opt)
     device = get_device(opt.gpu, "-gpu -1")
     model, idx_to_token, _ = load_model(opt.checkpoint, device)

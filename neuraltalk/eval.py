@@ -4,12 +4,14 @@ or any folder of your own images; writes vis/vis.json and vis/imgs/ for the vis/
     python neuraltalk/eval.py -model cv/model_id1-best.pt -image_folder my_photos -num_images 10 -gpuid -1
     python neuraltalk/eval.py -model cv/model_id1-best.pt -split test -num_images -1 -language_eval 1
     python neuraltalk/eval.py -model model_id1-501-1448236541.t7 -image_folder my_photos   # original checkpoint
+    python neuraltalk/eval.py -model cv/model_id1-best.pt -input_video in.mp4 -output_video out.mp4  # + in.jsonl
     cd neuraltalk/vis && python -m http.server     # then open http://localhost:8000
 """
 import os
 import shlex
 import shutil
 import sys
+import time
 
 import numpy as np
 from PIL import Image
@@ -48,6 +50,13 @@ class EvalOptions:
     id: str = flag("evalscript", "an id identifying this run/job")
     seed: int = flag(123, "random number generator seed to use")
     gpuid: int = flag(0, "which gpu to use. -1 = use CPU")
+    input_video: str = flag("", "new: caption every frame of this video (instead of images): one JSON line per "
+                                "frame in -output_json, the captions drawn in -output_video")
+    output_json: str = flag("", "new: with -input_video, the per-frame captions (JSON lines; '' = the video's "
+                                "name with .jsonl, in the current folder)")
+    output_video: str = flag("", "new: with -input_video, write the video with each frame's caption drawn "
+                                 "(audio kept)")
+    max_frames: int = flag(-1, "new: with -input_video, stop after this many frames (-1 = all)", min=-1)
 
 
 def main(opt: EvalOptions):
@@ -58,6 +67,8 @@ def main(opt: EvalOptions):
                         f"lower is more conservative)")
     seed_everything(opt.seed)
     device = get_device(opt.gpuid)
+    if opt.input_video:
+        return caption_video_file(opt, device)
     ck = load_checkpoint(opt.model)
     model = build_captioner(ck, device)
     sample_kw = dict(beam_size=opt.beam_size if opt.sample_max else 1, sample_max=bool(opt.sample_max),
@@ -95,6 +106,19 @@ def main(opt: EvalOptions):
     if opt.dump_json or opt.dump_images:
         write_vis(preds, opt)
     return preds, stats
+
+
+def caption_video_file(opt, device):
+    """-input_video: every frame captioned as a file of -image_folder would be (neuraltalk/frames.py), streamed."""
+    from neuraltalk.frames import FrameCaptioner, caption_video
+    out_json = opt.output_json or os.path.splitext(os.path.basename(opt.input_video))[0] + ".jsonl"
+    captioner = FrameCaptioner(load_checkpoint(opt.model), device, opt.beam_size, bool(opt.suppress_UNK),
+                               bool(opt.sample_max), opt.temperature)
+    t0 = time.process_time()
+    n = caption_video(captioner, opt.input_video, out_json, opt.output_video, opt.max_frames)
+    print(f"{n} frame(s) captioned -> {out_json}" + (f" and {opt.output_video}" if opt.output_video else "")
+          + f"; {(time.process_time() - t0) / max(n, 1):.3f} CPU s per frame", file=sys.stderr)
+    return n
 
 
 def write_vis(preds, opt):

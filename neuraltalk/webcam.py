@@ -5,22 +5,15 @@ browser camera and shows the model's caption of each frame with the frame rate (
     python neuraltalk/webcam.py -model model_id1-501-1448236541.t7 -port 8080  # an original checkpoint
     python neuraltalk/webcam.py -model X -host 0.0.0.0                           # other machines too (warns)
 
-Each frame is prepared as eval.py prepares a file of -image_folder (squashed to the CNN's image size,
-centre crop; neuraltalk2 checkpoints: image.scale and its crop), so the page's caption of a picture is
-eval.py's caption of the same picture saved as a file. Nothing is written to disk.
+Each frame is prepared (neuraltalk/frames.py) as eval.py prepares a file of -image_folder (squashed to the
+CNN's image size, centre crop; neuraltalk2 checkpoints: image.scale and its crop), so the page's caption of a
+picture is eval.py's caption of the same picture saved as a file. Nothing is written to disk.
 """
-import numpy as np
-import torch
-from PIL import Image
-
 from common import webcam
-from common.captions import decode_batch
 from common.cli import UserError, flag, options, parse, run
 from common.device import get_device, seed_everything
-from neuraltalk import engine
-from neuraltalk.captioner import build_captioner, load_checkpoint
-from neuraltalk.cnn import to_tensor_batch
-from neuraltalk.data import center_crop
+from neuraltalk.captioner import load_checkpoint
+from neuraltalk.frames import FrameCaptioner
 
 
 @options
@@ -37,45 +30,12 @@ class WebcamOptions:
     gpuid: int = flag(0, "which gpu to use. -1 = use CPU")
 
 
-def prepare_frame(rgb, info):
-    """H x W x 3 uint8 -> (3, crop, crop) uint8 tensor, as caption_folder prepares an image file.
-
-    (This per-array step belongs beside caption_folder in captioner.py; it lives here until it moves.)"""
-    size, crop = int(info.get("image_size", 256)), int(info.get("crop_size", 224))
-    if info.get("resize") == "torch_image_bilinear":  # neuraltalk2: image.scale, crop at 0-based offset
-        from neuraltalk.lua_checkpoint import prepro_crop_offset, torch_image_scale
-        o = prepro_crop_offset(size, crop)
-        return to_tensor_batch([torch_image_scale(rgb, size, size)])[0, :, o:o + crop, o:o + crop]
-    img = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BICUBIC))  # data.load_rgb's squash
-    return center_crop(to_tensor_batch([img]), crop)[0]
-
-
-class LiveCaptioner:
-    """A checkpoint loaded once; `caption(rgb)` -> the sentence, `__call__(rgb)` -> the page's answer."""
-
-    def __init__(self, ck, device="cpu", beam_size=2, suppress_UNK=True):
-        self.model = build_captioner(ck, device)
-        self.ix_to_word, self.info, self.device = ck["ix_to_word"], ck["cnn_info"], device
-        self.sample_kw = dict(beam_size=beam_size, sample_max=True,
-                              banned=engine.unk_columns(ck["ix_to_word"], suppress_UNK))
-
-    @torch.no_grad()
-    def caption(self, rgb):
-        x = prepare_frame(np.ascontiguousarray(rgb, np.uint8), self.info)[None].to(self.device)
-        fc, att = self.model.features(x)
-        seq, _ = self.model(fc, att, mode="sample", **self.sample_kw)
-        return decode_batch(seq.cpu().numpy(), self.ix_to_word)[0]
-
-    def __call__(self, rgb):
-        return {"captions": [self.caption(rgb)]}
-
-
 def main(opt: WebcamOptions):
     if not opt.model:
         raise UserError("give -model (a .pt checkpoint from train.py or a neuraltalk2 .t7)")
     seed_everything(opt.seed)
     device = get_device(opt.gpuid)
-    captioner = LiveCaptioner(load_checkpoint(opt.model), device, opt.beam_size, bool(opt.suppress_UNK))
+    captioner = FrameCaptioner(load_checkpoint(opt.model), device, opt.beam_size, bool(opt.suppress_UNK))
     webcam.serve(captioner, "neuraltalk", opt.host, opt.port, max_side=opt.max_side)
 
 

@@ -115,3 +115,25 @@ def test_bad_arguments_are_one_line(tiny_checkpoint, tmp_path):
         extract_features.main(opts(tmp_path / "one.txt", tmp_path / "no/o.h5", tiny_checkpoint))
     with pytest.raises(SystemExit):
         opts(tmp_path / "empty.txt", tmp_path / "o.h5", tiny_checkpoint, "-boxes_per_image", 0)
+
+
+def test_boxes_of_an_exif_rotated_photo_are_in_the_upright_pictures_pixels(tiny_checkpoint, shapes_dir, tmp_path):
+    """A 200x100 JPEG tagged "rotate 90" (EXIF orientation 6) is a 100x200 picture: its rows equal those of the
+    same picture stored upright."""
+    im = Image.open(sorted(shapes_dir.iterdir())[0]).resize((200, 100))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "tagged.jpg", quality=95, exif=exif)
+    from common.images import open_rgb
+    open_rgb(tmp_path / "tagged.jpg").save(tmp_path / "upright.png")   # the picture a viewer shows
+    assert Image.open(tmp_path / "upright.png").size == (100, 200)
+    rows = {}
+    for name in ("tagged.jpg", "upright.png"):
+        txt, out = tmp_path / f"{name}.txt", tmp_path / f"{name}.h5"
+        txt.write_text(f"{tmp_path / name}\n")
+        extract_features.main(opts(txt, out, tiny_checkpoint))
+        with h5py.File(out) as f:
+            rows[name] = f["boxes"][0, :int(f["num_boxes"][0])]
+    assert len(rows["upright.png"]) > 0
+    np.testing.assert_allclose(rows["tagged.jpg"], rows["upright.png"], atol=1e-3)
+    assert rows["upright.png"][:, 1].max() > 100   # boxes below the tagged file's stored height: upright pixels

@@ -9,7 +9,8 @@ import pytest
 
 SCRIPTS = [("run_model.py", "run_model", "RunOptions"), ("train.py", "train", "TrainOptions"),
            ("evaluate_model.py", "evaluate_model", "EvalOptions"), ("preprocess.py", "preprocess", "PreprocessOptions"),
-           ("extract_features.py", "extract_features", "ExtractOptions"), ("convert.py", "convert", "ConvertOptions")]
+           ("extract_features.py", "extract_features", "ExtractOptions"), ("convert.py", "convert", "ConvertOptions"),
+           ("webcam.py", "webcam", "WebcamOptions")]
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
 

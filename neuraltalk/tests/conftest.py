@@ -40,3 +40,18 @@ def prepped(shapes, tmp_path_factory):
                                        "-word_count_threshold", "0", "-image_data", "both", *CNN_FLAGS])
     prepro.main(opt)
     return out / "talk.json", out / "talk.h5"
+
+
+@pytest.fixture(scope="session")
+def trained_captioner(prepped, tmp_path_factory):
+    """A small captioner trained 120 iterations on the shapes world (the webcam and video tests)."""
+    from common.cli import parse
+    from neuraltalk import train
+
+    cv = tmp_path_factory.mktemp("cv")
+    json_path, h5_path = prepped
+    train.main(parse(train.TrainOptions, [
+        "-input_json", str(json_path), "-input_h5", str(h5_path), "-checkpoint_path", str(cv), *TINY_MODEL,
+        "-batch_size", "16", "-learning_rate", "3e-3", "-drop_prob_lm", "0.1", "-max_iters", "120",
+        "-save_checkpoint_every", "120", "-val_images_use", "0", "-id", "w"]))
+    return cv / "model_idw.pt"

@@ -20,23 +20,17 @@ from PIL import Image
 from common import browser, video
 from common.cli import UserError, parse
 from common.webcam import LiveServer
-from neuraltalk import train
 from neuraltalk import webcam as nt_webcam
 from neuraltalk.captioner import caption_folder, load_checkpoint
-from neuraltalk.tests.conftest import NEURALTALK, TINY_MODEL
+from neuraltalk.frames import FrameCaptioner
+from neuraltalk.tests.conftest import NEURALTALK
 
 SIDE = 192  # the camera's picture: a 64 x 64 shapes image scaled 3x
 
 
 @pytest.fixture(scope="module")
-def trained(prepped, tmp_path_factory):
-    cv = tmp_path_factory.mktemp("cv")
-    json_path, h5_path = prepped
-    train.main(parse(train.TrainOptions, [
-        "-input_json", str(json_path), "-input_h5", str(h5_path), "-checkpoint_path", str(cv), *TINY_MODEL,
-        "-batch_size", "16", "-learning_rate", "3e-3", "-drop_prob_lm", "0.1", "-max_iters", "120",
-        "-save_checkpoint_every", "120", "-val_images_use", "0", "-id", "w"]))
-    return cv / "model_idw.pt"
+def trained(trained_captioner):
+    return trained_captioner
 
 
 def camera_round_trips(rgb, tmp_path):
@@ -62,7 +56,7 @@ def camera_pictures(shapes, trained, tmp_path_factory):
         im = Image.open(root / "images" / f"{k}.png").convert("RGB").resize((SIDE, SIDE), Image.NEAREST)
         im.save(folder / f"{k:02d}.png")
     ck = load_checkpoint(trained)
-    live = nt_webcam.LiveCaptioner(ck, beam_size=2)
+    live = FrameCaptioner(ck, beam_size=2)
     preds = caption_folder(live.model, ck["ix_to_word"], str(folder), ck["cnn_info"], "cpu",
                            beam_size=2, sample_max=True, banned=live.sample_kw["banned"])
     picked, seen = [], set()
@@ -76,9 +70,9 @@ def camera_pictures(shapes, trained, tmp_path_factory):
 
 
 def test_model_path_gives_eval_captions(trained, camera_pictures):
-    """LiveCaptioner on an array == caption_folder on the same picture as a file; also through POST /frame."""
+    """FrameCaptioner on an array == caption_folder on the same picture as a file; also through POST /frame."""
     _, folder, preds = camera_pictures
-    live = nt_webcam.LiveCaptioner(load_checkpoint(trained), beam_size=2)
+    live = FrameCaptioner(load_checkpoint(trained), beam_size=2)
     for p in preds:
         assert live.caption(np.asarray(Image.open(p["path"]))) == p["caption"]
     rgb, cap = camera_pictures[0][0]
@@ -103,7 +97,7 @@ def test_page_with_a_fake_camera_shows_the_captions(trained, camera_pictures, tm
     browser.require_chromium()
     (a, cap_a), (b, cap_b) = camera_pictures[0]
     clip = video.write_y4m(tmp_path / "clip.y4m", [a] * 20 + [b] * 20, fps=10)
-    live = nt_webcam.LiveCaptioner(load_checkpoint(trained), beam_size=2)
+    live = FrameCaptioner(load_checkpoint(trained), beam_size=2)
     received = []
 
     def recording(rgb):
