@@ -25,8 +25,10 @@ cd "$(dirname "$0")"   # run the scripts from inside densecap/, as the original 
     -val_metric detmap -val_images_use 30 -test_num_proposals 10 -losses_log_every 200 \
     -checkpoint_path "$OUT/checkpoint.pt" | tee "$OUT/train.log"
 
+# detmap (+ random boxes) and the shapes caption accuracy: the share of test GT boxes whose best-scoring
+# detection at IoU >= 0.5 (one to one) names the shape, and the precision over all boxes output
 "$PY" evaluate_model.py -checkpoint "$OUT/checkpoint.pt" -split test -gpu -1 -num_proposals 10 \
-    -metric detmap -baseline random -output_json "$OUT/eval_test.json" | tee "$OUT/eval.txt"
+    -metric detmap -baseline random -shapes_accuracy 1 -output_json "$OUT/eval_test.json" | tee "$OUT/eval.txt"
 
 mkdir -p "$OUT/test_images"
 "$PY" -c "import json, shutil; ids = json.load(open('$OUT/shapes/densecap_splits.json'))['test']

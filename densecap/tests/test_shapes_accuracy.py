@@ -1,6 +1,7 @@
 """The shapes caption accuracy (evaluation.shapes_caption_accuracy) on detections made by hand: which GT box
 each detection is matched to is worked out in the comments."""
 import pytest
+import torch
 
 from densecap.evaluation import match_detections, shapes_caption_accuracy
 
@@ -53,3 +54,47 @@ def test_a_caption_without_the_size_word_counts_and_spamming_boxes_lowers_precis
     s = shapes_caption_accuracy([spam])
     assert s["accuracy"] == 1.0 and s["precision"] == pytest.approx(2 / 10)
     assert shapes_caption_accuracy([image([], [RED])])["accuracy"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def loader(tmp_path_factory):
+    from common.cli import parse
+    from common.testing.shapes import write_dataset
+    from densecap import preprocess
+    from densecap.loader import DataLoader
+    d = tmp_path_factory.mktemp("shapes")
+    paths = write_dataset(d / "shapes", 10, seed=1, size=64, val_frac=0.5, test_frac=0.0)
+    preprocess.main(parse(preprocess.PreprocessOptions, [
+        "--region_data", paths["region_descriptions"], "--image_dir", paths["images"], "--split_json",
+        paths["splits_json"], "--h5_output", str(d / "s.h5"), "--json_output", str(d / "s.json"),
+        "--image_size", "64", "--min_token_instances", "1"]))
+    return DataLoader(str(d / "s.h5"), str(d / "s.json"))
+
+
+class GTEcho(torch.nn.Module):
+    """A stand-in model whose detections are each val image's GT boxes (shifted by `shift` px) and phrases."""
+
+    def __init__(self, loader, shift=0.0, wrong_colour=False):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.gt = [loader.get_image(ix)[1:3] for ix in loader.split_ix["val"]]
+        self.calls, self.shift = 0, shift
+        ids = [int(k) for k, v in loader.idx_to_token.items() if v in ("red", "green", "blue", "yellow", "purple")]
+        self.swap = dict(zip(ids, ids[1:] + ids[:1])) if wrong_colour else {}  # each colour word -> another
+
+    def forward_test(self, image, *a, **k):
+        boxes, labels = self.gt[self.calls]
+        self.calls += 1
+        labels = labels.clone().apply_(lambda t: self.swap.get(t, t))
+        return boxes + torch.tensor([self.shift, 0, 0, 0]), torch.linspace(1, 0, len(boxes)), labels
+
+
+def test_eval_split_scores_the_model_detections_against_the_gt_phrases(loader):
+    from densecap.evaluation import eval_split
+    n = sum(len(b) for b, _ in GTEcho(loader).gt)
+    run = lambda m: eval_split(m, loader, "val", meteor=False, progress=False, shapes=True)["shapes"]  # noqa: E731
+    exact = run(GTEcho(loader))
+    assert (exact["accuracy"], exact["precision"], exact["num_gt"], exact["num_images"]) == (1.0, 1.0, n, 5)
+    assert run(GTEcho(loader, wrong_colour=True))["accuracy"] == 0.0   # every box found, every colour wrong
+    far = run(GTEcho(loader, shift=64.0))                              # every box a whole image off
+    assert far["matched"] == 0 and far["accuracy"] == 0.0
