@@ -190,7 +190,7 @@ class DenseCapModel(nn.Module):
         # the caption prior; region_code_norm (off for VGG, as the original) normalises them first.
         # region_code_standardize scales each feature by its own spread instead: the LayerNorm scales the
         # whole code by its overall spread, so the colour of a shape, which sits in low-variance features of
-        # fc7, stays too small for the LSTM to pick up (on the shapes demo: 0.03 caption accuracy vs 0.8+)
+        # fc7, stays too small for the LSTM to pick up (an LM trained on fixed shapes codes: 29% vs 94% right)
         norm = [RunningStandardize(cfg.fc_dim)] if cfg.region_code_standardize else []
         norm += [nn.LayerNorm(cfg.fc_dim)] if cfg.region_code_norm else []
         self.lm_encoder = nn.Sequential(*norm, nn.Linear(cfg.fc_dim, cfg.input_encoding_size), nn.ReLU(inplace=True))
