@@ -2,6 +2,7 @@
 
     python evaluate_model.py -checkpoint checkpoint.pt -data_h5 data/VG-regions.h5 -data_json data/VG-regions-dicts.json
     python evaluate_model.py -checkpoint checkpoint.pt -metric detmap -baseline random   # + a random-box baseline
+    python evaluate_model.py -checkpoint shapes.pt -metric detmap -shapes_accuracy 1   # the shapes world's demo score
 
 Unlike the original (which passed `max_proposals` where `num_proposals` was meant, so the flag was
 silently ignored), -num_proposals is honoured.
@@ -37,6 +38,8 @@ class EvalOptions:
     baseline: str = flag("", "new: 'random' also scores random boxes (as many per image as the model gives)")
     seed: int = flag(123, "new: seed of the random baseline")
     output_json: str = flag("", "new: write the results here")
+    shapes_accuracy: int = flag(0, "new: 1 = also print the shapes world's caption accuracy (share of GT boxes "
+                                   "matched at IoU 0.5 by a detection naming the shape) and precision")
 
 
 def random_box_baseline(model_boxes_per_image, loader, split, image_ixs, seed):
@@ -81,7 +84,7 @@ def main(opt: EvalOptions, out=None):
     model.forward_test = counting_forward
     res = eval_split(model, loader, opt.split, opt.max_images, opt.rpn_nms_thresh, opt.final_nms_thresh,
                      opt.num_proposals, meteor=None if opt.metric == "map" else False, idx_to_token=idx_to_token,
-                     progress=sys.stderr.isatty())
+                     progress=sys.stderr.isatty(), shapes=bool(opt.shapes_accuracy))
     model.forward_test = real_forward
     line = f"{opt.split} ({res['num_images']} images): "
     if "map" in res:
@@ -91,6 +94,12 @@ def main(opt: EvalOptions, out=None):
         res["random_detmap"] = random_box_baseline(counts, loader, opt.split, ixs, opt.seed)
         line += f"; random boxes: detmap {res['random_detmap']:.2f}"
     print(line, file=out)
+    if opt.shapes_accuracy:
+        s = res["shapes"]
+        print(f"shapes caption accuracy: {s['accuracy']:.3f} ({s['correct']} of {s['num_gt']} GT boxes; "
+              f"{s['matched']} have a detection at IoU >= 0.5); precision {s['precision']:.3f} "
+              f"({s['correct']} of {s['num_detections']} detections, {s['detections_per_image']:.2f} per image)",
+              file=out)
     if opt.output_json:
         with open(opt.output_json, "w") as f:
             json.dump(res, f, indent=1)

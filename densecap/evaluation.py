@@ -132,9 +132,11 @@ class DenseCaptioningEvaluator:
 
 @torch.no_grad()
 def eval_split(model, loader, split="val", max_images=-1, rpn_nms_thresh=0.7, final_nms_thresh=0.3,
-               num_proposals=1000, meteor=None, idx_to_token=None, progress=True, clip_final_boxes=True):
+               num_proposals=1000, meteor=None, idx_to_token=None, progress=True, clip_final_boxes=True,
+               shapes=False):
     """Run the model over a split of a DataLoader and score it; -> dict with map (x100 as reported),
-    detmap (x100), and the breakdowns. meteor=False skips captions (detmap only)."""
+    detmap (x100), and the breakdowns. meteor=False skips captions (detmap only). shapes=True adds
+    res["shapes"], the shapes world's shapes_caption_accuracy (GT phrases such as "a small red circle")."""
     was_training = model.training
     model.eval()
     ixs = loader.split_ix[split]
@@ -143,17 +145,72 @@ def eval_split(model, loader, split="val", max_images=-1, rpn_nms_thresh=0.7, fi
     evaluator = DenseCaptioningEvaluator(meteor)
     idx_to_token = idx_to_token or loader.idx_to_token
     device = next(model.parameters()).device
+    shape_images = []
     for ix in tqdm(ixs, desc=f"eval {split}", disable=not progress, leave=False):
         image, gt_boxes, gt_labels, _ = loader.get_image(ix)
         boxes, scores, seqs = model.forward_test(image.to(device), rpn_nms_thresh, final_nms_thresh,
                                                  num_proposals, clip_final_boxes=clip_final_boxes,
-                                                 captions=meteor is not False)
+                                                 captions=meteor is not False or shapes)
         preds = captions_of(seqs.cpu(), idx_to_token) if seqs is not None else [""] * len(boxes)
-        evaluator.add_result(scores.cpu(), boxes.cpu(), preds, gt_boxes, captions_of(gt_labels, idx_to_token))
+        gt_text = captions_of(gt_labels, idx_to_token)
+        evaluator.add_result(scores.cpu(), boxes.cpu(), preds, gt_boxes, gt_text)
+        if shapes:
+            gt = xcycwh_to_x1y1x2y2(gt_boxes)
+            regions = [{"x": b[0], "y": b[1], "w": b[2] - b[0], "h": b[3] - b[1], "phrase": t} for b, t in zip(gt, gt_text)]
+            shape_images.append({"det_boxes": xcycwh_to_x1y1x2y2(boxes.cpu()), "det_scores": scores.cpu().numpy(),
+                                 "det_captions": preds, "regions": regions})
     model.train(was_training)
     res = evaluator.evaluate()
+    if shapes:
+        res["shapes"] = shapes_caption_accuracy(shape_images)
     res["detmap"] *= 100
     if "map" in res:
         res["map"] *= 100
     res["num_images"] = len(ixs)
     return res
+
+
+def match_detections(det_boxes, det_scores, gt_boxes, iou_thresh=0.5):
+    """One-to-one matching: each GT box (in order) takes the best-scoring detection not yet taken whose
+    IoU with it is >= iou_thresh (torchvision's box_iou, x1y1x2y2 boxes). -> list, per GT box, of the
+    detection index it took or -1."""
+    from torchvision.ops import box_iou
+    det = torch.as_tensor(det_boxes, dtype=torch.float64).reshape(-1, 4)
+    gt = torch.as_tensor(gt_boxes, dtype=torch.float64).reshape(-1, 4)
+    if len(gt) == 0:
+        return []
+    if len(det) == 0:
+        return [-1] * len(gt)
+    ious = box_iou(gt, det)                                              # (G, D)
+    order = torch.as_tensor(det_scores, dtype=torch.float64).reshape(-1).argsort(descending=True, stable=True)
+    taken, matches = set(), []
+    for g in range(len(gt)):
+        best = next((int(d) for d in order if int(d) not in taken and ious[g, d] >= iou_thresh), -1)
+        if best >= 0:
+            taken.add(best)
+        matches.append(best)
+    return matches
+
+
+def shapes_caption_accuracy(images, iou_thresh=0.5):
+    """The shapes world's region-caption score. `images`: per image a dict with det_boxes (N, 4) x1y1x2y2,
+    det_scores (N,), det_captions (N strings) and regions [{x, y, w, h, phrase}] (the GT, pixels).
+
+    accuracy: share of GT boxes matched (match_detections) by a detection whose caption names that shape
+    (common.testing.shapes.phrase_names_region); precision: share of all detections that are such a
+    match (so that spamming boxes cannot win). -> dict with both, the counts and detections per image."""
+    from common.testing.shapes import phrase_names_region
+    num_gt = num_det = correct = matched = 0
+    for im in images:
+        regions = im["regions"]
+        gt = [[r["x"], r["y"], r["x"] + r["w"], r["y"] + r["h"]] for r in regions]
+        matches = match_detections(im["det_boxes"], im["det_scores"], gt, iou_thresh)
+        num_gt += len(regions)
+        num_det += len(im["det_captions"])
+        for r, d in zip(regions, matches):
+            if d >= 0:
+                matched += 1
+                correct += phrase_names_region(im["det_captions"][d], r)
+    return {"accuracy": correct / max(num_gt, 1), "precision": correct / max(num_det, 1),
+            "correct": correct, "matched": matched, "num_gt": num_gt, "num_detections": num_det,
+            "detections_per_image": num_det / max(len(images), 1), "num_images": len(images)}

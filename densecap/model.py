@@ -50,6 +50,7 @@ class ModelConfig:
     box_reg_decay: float = 5e-5
     std: float = 0.01
     region_code_norm: bool = False  # new: LayerNorm on the region code before the language model
+    region_code_standardize: bool = False  # new: per-feature running standardization of the region code (first)
 
     @classmethod
     def from_options(cls, opt, **given):
@@ -70,6 +71,30 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config field(s) {', '.join(unknown)} (a newer densecap wrote it?)")
         return cls(**d)
+
+
+class RunningStandardize(nn.Module):
+    """(x - mean) / std per feature, with the mean and variance running averages over the training batches
+    (a cumulative average over the first 1 / momentum batches, then exponential), never one batch's own:
+    a batch holds the regions of one image, often all of one shape, whose own statistics would subtract
+    that shape's colour away. The statistics are constants to the gradient; eval mode only reads them."""
+
+    def __init__(self, dim, momentum=0.01, eps=1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("sq_mean", torch.ones(dim))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x):
+        if self.training and x.shape[0] > 0:
+            with torch.no_grad():
+                m = max(self.momentum, 1.0 / float(self.count + 1))
+                self.mean.lerp_(x.mean(0), m)
+                self.sq_mean.lerp_(x.pow(2).mean(0), m)
+                self.count += 1
+        var = (self.sq_mean - self.mean.pow(2)).clamp(min=0)
+        return (x - self.mean) / (var + self.eps).sqrt()
 
 
 class InputScale(nn.Module):
@@ -163,7 +188,11 @@ class DenseCapModel(nn.Module):
         # LanguageModel.lua's image encoder: region code -> input_encoding_size, ReLU. A trunk trained from
         # scratch at a high learning rate grows fc7 codes to ~100, saturating the LSTM so that it learns only
         # the caption prior; region_code_norm (off for VGG, as the original) normalises them first.
-        norm = [nn.LayerNorm(cfg.fc_dim)] if cfg.region_code_norm else []
+        # region_code_standardize scales each feature by its own spread instead: the LayerNorm scales the
+        # whole code by its overall spread, so the colour of a shape, which sits in low-variance features of
+        # fc7, stays too small for the LSTM to pick up (an LM trained on fixed shapes codes: 29% vs 94% right)
+        norm = [RunningStandardize(cfg.fc_dim)] if cfg.region_code_standardize else []
+        norm += [nn.LayerNorm(cfg.fc_dim)] if cfg.region_code_norm else []
         self.lm_encoder = nn.Sequential(*norm, nn.Linear(cfg.fc_dim, cfg.input_encoding_size), nn.ReLU(inplace=True))
         # one LSTM layer, no dropout: DenseCapModel.lua never passes drop_prob to its LanguageModel
         self.lm = LanguageModel(cfg.vocab_size, cfg.input_encoding_size, cfg.rnn_size, 1, 0.0, cfg.seq_length)

@@ -38,6 +38,8 @@ class TrainOptions:
     tiny_channels: int = flag(64, "new: channels of the tiny trunk", min=1)
     region_code_norm: int = flag(0, "new: 1 = LayerNorm on region codes before the language model (for "
                                     "trunks trained from scratch at high learning rates)")
+    region_code_standardize: int = flag(0, "new: 1 = standardize each feature of the region codes (running "
+                                           "mean and variance) before the language model")
     anchor_scale: float = flag(1.0, "scale of the 12 anchors (LocalizationLayer's anchor_scale)")
     backend: str = flag("cudnn", "accepted for compatibility (PyTorch chooses its own kernels)")
     rpn_hidden_dim: int = flag(512, "accepted for compatibility: never read by the original either "

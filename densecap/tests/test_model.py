@@ -190,3 +190,30 @@ def test_box_utils_hard_coded_figures():
     assert box_utils.nms(boxes, scores, 0.7).tolist() == [1, 0, 2]
     assert box_utils.nms(boxes, scores, 0.7, max_boxes=2).tolist() == [1, 0]
     assert box_utils.inside_image(boxes, 100, 101).tolist() == [True, True, False]
+
+
+def test_running_standardize_uses_the_running_statistics_not_the_batch():
+    from densecap.model import RunningStandardize
+    torch.manual_seed(0)
+    norm = RunningStandardize(3, momentum=0.5)
+    batches = [torch.randn(4, 3) * torch.tensor([1.0, 10.0, 0.1]) + 5 for _ in range(3)]
+    mean, sq = torch.zeros(3), torch.ones(3)
+    for k, b in enumerate(batches):  # momentum 1, 1/2, then 0.5: a cumulative mean, then exponential
+        m = max(0.5, 1 / (k + 1))
+        mean, sq = mean + m * (b.mean(0) - mean), sq + m * ((b ** 2).mean(0) - sq)
+        out = norm(b)
+        assert torch.allclose(out, (b - mean) / (sq - mean ** 2 + 1e-5).sqrt(), atol=1e-5)
+    # one image's regions, all of the same shape: their shared value survives (a BatchNorm would give 0)
+    same = torch.tensor([[9.0, 9.0, 9.0]]).repeat(5, 1)
+    norm.eval()
+    out = norm(same)
+    assert torch.allclose(out, (same - mean) / (sq - mean ** 2 + 1e-5).sqrt(), atol=1e-5)
+    assert out.abs().min() > 0.1
+    assert int(norm.count) == 3  # eval mode reads the statistics and never updates them
+
+
+def test_region_code_standardize_sits_before_the_language_model():
+    cfg = tiny_config(region_code_standardize=True)
+    model = DenseCapModel(cfg)
+    assert type(model.lm_encoder[0]).__name__ == "RunningStandardize"
+    assert type(DenseCapModel(tiny_config()).lm_encoder[0]).__name__ == "Linear"
