@@ -50,7 +50,7 @@ def load_resume(path):
 
 def main(opt: TrainOptions):
     """A run: where it trains and with what seed, the data, the nets (resumed if asked), then the loop:
-    train (epochs, saving) -> train_epoch (batches, logging) -> engine.train_step (one D and G update)."""
+    train (epochs and their batches, logging, saving) -> engine.train_step (one D and G update)."""
     run = start_run(opt)
     with claim_checkpoints(opt, run):  # this run alone writes <name>_* checkpoints there until it ends
         loader, batches, nc = build_data(opt, run)
@@ -207,20 +207,44 @@ def place_nets(opt, run, gan):
 
 
 def train(opt, run, gan, loader, batches, start):
-    """Epochs from `start` (epoch, batches of it done) to niter, saving each epoch_save_modulo; a signal or the
-    time budget saves in mid-epoch and stops (a signal then exits 130/143). -> the last G checkpoint written."""
+    """Epochs from `start` (epoch, batches of it done) to niter, D-then-G steps logged as main.lua, saving each
+    epoch_save_modulo; a signal or the time budget saves in mid-epoch and stops (a signal then exits 130/143).
+    -> the last G checkpoint written."""
     epoch0, skip = start[0], min(start[1], batches)
     if run.master:
         removed = checkpoint.remove_stale_temporaries(opt.checkpoints_dir)  # left by a kill -9 mid-save
         if removed:
             run.log(f"removed {removed} unfinished checkpoint temporaries (.tmp-*.pt) of an interrupted save")
-    clock, last = Clock(opt.max_time, opt.max_cpu_time), None
+    clock, last, stopped = Clock(opt.max_time, opt.max_cpu_time), None, False
     bar = tqdm(total=max((opt.niter - epoch0 + 1) * batches - skip, 0), disable=not run.master or not sys.stderr.isatty(),
                unit="batch", dynamic_ncols=True)
     with StopOnSignal() as stop:  # SIGINT/SIGTERM: finish the iteration, save, exit 130/143
         try:
             for epoch in range(epoch0, opt.niter + 1):
-                done, stopped = train_epoch(opt, run, gan, loader, batches, epoch, skip, bar, stop, clock)
+                loader.sampler.set_epoch(epoch_seed(run, epoch), skip * loader.batch_size)
+                t_data, done = time.time(), skip
+                for done, real in enumerate(loader, skip + 1):
+                    data_time, t0 = time.time() - t_data, time.time()
+                    real = real.to(run.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                    noise = make_noise((real.size(0), gan.cfg.nz, 1, 1), opt.noise, device=run.device)
+                    errD, errG = train_step(gan.Gt, gan.D, gan.optG, gan.optD, real, noise, run.precision, gan.Dsync)
+                    # under torchrun: the losses averaged over the ranks, and every rank stops at the same iteration
+                    errD, errG, stopped = agree(errD.item(), errG.item(), stop.requested or clock.out_of_time(),
+                                                device=run.device)
+                    run.steps += 1
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch, Err_D=f"{errD:.3f}", Err_G=f"{errG:.3f}")
+                    check_loss(errD + errG, None, where=f"epoch {epoch}, iteration {done}",
+                               terms={"Err_D": errD, "Err_G": errG}, hint="try a lower lr")
+                    if opt.print_every > 0 and run.steps % opt.print_every == 0:
+                        msg = (f"Epoch: [{epoch}][{done:8d} / {batches:8d}]\t Time: {time.time() - t0:.3f}  "
+                               f"DataTime: {data_time:.3f}  Err_G: {errG:.4f}  Err_D: {errD:.4f}")
+                        bar.write(msg) if not bar.disable else run.log(msg)
+                    if opt.display_every > 0 and run.steps % opt.display_every == 0:
+                        show(opt, run, gan)
+                    t_data = time.time()
+                    if stopped:
+                        break
                 skip = 0
                 if stopped:  # a signal or the time budget
                     run.log(f"{'stopped' if stop.requested else 'time budget reached'} in epoch {epoch} after "
@@ -228,6 +252,7 @@ def train(opt, run, gan, loader, batches, start):
                             f"(batch {done} of {batches})")
                     last = save(opt, run, gan, epoch, done, batches) or last
                     break
+                done = batches
                 if epoch % opt.epoch_save_modulo == 0 or epoch == opt.niter:
                     last = save(opt, run, gan, epoch, done, batches) or last
             show(opt, run, gan)
@@ -241,35 +266,6 @@ def train(opt, run, gan, loader, batches, start):
 def epoch_seed(run, epoch):
     """The seed of an epoch's draws (which images, their crops and flips) on this rank."""
     return (run.seed * 1_000_003 + epoch * 1009 + run.rank) % 2**62
-
-
-def train_epoch(opt, run, gan, loader, batches, epoch, skip, bar, stop, clock):
-    """Batches skip+1.. of one epoch, D-then-G steps logged as main.lua -> (batches of the epoch done, whether
-    a signal or the time budget stopped it)."""
-    loader.sampler.set_epoch(epoch_seed(run, epoch), skip * loader.batch_size)
-    t_data, i = time.time(), skip
-    for i, real in enumerate(loader, skip + 1):
-        data_time, t0 = time.time() - t_data, time.time()
-        real = real.to(run.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        noise = make_noise((real.size(0), gan.cfg.nz, 1, 1), opt.noise, device=run.device)
-        errD, errG = train_step(gan.Gt, gan.D, gan.optG, gan.optD, real, noise, run.precision, gan.Dsync)
-        # under torchrun: the losses averaged over the ranks, and every rank stops at the same iteration
-        errD, errG, stopped = agree(errD.item(), errG.item(), stop.requested or clock.out_of_time(), device=run.device)
-        run.steps += 1
-        bar.update(1)
-        bar.set_postfix(epoch=epoch, Err_D=f"{errD:.3f}", Err_G=f"{errG:.3f}")
-        check_loss(errD + errG, None, where=f"epoch {epoch}, iteration {i}", terms={"Err_D": errD, "Err_G": errG},
-                   hint="try a lower lr")
-        if opt.print_every > 0 and run.steps % opt.print_every == 0:
-            msg = (f"Epoch: [{epoch}][{i:8d} / {batches:8d}]\t Time: {time.time() - t0:.3f}  "
-                   f"DataTime: {data_time:.3f}  Err_G: {errG:.4f}  Err_D: {errD:.4f}")
-            bar.write(msg) if not bar.disable else run.log(msg)
-        if opt.display_every > 0 and run.steps % opt.display_every == 0:
-            show(opt, run, gan)
-        t_data = time.time()
-        if stopped:
-            return i, True
-    return batches, False
 
 
 def save(opt, run, gan, epoch, done, batches):
