@@ -89,8 +89,9 @@ def first_line(e: BaseException, limit: int = 160) -> str:
     return line
 
 
-def load(path, kind: str, map_location="cpu") -> dict:
-    """Load a checkpoint written by `save(kind=...)`; any problem is one UserError line."""
+def load(path, kind: str, map_location="cpu", mmap=False) -> dict:
+    """Load a checkpoint written by `save(kind=...)`; any problem is one UserError line. mmap=True maps
+    the tensors from the file instead of reading them (pages come in as they are used; copy-on-write)."""
     import torch
 
     path = os.fspath(path)
@@ -99,7 +100,7 @@ def load(path, kind: str, map_location="cpu") -> dict:
     if is_temporary(path):
         raise UserError(f"{path}: an unfinished temporary of an interrupted save, not a checkpoint")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, KeyError,
             AttributeError, TypeError, IndexError, UnicodeDecodeError, struct.error, OSError,
             MemoryError, OverflowError) as e:

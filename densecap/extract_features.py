@@ -138,7 +138,7 @@ def main(opt: ExtractOptions, err=None):
     if os.path.exists(opt.output_h5):
         raise UserError(f"{opt.output_h5}: already exists; delete it or choose another -output_h5")
     device = get_device(opt.gpu, "-gpu -1")
-    model, _, _ = load_model(opt.checkpoint, device)
+    model, _, _ = load_model(opt.checkpoint, device, mmap=True)
     M, D = opt.boxes_per_image, model.cfg.fc_dim
     partial = opt.output_h5 + ".partial"
     f = open_output(partial, paths, M, D, signature(paths, opt, D), err)

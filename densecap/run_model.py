@@ -169,7 +169,7 @@ def main(opt: RunOptions, err=None):
     if precision == "bf16" and device.type == "cpu" and not native_bf16():
         print("note: this CPU has no native bf16: -precision bf16 is emulated, far slower than fp32; "
               "-precision auto picks fp32 here", file=err)
-    model, idx_to_token, _ = load_model(opt.checkpoint, device)
+    model, idx_to_token, _ = load_model(opt.checkpoint, device, mmap=True)
     model.to_inference(precision)
     for d in (opt.output_vis_dir if opt.output_vis else "", opt.output_dir):
         if d:
