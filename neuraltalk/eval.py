@@ -11,15 +11,9 @@ import shlex
 import shutil
 import sys
 
-import numpy as np
-from PIL import Image
-
-from common import h5prep
 from common.cli import UserError, flag, options, parse, run
-from common.device import get_device, seed_everything
-from neuraltalk import engine
-from neuraltalk.captioner import build_captioner, caption_folder, load_checkpoint
-from neuraltalk.data import CaptionData, load_rgb
+
+# torch and the model code are imported in main(): `eval.py -h` and a bad flag answer at once
 
 VIS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vis")
 
@@ -48,9 +42,16 @@ class EvalOptions:
     id: str = flag("evalscript", "an id identifying this run/job")
     seed: int = flag(123, "random number generator seed to use")
     gpuid: int = flag(0, "which gpu to use. -1 = use CPU")
+    precision: str = flag("auto", "the network's arithmetic: fp32, bf16 (autocast), or auto = bf16 only where the "
+                                  "CPU runs it natively (AVX512-BF16/AMX) or on a GPU, else fp32",
+                          choices=["auto", "fp32", "bf16"])
 
 
 def main(opt: EvalOptions):
+    from common.device import get_device, native_bf16, resolve_precision, seed_everything
+    from neuraltalk import engine
+    from neuraltalk.captioner import build_captioner, caption_folder, load_checkpoint
+    from neuraltalk.data import CaptionData
     if not opt.model:
         raise UserError("give -model (a .pt checkpoint from train.py or a neuraltalk2 .t7)")
     if not opt.temperature > 0:
@@ -58,8 +59,16 @@ def main(opt: EvalOptions):
                         f"lower is more conservative)")
     seed_everything(opt.seed)
     device = get_device(opt.gpuid)
+    precision = resolve_precision(opt.precision, device)
+    if precision == "bf16" and device.type == "cpu" and not native_bf16():
+        print("note: this CPU has no native bf16: -precision bf16 is emulated, far slower than fp32; "
+              "-precision auto picks fp32 here", file=sys.stderr)
     ck = load_checkpoint(opt.model)
-    model = build_captioner(ck, device)
+    if opt.precision == "auto" and ck["cnn_info"].get("cnn_weights") == "":
+        # a random CNN's features vary by a few percent around a large mean (train.py standardises them):
+        # bf16's 0.4% rounding is a large part of that signal and changes the captions, so keep float32
+        precision = "fp32"
+    model = build_captioner(ck, device).to_inference(precision)  # the CNN only: the decoder stays float32
     sample_kw = dict(beam_size=opt.beam_size if opt.sample_max else 1, sample_max=bool(opt.sample_max),
                      temperature=opt.temperature, banned=engine.unk_columns(ck["ix_to_word"], opt.suppress_UNK))
     trained = ck.get("opt", {})  # the training options, read (never copied into `opt`)
@@ -98,22 +107,41 @@ def main(opt: EvalOptions):
 
 
 def write_vis(preds, opt):
-    """vis.json ([{image_id, caption, file_name}]) and imgs/img<k>.jpg (k from 1), with index.html alongside."""
+    """vis.json ([{image_id, caption, file_name}]) and imgs/img<k>.jpg (k from 1), with index.html alongside.
+    A JPEG is copied as it is (eval.lua's `cp`), anything else decoded and saved as JPEG."""
+    import numpy as np
+    from PIL import Image
+
+    from common import h5prep
+    from neuraltalk.data import load_rgb
     os.makedirs(os.path.join(opt.vis_dir, "imgs"), exist_ok=True)
     page = os.path.join(VIS_DIR, "index.html")
     if os.path.abspath(opt.vis_dir) != VIS_DIR:
         shutil.copy(page, os.path.join(opt.vis_dir, "index.html"))
     if opt.dump_images:
         for k, p in enumerate(preds, 1):
+            out = os.path.join(opt.vis_dir, "imgs", f"img{k}.jpg")
+            if is_jpeg(p["path"]):
+                shutil.copyfile(p["path"], out)
+                continue
             img = load_rgb(p["path"]) if os.path.isfile(p["path"]) else None  # a split's image may be elsewhere
             if img is None:
                 img = np.zeros((8, 8, 3), np.uint8)
-            Image.fromarray(img).save(os.path.join(opt.vis_dir, "imgs", f"img{k}.jpg"), quality=90)
+            Image.fromarray(img).save(out, quality=90)
     if opt.dump_json:
         keep = ("image_id", "caption", "file_name") + (("path",) if opt.dump_path else ())
         h5prep.write_json(os.path.join(opt.vis_dir, "vis.json"), [{k: p[k] for k in keep} for p in preds])
     print(f"wrote {len(preds)} captions to {opt.vis_dir}; view them with: cd {shlex.quote(opt.vis_dir)} && "
           f"{shlex.quote(os.path.basename(sys.executable))} -m http.server", file=sys.stderr)
+
+
+def is_jpeg(path):
+    """A readable file that starts as a JPEG does (FF D8 FF), whatever its name."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

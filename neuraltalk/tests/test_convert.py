@@ -75,7 +75,8 @@ def test_convert_cli_then_eval_gives_the_lua_captions(tmp_path, capsys):
     ck = checkpoint.load(out, "neuraltalk")
     assert ck["config"]["caption_model"] == "show_tell" and ck["config"]["beam_search"] == "neuraltalk2"
     opt = parse(nt_eval.EvalOptions, ["-model", str(out), "-image_folder", str(FIX / "images"), "-gpuid", "-1",
-                                      "-beam_size", "1", "-suppress_UNK", "0", "-vis_dir", str(tmp_path / "vis")])
+                                      "-beam_size", "1", "-suppress_UNK", "0", "-vis_dir", str(tmp_path / "vis"),
+                                      "-precision", "fp32"])
     preds, _ = nt_eval.main(opt)
     lua = t7.load(FIX / "lua_outputs.t7")
     theirs = {f.decode(): c.decode() for f, c in zip(lua[b"files"], lua[b"train"][b"greedy_captions"])}
