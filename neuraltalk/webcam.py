@@ -9,18 +9,9 @@ Each frame is prepared as eval.py prepares a file of -image_folder (squashed to 
 centre crop; neuraltalk2 checkpoints: image.scale and its crop), so the page's caption of a picture is
 eval.py's caption of the same picture saved as a file. Nothing is written to disk.
 """
-import numpy as np
-import torch
-from PIL import Image
-
-from common import webcam
-from common.captions import decode_batch
 from common.cli import UserError, flag, options, parse, run
-from common.device import get_device, seed_everything
-from neuraltalk import engine
-from neuraltalk.captioner import build_captioner, load_checkpoint
-from neuraltalk.cnn import to_tensor_batch
-from neuraltalk.data import center_crop
+
+# numpy, torch and the model code are imported where they are used: `webcam.py -h` answers at once
 
 
 @options
@@ -41,6 +32,11 @@ def prepare_frame(rgb, info):
     """H x W x 3 uint8 -> (3, crop, crop) uint8 tensor, as caption_folder prepares an image file.
 
     (This per-array step belongs beside caption_folder in captioner.py; it lives here until it moves.)"""
+    import numpy as np
+    from PIL import Image
+
+    from neuraltalk.cnn import to_tensor_batch
+    from neuraltalk.data import center_crop
     size, crop = int(info.get("image_size", 256)), int(info.get("crop_size", 224))
     if info.get("resize") == "torch_image_bilinear":  # neuraltalk2: image.scale, crop at 0-based offset
         from neuraltalk.lua_checkpoint import prepro_crop_offset, torch_image_scale
@@ -54,16 +50,22 @@ class LiveCaptioner:
     """A checkpoint loaded once; `caption(rgb)` -> the sentence, `__call__(rgb)` -> the page's answer."""
 
     def __init__(self, ck, device="cpu", beam_size=2, suppress_UNK=True):
+        from neuraltalk import engine
+        from neuraltalk.captioner import build_captioner
         self.model = build_captioner(ck, device)
         self.ix_to_word, self.info, self.device = ck["ix_to_word"], ck["cnn_info"], device
         self.sample_kw = dict(beam_size=beam_size, sample_max=True,
                               banned=engine.unk_columns(ck["ix_to_word"], suppress_UNK))
 
-    @torch.no_grad()
     def caption(self, rgb):
+        import numpy as np
+        import torch
+
+        from common.captions import decode_batch
         x = prepare_frame(np.ascontiguousarray(rgb, np.uint8), self.info)[None].to(self.device)
-        fc, att = self.model.features(x)
-        seq, _ = self.model(fc, att, mode="sample", **self.sample_kw)
+        with torch.inference_mode():
+            fc, att = self.model.features(x)
+            seq, _ = self.model(fc, att, mode="sample", **self.sample_kw)
         return decode_batch(seq.cpu().numpy(), self.ix_to_word)[0]
 
     def __call__(self, rgb):
@@ -73,6 +75,9 @@ class LiveCaptioner:
 def main(opt: WebcamOptions):
     if not opt.model:
         raise UserError("give -model (a .pt checkpoint from train.py or a neuraltalk2 .t7)")
+    from common import webcam
+    from common.device import get_device, seed_everything
+    from neuraltalk.captioner import load_checkpoint
     seed_everything(opt.seed)
     device = get_device(opt.gpuid)
     captioner = LiveCaptioner(load_checkpoint(opt.model), device, opt.beam_size, bool(opt.suppress_UNK))
