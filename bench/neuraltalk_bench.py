@@ -306,7 +306,8 @@ def inference_bench(args):
         a, b = runs[("ours fp32", 1)][0]["captions"], runs[("ours bf16", 1)][0]["captions"]
         same = (f"bf16 against fp32 on these 50 photos: {sum(x == y for x, y in zip(a, b))} of {len(a)} greedy "
                 f"captions the same. This checkpoint's CNN is random (as every neuraltalk model trainable here), "
-                f"whose standardised features are mostly a few-percent variation that bf16 rounding swamps: "
+                f"whose standardised features are mostly a few-percent variation that bf16 rounding can swamp "
+                f"(here it changed 1 caption; on the shapes model of neuraltalk/tests it changed several): "
                 f"that is why `-precision auto` keeps fp32 for such checkpoints; on the Lua-written neuraltalk2 "
                 f"model (a trained CNN) bf16 gives neuraltalk2's own captions (test_lua_checkpoints.py).")
     startup = {s: min(startup_cpu_s(f"neuraltalk/{s}") for _ in range(3)) for s in ("eval.py", "webcam.py", "convert.py")}
