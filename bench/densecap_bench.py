@@ -1,16 +1,19 @@
 """densecap benchmark: CPU seconds and peak RSS for one 720-px image (elephant.jpg), VGG-16 FCLN.
 
-    python bench/densecap_bench.py [--image ../shared/data/densecap_demo/elephant.jpg] [--repeats 1]
-    python bench/densecap_bench.py --startup     # only `run_model.py -h` start-up (target < 0.8 CPU s)
+    python bench/densecap_bench.py [--image ../shared/data/densecap_demo/elephant.jpg] [--repeats 3]
 
 Each configuration runs in its own process (so peak RSS is its own) with one torch thread, and is timed
-in CPU seconds of that process (time.process_time), so load from other work on the machine does not
-change the figure. Ours (densecap.model.forward_test: batched RoI features through roi_align, fc6/fc7
-on all proposals at once, final NMS, then captions for the kept boxes only) is interleaved with the
-baseline: the same trunk and RPN, then a plain per-region loop (bilinear sampler, fc6/fc7, heads and
-greedy captioning one region at a time, and captions for every proposal before the final NMS, as the
-Lua forward pass did). Weights are random (the released model cannot be downloaded here): the work
-per image is the same for any weights, except how many boxes survive the NMS steps (printed).
+in CPU seconds of that process (time.process_time), so load from other work on the machine changes the
+figure little. Ours (densecap.model.forward_test: bf16 trunk and fc6/fc7 where the CPU runs bf16 natively,
+batched RoI features through roi_align, an NMS that stops at -num_proposals, captions for the kept boxes
+only) at fp32 and bf16, each beside its own trunk alone at the same precision, and the baseline: the same
+trunk and RPN, then a plain per-region loop (bilinear sampler, fc6/fc7, heads and greedy captioning one
+region at a time, captions for every proposal before the final NMS, as the Lua forward pass did).
+Then run_model.py itself (`main()` on the image: checkpoint loading, decoding, the network, results.json),
+a folder run with 2 threads against the same run with its read-ahead/write-behind pool replaced by
+inline calls (wall seconds: the machine must be quiet; the load average is printed), and `-h` start-up.
+Weights are random (the released model cannot be downloaded here): the work per image is the same for
+any weights, except how many boxes survive the NMS steps (printed).
 The original's users reported ~22 minutes for this image on CPU (jcjohnson/densecap#65).
 """
 import argparse
@@ -21,25 +24,37 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import ROOT, git_rev, machine, write_section  # noqa: E402
+from report import ROOT, git_rev, isa, machine, write_section  # noqa: E402
+
+OUT = os.path.join(ROOT, "bench", "out", "densecap")
+CKPT = os.path.join(OUT, "random_vgg16.pt")
+FOLDER = os.path.join(ROOT, "../shared/data/coco_mini_train/train2017")
 
 WORKER = r'''
-import json, resource, sys, time
+import json, os, resource, sys, time
 import torch
-torch.set_num_threads(1)
+torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
+from common.device import autocast
 from densecap import box_utils
 from densecap.loader import load_image
 from densecap.localization import roi_features_grid
 from densecap.model import DenseCapModel, ModelConfig
 from torchvision.ops import nms
 
-kind, proposals, image = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-torch.manual_seed(0)
-model = DenseCapModel(ModelConfig(vocab_size=10000, seq_length=15)).eval()
-_, x = load_image(image, 720)
+kind, precision, proposals, image = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 
-@torch.no_grad()
-def per_region_loop(x, num_proposals):
+
+def rss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def random_model():
+    torch.manual_seed(0)
+    return DenseCapModel(ModelConfig(vocab_size=10000, seq_length=15))
+
+
+@torch.inference_mode()
+def per_region_loop(model, x, num_proposals):
     H, W = x.shape[-2:]
     feats = model.extract_features(x)
     _, boxes, _ = model.localization.forward_test(feats, (H, W), 0.7, num_proposals)
@@ -50,101 +65,178 @@ def per_region_loop(x, num_proposals):
         scores.append(model.objectness(code)[0, 0])
         finals.append(box_utils.apply_box_transform(b[None], model.box_reg(code))[0])
         seqs.append(model.lm.sample(model.lm_encoder(code))[0][0])
-    if not scores:
-        return boxes, boxes.new_zeros(0), None
     scores, finals = torch.stack(scores), torch.stack(finals)
     finals, _ = box_utils.clip_boxes(finals, H, W)
     keep = nms(box_utils.xcycwh_to_x1y1x2y2(finals), scores, 0.3)
     return finals[keep], scores[keep], torch.stack(seqs)[keep]
 
-run = (lambda: model.forward_test(x, 0.7, 0.3, proposals)) if kind == "ours" else (lambda: per_region_loop(x, proposals))
-with torch.no_grad():
+
+if kind in ("ours", "loop"):
+    model = random_model().to_inference(precision if kind == "ours" else "fp32")
+    _, x = load_image(image, 720)
+    if kind == "ours":
+        run = lambda: model.forward_test(x, 0.7, 0.3, proposals)  # noqa: E731
+    else:
+        run = lambda: per_region_loop(model, x, proposals)  # noqa: E731
     model.forward_test(x[..., :64, :64], 0.7, 0.3, 10)   # warm-up: allocator, kernels
-t0, w0 = time.process_time(), time.perf_counter()
-boxes, scores, seqs = run()
-cpu, wall = time.process_time() - t0, time.perf_counter() - w0
-t1 = time.process_time()
-with torch.no_grad():
-    model.extract_features(x)
-trunk = time.process_time() - t1
-print(json.dumps({"cpu_s": cpu, "wall_s": wall, "trunk_cpu_s": trunk, "boxes": len(boxes),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "size": list(x.shape[-2:])}))
+    t0, w0 = time.process_time(), time.perf_counter()
+    boxes, scores, seqs = run()
+    cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+    xt = x.contiguous(memory_format=torch.channels_last) if model.precision != "fp32" else x
+    t1 = time.process_time()
+    with torch.inference_mode(), autocast(x.device, model.precision):
+        model.extract_features(xt)
+    trunk = time.process_time() - t1
+    print(json.dumps({"cpu_s": cpu, "wall_s": wall, "trunk_cpu_s": trunk, "boxes": len(boxes),
+                      "peak_rss_mb": rss(), "size": list(x.shape[-2:])}))
+elif kind == "save":
+    from densecap.checkpoints import save_model
+    save_model(image, random_model(), {str(i): f"w{i}" for i in range(1, 10001)})
+    print(json.dumps({}))
+else:  # "cli" (one image) or "folder": run_model.main as the script runs it; "inline": no worker pool
+    import concurrent.futures
+    from common.cli import parse
+    from densecap import run_model
+    import densecap.checkpoints  # noqa: F401  (imported lazily by main(); not timed)
+    if kind == "inline":
+        class Inline(concurrent.futures.Executor):
+            def submit(self, fn, *a, **k):
+                f = concurrent.futures.Future()
+                try:
+                    f.set_result(fn(*a, **k))
+                except Exception as e:  # noqa: BLE001
+                    f.set_exception(e)
+                return f
+        concurrent.futures.ThreadPoolExecutor = lambda n: Inline()
+    ckpt, out = sys.argv[5], sys.argv[6]
+    where = ["-input_image", image] if kind == "cli" else ["-input_dir", image]
+    t0, w0 = time.process_time(), time.perf_counter()
+    res = run_model.main(parse(run_model.RunOptions, ["-checkpoint", ckpt, *where, "-gpu", "-1", "-max_images", "4",
+                                                      "-output_vis_dir", out, "-precision", precision]))
+    print(json.dumps({"cpu_s": time.process_time() - t0, "wall_s": time.perf_counter() - w0, "images": len(res),
+                      "peak_rss_mb": rss(), "load_avg": os.getloadavg()[0]}))
 '''
 
 
-def run_worker(kind, proposals, image):
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", WORKER, kind, str(proposals), image], cwd=ROOT, env=env,
-                         capture_output=True, text=True)
+def run_worker(kind, precision, proposals, image, *extra, threads=1):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), BENCH_THREADS=str(threads),
+               PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", WORKER, kind, precision, str(proposals), image, *extra], cwd=ROOT,
+                         env=env, capture_output=True, text=True)
     if out.returncode != 0:
-        raise SystemExit(f"{kind} {proposals} failed:\n{out.stderr[-2000:]}")
+        raise SystemExit(f"{kind} {precision} {proposals} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-STARTUP_TARGET_S = 0.8  # issue 21: `-h` answers without importing torch
-
-
-def startup(repeats=3):
-    """CPU seconds (user + sys) of `python densecap/run_model.py -h`, whole process, best of `repeats`;
-    prints the figure and a pass/fail line."""
-    best = float("inf")
-    for _ in range(repeats):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run([sys.executable, os.path.join(ROOT, "densecap", "run_model.py"), "-h"], cwd=ROOT,
-                       env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, check=True)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        best = min(best, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    ok = best < STARTUP_TARGET_S
-    print(f"run_model.py -h start-up: {best:.2f} CPU s, best of {repeats} (target < {STARTUP_TARGET_S} CPU s: "
-          f"{'PASS' if ok else 'FAIL'})", flush=True)
-    return best, ok
+def startup_cpu_s(script):
+    """user+sys CPU seconds of `python SCRIPT -h` in a fresh process (imports included)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, script, "-h"], cwd=ROOT, capture_output=True, check=True,
+                   env=dict(os.environ, PYTHONPATH=ROOT))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image", default=os.path.join(ROOT, "../shared/data/densecap_demo/elephant.jpg"))
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--startup", action="store_true", help="only time `run_model.py -h` (nothing written)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--loop-repeats", type=int, default=1, help="the per-region loop takes ~2 CPU minutes")
     args = ap.parse_args()
-    start_s, start_ok = startup()
-    if args.startup:
-        return
+    from common.device import native_bf16
+    precisions = ["fp32", "bf16"] if native_bf16() else ["fp32"]  # emulated bf16 is ~100x slower: skip it
     results = {}
-    for rep in range(args.repeats):  # interleaved: ours and the baseline alternate
+    for rep in range(args.repeats):  # interleaved: every configuration once per round
         for proposals in (1000, 300):
-            for kind in ("ours", "loop"):
-                r = run_worker(kind, proposals, args.image)
-                print(f"{kind:5s} -num_proposals {proposals}: {r['cpu_s']:.2f} CPU s ({r['wall_s']:.1f} s wall), "
-                      f"trunk {r['trunk_cpu_s']:.2f} s, {r['boxes']} boxes, peak RSS {r['peak_rss_mb']:.0f} MB",
+            kinds = [("ours", p) for p in precisions] + ([("loop", "fp32")] if rep < args.loop_repeats else [])
+            for kind, precision in kinds:
+                r = run_worker(kind, precision, proposals, args.image)
+                print(f"{kind} {precision} -num_proposals {proposals}: {r['cpu_s']:.2f} CPU s ({r['wall_s']:.1f} s "
+                      f"wall), trunk {r['trunk_cpu_s']:.2f} s, {r['boxes']} boxes, peak RSS {r['peak_rss_mb']:.0f} MB",
                       flush=True)
-                results.setdefault((kind, proposals), []).append(r)
+                results.setdefault((kind, precision, proposals), []).append(r)
     best = {k: min(v, key=lambda r: r["cpu_s"]) for k, v in results.items()}
-    size = best[("ours", 1000)]["size"]
+    size = best[("ours", "fp32", 1000)]["size"]
+
+    os.makedirs(OUT, exist_ok=True)
+    if not os.path.exists(CKPT):
+        run_worker("save", "fp32", 0, CKPT)
+    cli = {}
+    for rep in range(args.repeats):
+        for p in precisions:
+            r = run_worker("cli", p, 0, args.image, CKPT, os.path.join(OUT, "vis"))
+            print(f"run_model.main one image {p}: {r['cpu_s']:.2f} CPU s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+            cli.setdefault(p, []).append(r)
+    cli = {p: min(v, key=lambda r: r["cpu_s"]) for p, v in cli.items()}
+    folder = {}
+    for rep in range(args.repeats):
+        for kind in ("folder", "inline"):
+            r = run_worker(kind, "auto", 0, FOLDER, CKPT, os.path.join(OUT, "vis"), threads=2)
+            print(f"folder run ({kind}), 2 threads: {r['images']} images in {r['wall_s']:.1f} s wall "
+                  f"({r['images'] / r['wall_s']:.3f} img/s), load average {r['load_avg']:.1f}", flush=True)
+            folder.setdefault(kind, []).append(r)
+    startup = {s: min(startup_cpu_s(f"densecap/{s}") for _ in range(3))
+               for s in ("run_model.py", "extract_features.py", "convert.py")}
+
     rows = []
     for proposals in (1000, 300):
-        o, b = best[("ours", proposals)], best[("loop", proposals)]
-        rows.append(f"| {proposals} | **{o['cpu_s']:.2f}** | {o['peak_rss_mb']:.0f} | {o['boxes']} | "
-                    f"{b['cpu_s']:.2f} | {b['peak_rss_mb']:.0f} | {b['cpu_s'] / o['cpu_s']:.1f}x |")
+        b = best.get(("loop", "fp32", proposals))
+        for p in precisions:
+            o = best[("ours", p, proposals)]
+            loop = f"{b['cpu_s']:.2f} | {b['peak_rss_mb']:.0f} | {b['cpu_s'] / o['cpu_s']:.1f}x" if b else "- | - | -"
+            rows.append(f"| {proposals} | {p} | **{o['cpu_s']:.2f}** | {o['trunk_cpu_s']:.2f} | "
+                        f"{o['cpu_s'] / o['trunk_cpu_s']:.2f}x | {o['peak_rss_mb']:.0f} | {o['boxes']} | {loop} |")
+    runs = "; ".join(f"{k[0]} {k[1]} {k[2]}: [{', '.join('%.2f' % r['cpu_s'] for r in v)}]" for k, v in results.items())
+    fold = {k: max(v, key=lambda r: r["images"] / r["wall_s"]) for k, v in folder.items()}
+    fold_runs = "; ".join(f"{k}: [{', '.join('%.3f (load %.1f)' % (r['images'] / r['wall_s'], r['load_avg']) for r in v)}]"
+                          for k, v in folder.items())
+    rate = {k: r["images"] / r["wall_s"] for k, r in fold.items()}
+    n_img = fold["folder"]["images"]
+    cli_rows = ", ".join(f"{p} **{r['cpu_s']:.2f}** CPU s (peak RSS {r['peak_rss_mb']:.0f} MB)" for p, r in cli.items())
     body = f"""## densecap: one 720-px image on CPU (VGG-16 FCLN)
 
 `python bench/densecap_bench.py --repeats {args.repeats}` on {machine()}; git {git_rev()}.
 Image: elephant.jpg resized to {size[1]}x{size[0]}. One torch thread; **CPU seconds of the worker process**
-(`time.process_time()`), so other load on the machine does not change them; each configuration in its own
-process (peak RSS is its own), ours and the baseline interleaved in the same run; best of {args.repeats}.
+(`time.process_time()`), so other load on the machine changes them little; each configuration in its own
+process (peak RSS is its own), all interleaved in the same run; best of {args.repeats} (the per-region loop:
+{args.loop_repeats}). "trunk" is the VGG-16 trunk alone at the same precision in the same process.
+`-precision auto` picks bf16 on this CPU ({isa()}): the trunk and fc6/fc7 in bf16 autocast with
+bf16 weights and channels-last, the RPN, RoI sampling, box coordinates, NMS and captioning in float32.
 Baseline: the same trunk and RPN, then a plain per-region loop (bilinear sampler, fc6/fc7, heads, greedy
 caption one region at a time, captions for every proposal before the final NMS, as the Lua code did).
 Random weights (the released model cannot be fetched here; the work per image does not depend on them
-beyond how many boxes survive NMS). The VGG-16 trunk alone takes {best[("ours", 1000)]["trunk_cpu_s"]:.2f} CPU s.
+beyond how many boxes survive NMS).
 
-| -num_proposals | ours: CPU s/image | ours: peak RSS MB | final boxes | per-region loop: CPU s | loop: peak RSS MB | speed-up |
-|---:|---:|---:|---:|---:|---:|---:|
+| -num_proposals | precision | ours: CPU s/image | trunk alone: CPU s | ours / trunk | peak RSS MB | final boxes \
+| per-region loop (fp32): CPU s | loop: peak RSS MB | speed-up |
+|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|
 {chr(10).join(rows)}
 
-For scale: the original Lua/Torch code took about 22 minutes for this image on CPU (jcjohnson/densecap#65).
+All runs (CPU s): {runs}.
 
-Start-up: `python densecap/run_model.py -h` {start_s:.2f} CPU s of the whole process (user + sys, best of 3;
-target < {STARTUP_TARGET_S}: **{'PASS' if start_ok else 'FAIL'}**; torch is imported only after the options are read).
+Why ours is about 2x the trunk and not 1.5x: fc6 maps each of the 1000 proposals' 7x7x512 RoI features
+to 4096 values, 1000 x 25088 x 4096 multiply-adds, as many as the whole VGG-16 trunk at 720x480 (~105 G);
+every proposal needs it (the final NMS ranks all of them by the score fc6/fc7 feed), and both run near
+the core's peak, so the region path cannot cost less than about one trunk at 1000 proposals without
+changing the model's outputs.
+
+`run_model.py` on the image, as the script runs (`main()` in a fresh process: checkpoint loading with
+`mmap=True` onto a meta-device model, decoding and resizing, the network, results.json; imports not counted):
+{cli_rows}.
+
+Folder run, `run_model.main -input_dir` over the first {n_img} COCO-mini photos (640 px, scaled to 720), `-precision auto`,
+**2 torch threads, wall seconds** (checkpoint loading included in both): with the read-ahead/write-behind pool
+{rate['folder']:.3f} images/s against {rate['inline']:.3f} with the pool replaced by inline calls (the one-image-at-a-time
+path), best of {args.repeats}; all runs: {fold_runs}.
+Wall time depends on the other work on this shared 2-core machine (the load average is the 1-minute one at
+the end of each run).
+
+Start-up, `python densecap/SCRIPT -h`, user+sys CPU s of a fresh process, best of 3 (target < 0.8 CPU s):
+{", ".join(f"{s} {t:.2f}" for s, t in startup.items())}.
+
+Before issue 21 (git 75fc7e6, the same 2-core AVX512-BF16 machine, fp32, best of 1): 7.42 CPU s at 1000
+proposals and 4.86 at 300, trunk alone 2.62; `run_model.py -h` 0.10 CPU s.
+For scale: the original Lua/Torch code took about 22 minutes for this image on CPU (jcjohnson/densecap#65).
 """
     write_section("densecap", body)
     print(body)

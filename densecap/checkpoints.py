@@ -16,18 +16,25 @@ def save_model(path, model, idx_to_token, **extra):
     return checkpoint.save(path, KIND, payload)
 
 
-def load_model(path, device="cpu"):
-    """-> (model in eval mode, idx_to_token {"1": word}, the whole checkpoint dict)."""
+def load_model(path, device="cpu", mmap=False):
+    """-> (model in eval mode, idx_to_token {"1": word}, the whole checkpoint dict). mmap=True (inference)
+    maps a .pt's weights from the file and builds the model on the meta device, so that no random
+    initialisation (fc6 alone is 100M weights) runs only to be overwritten."""
     if str(path).endswith(".t7"):
         model, idx_to_token, ckpt = load_t7_model(path)
     else:
-        ckpt = checkpoint.load(path, KIND)
+        ckpt = checkpoint.load(path, KIND, mmap=mmap)
         try:
             cfg = ModelConfig.from_dict(ckpt["config"])
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{path}: not a densecap model checkpoint this code can rebuild ({e})") from None
-        model = DenseCapModel(cfg)
-        model.load_state_dict(ckpt["model"])
+        if mmap:
+            with torch.device("meta"):
+                model = DenseCapModel(cfg)
+            model.load_state_dict(ckpt["model"], assign=True)
+        else:
+            model = DenseCapModel(cfg)
+            model.load_state_dict(ckpt["model"])
         idx_to_token = ckpt["idx_to_token"]
     return model.to(device).eval(), idx_to_token, ckpt
 

@@ -8,8 +8,6 @@ The reading and the mapping of every layer live in lua_checkpoint.py.
 import sys
 
 from common.cli import UserError, flag, options, parse, run
-from densecap.checkpoints import save_model
-from densecap.lua_checkpoint import load_t7_model
 
 
 @options
@@ -22,6 +20,8 @@ class ConvertOptions:
 def main(opt: ConvertOptions):
     if not opt.input or not opt.output:
         raise UserError("usage: python convert.py MODEL.t7 OUTPUT.pt")
+    from densecap.checkpoints import save_model  # here: `convert.py -h` need not import torch
+    from densecap.lua_checkpoint import load_t7_model
     model, idx_to_token, extra = load_t7_model(opt.input)
     save_model(opt.output, model, idx_to_token, lua_opt=extra["opt"])
     print(f"wrote {opt.output} ({model.cfg.cnn}, vocabulary {model.cfg.vocab_size})", file=sys.stderr)

@@ -14,16 +14,9 @@ import os
 import sys
 import time
 
-import h5py
-import numpy as np
-import torch
-from torchvision.ops import nms
-
 from common.cli import UserError, flag, options, parse, run
-from common.device import get_device
-from densecap import box_utils
-from densecap.checkpoints import load_model
-from densecap.loader import load_image
+
+# torch, h5py and the model code are imported where they are used: `extract_features.py -h` answers at once
 
 
 @options
@@ -43,24 +36,28 @@ class ExtractOptions:
     use_cudnn: int = flag(1, "accepted for compatibility (PyTorch picks cuDNN itself)")
 
 
-@torch.no_grad()
 def region_codes(model, image, rpn_nms_thresh=0.7, final_nms_thresh=0.4, num_proposals=1000):
     """The model's test path, keeping the recognition codes (DenseCapModel:extractFeatures).
 
     image (1, 3, H, W) model input -> (final boxes (K, 4) xcycwh, scores (K,), fc7 codes (K, D), the proposal
     boxes (K, 4) the codes were pooled from), sorted by score after the final NMS; as forward_test."""
+    import torch
+    from torchvision.ops import nms
+
+    from densecap import box_utils
     H, W = image.shape[-2:]
     if min(H, W) < 32:  # as forward_test: smaller than the trunk's stride, pad with the mean colour
         image = torch.nn.functional.pad(image, (0, max(0, 32 - W), 0, max(0, 32 - H)))
-    feats = model.extract_features(image)
-    roi_feats, proposals, _ = model.localization.forward_test(feats, (H, W), rpn_nms_thresh, num_proposals)
-    codes = model.recog_base(roi_feats.flatten(1))
-    scores = model.objectness(codes).squeeze(1)
-    final, _ = box_utils.clip_boxes(box_utils.apply_box_transform(proposals, model.box_reg(codes)), H, W)
-    if final_nms_thresh > 0:
-        keep = nms(box_utils.xcycwh_to_x1y1x2y2(final), scores, final_nms_thresh)
-    else:
-        keep = scores.argsort(descending=True)
+    with torch.inference_mode():
+        feats = model.extract_features(image)
+        roi_feats, proposals, _ = model.localization.forward_test(feats, (H, W), rpn_nms_thresh, num_proposals)
+        codes = model.recog_base(roi_feats.flatten(1))
+        scores = model.objectness(codes).squeeze(1)
+        final, _ = box_utils.clip_boxes(box_utils.apply_box_transform(proposals, model.box_reg(codes)), H, W)
+        if final_nms_thresh > 0:
+            keep = nms(box_utils.xcycwh_to_x1y1x2y2(final), scores, final_nms_thresh)
+        else:
+            keep = scores.argsort(descending=True)
     return final[keep], scores[keep], codes[keep], proposals[keep]
 
 
@@ -92,6 +89,8 @@ def signature(paths, opt, dim):
 
 def open_output(partial, paths, M, D, sig, err):
     """The .partial file to fill (a new one, or the previous run's when it was the same job) and its done mask."""
+    import h5py
+    import numpy as np
     if os.path.exists(partial):
         try:
             f = h5py.File(partial, "r+")
@@ -118,8 +117,12 @@ def open_output(partial, paths, M, D, sig, err):
 
 def extract_one(model, path, opt, device):
     """-> (boxes xywh (K, 4) in the original image's pixels, codes (K, D)), K <= -boxes_per_image."""
-    img, x = load_image(path, opt.image_size)
+    import torch
     from PIL import Image
+
+    from densecap import box_utils
+    from densecap.loader import load_image
+    img, x = load_image(path, opt.image_size)
     with Image.open(path) as im:
         w0, h0 = im.size
         if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF: shown turned 90 degrees; load_image turns it too
@@ -132,6 +135,8 @@ def extract_one(model, path, opt, device):
 
 
 def main(opt: ExtractOptions, err=None):
+    from common.device import get_device
+    from densecap.checkpoints import load_model
     err = err or sys.stderr
     paths = read_list(opt)
     out_dir = os.path.dirname(os.path.abspath(opt.output_h5))
@@ -140,7 +145,7 @@ def main(opt: ExtractOptions, err=None):
     if os.path.exists(opt.output_h5):
         raise UserError(f"{opt.output_h5}: already exists; delete it or choose another -output_h5")
     device = get_device(opt.gpu, "-gpu -1")
-    model, _, _ = load_model(opt.checkpoint, device)
+    model, _, _ = load_model(opt.checkpoint, device, mmap=True)
     M, D = opt.boxes_per_image, model.cfg.fc_dim
     partial = opt.output_h5 + ".partial"
     f = open_output(partial, paths, M, D, signature(paths, opt, D), err)

@@ -119,14 +119,19 @@ def roi_features(feats, boxes, height, width, out=7):
     eps = 1e-4
     inside = (xs >= -eps) & (ys >= -eps) & (xs + dx * (out - 1) <= fw - 1 + eps) & \
              (ys + dy * (out - 1) <= fh - 1 + eps) & (dx > 0) & (dy > 0)
-    result = feats.new_empty(boxes.shape[0], feats.shape[1], out, out)
-    if inside.any():
-        i = inside.nonzero().squeeze(1)
-        # bins of size step centred on the sample points; aligned=True subtracts half a pixel
+
+    def aligned(i):  # bins of size step centred on the sample points; aligned=True subtracts half a pixel
         x1 = xs[i] - dx[i] / 2 + 0.5
         y1 = ys[i] - dy[i] / 2 + 0.5
         rois = torch.stack([torch.zeros_like(x1), x1, y1, x1 + dx[i] * out, y1 + dy[i] * out], 1)
-        result[i] = roi_align(feats, rois, (out, out), spatial_scale=1.0, sampling_ratio=1, aligned=True)
+        return roi_align(feats, rois, (out, out), spatial_scale=1.0, sampling_ratio=1, aligned=True)
+
+    if inside.all():  # the usual case after clipping: no scatter into a second (N, C, 7, 7) tensor
+        return aligned(slice(None))
+    result = feats.new_empty(boxes.shape[0], feats.shape[1], out, out)
+    if inside.any():
+        i = inside.nonzero().squeeze(1)
+        result[i] = aligned(i)
     if (~inside).any():
         j = (~inside).nonzero().squeeze(1)
         result[j] = roi_features_grid(feats, boxes[j], height, width, out)

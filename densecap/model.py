@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from common.caption_lm import LanguageModel
+from common.device import autocast
 from densecap import box_utils
 from densecap.localization import ANCHORS, LocalizationLayer
 
@@ -198,6 +199,7 @@ class DenseCapModel(nn.Module):
         self.lm = LanguageModel(cfg.vocab_size, cfg.input_encoding_size, cfg.rnn_size, 1, 0.0, cfg.seq_length)
         for p in self.conv_net1.parameters():
             p.requires_grad_(False)
+        self.precision = "fp32"  # forward_test's arithmetic; see to_inference
 
     def extract_features(self, image):
         with torch.no_grad():
@@ -242,22 +244,45 @@ class DenseCapModel(nn.Module):
         return losses
 
     # ------------------------------------------------------------------ inference
-    @torch.no_grad()
+    def to_inference(self, precision="fp32"):
+        """Ready for forward_test at `precision` (fp32 | bf16 | fp16, as common.device.resolve_precision
+        gives it): eval mode; for bf16/fp16 the conv trunk and fc6/fc7 keep their weights in that dtype
+        (autocast would cast fc6's 100M weights on every image) and the trunk runs channels-last."""
+        self.eval()
+        self.precision = precision
+        if precision != "fp32":
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+            for part in (self.conv_net1, self.conv_net2, self.recog_base):
+                part.to(dtype=dtype, memory_format=torch.channels_last)
+        return self
+
+    @torch.inference_mode()
     def forward_test(self, image, rpn_nms_thresh=0.7, final_nms_thresh=0.3, num_proposals=1000,
                      clip_final_boxes=True, captions=True):
         """-> (boxes (N, 4) xcycwh, scores (N,) raw final objectness, seqs (N, seq_length) or None),
         sorted by score after the final NMS. Captions are sampled only for the boxes NMS keeps: the
         original sampled all proposals then dropped most; greedy decoding is per region, so the kept
-        captions are the same."""
+        captions are the same.
+
+        At bf16/fp16 (to_inference) only the trunk and fc6/fc7 run in it, under autocast: the RPN, the
+        RoI sampling, box coordinates, both NMS and the language model stay float32 (a bf16 box
+        coordinate near 700 px is only good to 4 px)."""
         H, W = image.shape[-2:]
         if min(H, W) < 32:  # smaller than the trunk's stride (or the anchors): pad with the mean colour (0)
             image = F.pad(image, (0, max(0, 32 - W), 0, max(0, 32 - H)))
-        feats = self.extract_features(image)
+        precision = getattr(self, "precision", "fp32")
+        if precision != "fp32":
+            image = image.contiguous(memory_format=torch.channels_last)
+        with autocast(image.device, precision):
+            feats = self.extract_features(image)
+        feats = feats.float().contiguous()  # no-ops at fp32
         roi_feats, boxes, _ = self.localization.forward_test(feats, (H, W), rpn_nms_thresh, num_proposals)
         if boxes.shape[0] == 0:
             return boxes, boxes.new_zeros(0), (boxes.new_zeros(0, self.cfg.seq_length, dtype=torch.long)
                                                 if captions else None)
-        codes = self.recog_base(roi_feats.flatten(1))
+        with autocast(image.device, precision):
+            codes = self.recog_base(roi_feats.flatten(1))
+        codes = codes.float()
         scores = self.objectness(codes).squeeze(1)
         final = box_utils.apply_box_transform(boxes, self.box_reg(codes))
         if clip_final_boxes:

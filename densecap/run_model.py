@@ -54,6 +54,9 @@ class RunOptions:
     output_video: str = flag("", "new: with -input_video, write the video with the top -num_to_draw boxes and "
                                  "captions drawn (audio kept)")
     max_frames: int = flag(-1, "new: with -input_video, stop after this many frames (-1 = all)", min=-1)
+    precision: str = flag("auto", "the network's arithmetic: fp32, bf16 (autocast), or auto = bf16 only where the "
+                                  "CPU runs it natively (AVX512-BF16/AMX) or on a GPU, else fp32",
+                          choices=["auto", "fp32", "bf16"])
 
 
 def image_paths(opt):
@@ -92,14 +95,27 @@ def draw_results(img, boxes_xywh, captions, opt):
     return img
 
 
-def run_image(model, path, opt, device, idx_to_token):
-    """One image -> (resized PIL image, result dict in the original's schema)."""
+def read_ahead(pool, paths, image_size, ahead=2):
+    """(path, future (resized PIL image, model input)) in order, with up to `ahead` more images being
+    decoded and resized by `pool` while the network runs on this one."""
+    from collections import deque
+
+    from densecap.loader import load_image
+    pending = deque()
+    for path in paths:
+        pending.append((path, pool.submit(load_image, path, image_size)))
+        if len(pending) > ahead:
+            yield pending.popleft()
+    while pending:
+        yield pending.popleft()
+
+
+def detect(model, x, path, opt, device, idx_to_token):
+    """One model input -> the result dict in the original's schema."""
     from PIL import Image
 
     from densecap import box_utils
     from densecap.checkpoints import captions_of
-    from densecap.loader import load_image
-    img, x = load_image(path, opt.image_size)
     # run_model.lua leaves the final boxes unclipped
     boxes, scores, seqs = model.forward_test(x.to(device), opt.rpn_nms_thresh, opt.final_nms_thresh,
                                              opt.num_proposals, clip_final_boxes=False)
@@ -107,11 +123,18 @@ def run_image(model, path, opt, device, idx_to_token):
     name = os.path.basename(path)
     if os.path.splitext(name)[1].lower() not in Image.registered_extensions():
         name += ".png"  # -input_dir takes any file name; the saved copy needs a format
-    result = {"img_name": name,
-              "boxes": [[round(v, 4) for v in b] for b in xywh.tolist()],
-              "scores": [round(s, 6) for s in scores.float().cpu().tolist()],
-              "captions": captions_of(seqs.cpu(), idx_to_token)}
-    return img, result
+    return {"img_name": name,
+            "boxes": [[round(v, 4) for v in b] for b in xywh.tolist()],
+            "scores": [round(s, 6) for s in scores.float().cpu().tolist()],
+            "captions": captions_of(seqs.cpu(), idx_to_token)}
+
+
+def save_images(img, result, opt):
+    """The resized image for the viewer and/or the drawn copy (-output_dir)."""
+    if opt.output_vis:
+        img.save(os.path.join(opt.output_vis_dir, result["img_name"]))
+    if opt.output_dir:
+        draw_results(img, result["boxes"], result["captions"], opt).save(os.path.join(opt.output_dir, result["img_name"]))
 
 
 def write_results(results, opt, err):
@@ -152,10 +175,12 @@ def run_video(opt, err):
 
 
 def main(opt: RunOptions, err=None):
+    from concurrent.futures import ThreadPoolExecutor
+
     import torch
     from tqdm import tqdm
 
-    from common.device import get_device
+    from common.device import get_device, native_bf16, resolve_precision
     from densecap.checkpoints import load_model
 
     err = err or sys.stderr
@@ -165,36 +190,44 @@ def main(opt: RunOptions, err=None):
         return run_video(opt, err)
     paths = image_paths(opt)
     device = get_device(opt.gpu, "-gpu -1")
-    model, idx_to_token, _ = load_model(opt.checkpoint, device)
+    precision = resolve_precision(opt.precision, device)
+    if precision == "bf16" and device.type == "cpu" and not native_bf16():
+        print("note: this CPU has no native bf16: -precision bf16 is emulated, far slower than fp32; "
+              "-precision auto picks fp32 here", file=err)
+    model, idx_to_token, _ = load_model(opt.checkpoint, device, mmap=True)
+    model.to_inference(precision)
     for d in (opt.output_vis_dir if opt.output_vis else "", opt.output_dir):
         if d:
             os.makedirs(d, exist_ok=True)
     results, skipped, t0 = [], 0, time.process_time()
-    try:
-        for path in tqdm(paths, unit="img", disable=len(paths) < 2 or not err.isatty(), file=err):
-            try:
-                img, result = run_image(model, path, opt, device, idx_to_token)
-            except UserError as e:
-                if len(paths) == 1:
-                    raise
-                print(f"warning: skipping {e}", file=err)
-                skipped += 1
-                continue
-            if not result["boxes"]:
-                print(f"warning: {path}: no boxes left after NMS", file=err)
-            results.append(result)
-            if opt.output_vis:
-                img.save(os.path.join(opt.output_vis_dir, result["img_name"]))
-            if opt.output_dir:
-                draw_results(img, result["boxes"], result["captions"], opt).save(
-                    os.path.join(opt.output_dir, result["img_name"]))
-    finally:  # Ctrl-C or an error keeps the results so far
-        write_results(results, opt, err)
+    # two workers decode the next images and write the previous ones while the network runs
+    with ThreadPoolExecutor(2) as pool:
+        writes = []
+        try:
+            for path, image in tqdm(read_ahead(pool, paths, opt.image_size), total=len(paths), unit="img",
+                                    disable=len(paths) < 2 or not err.isatty(), file=err):
+                try:
+                    img, x = image.result()
+                except UserError as e:
+                    if len(paths) == 1:
+                        raise
+                    print(f"warning: skipping {e}", file=err)
+                    skipped += 1
+                    continue
+                result = detect(model, x, path, opt, device, idx_to_token)
+                if not result["boxes"]:
+                    print(f"warning: {path}: no boxes left after NMS", file=err)
+                results.append(result)
+                writes.append(pool.submit(save_images, img, result, opt))
+            for w in writes:
+                w.result()
+        finally:  # Ctrl-C or an error keeps the results so far
+            write_results(results, opt, err)
     n = len(results)
     if n == 0:
         raise UserError(f"no image could be read ({skipped} skipped); nothing written")
-    print(f"{n} image(s), {skipped} skipped, {(time.process_time() - t0) / max(n, 1):.2f} CPU s per image",
-          file=err)
+    print(f"{n} image(s), {skipped} skipped, {(time.process_time() - t0) / max(n, 1):.2f} CPU s per image "
+          f"({precision})", file=err)
     return results
 
 

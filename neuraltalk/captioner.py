@@ -67,7 +67,24 @@ def build_captioner(ck, device="cpu"):
     return model.to(device).eval()
 
 
-@torch.no_grad()
+def read_ahead(paths, read, ahead):
+    """(path, read(path)) in order, read by two worker threads up to `ahead` files ahead of the caller
+    (decoding and resizing the next batch overlaps with the network on this one)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        pending = deque()
+        for path in paths:
+            pending.append((path, pool.submit(read, path)))
+            if len(pending) > ahead:
+                path, image = pending.popleft()
+                yield path, image.result()
+        while pending:
+            path, image = pending.popleft()
+            yield path, image.result()
+
+
+@torch.inference_mode()
 def caption_folder(model, ix_to_word, folder, info, device, num_images=-1, batch_size=1, **sample_kw):
     """Caption every decodable image of a folder -> [{image_id, caption, file_name, path}] (ids "1".."N" as
     neuraltalk2's DataLoaderRaw). Undecodable files and names starting with '.' are skipped with a warning."""
@@ -77,6 +94,13 @@ def caption_folder(model, ix_to_word, folder, info, device, num_images=-1, batch
     size, crop = int(info.get("image_size", 256)), int(info.get("crop_size", 224))
     lua = info.get("resize") == "torch_image_bilinear"  # neuraltalk2: image.scale, crop at 0-based 15
     preds, batch, names = [], [], []
+
+    def read(path):
+        img = load_rgb(path, None if lua else size)
+        if img is not None and lua:
+            from neuraltalk.lua_checkpoint import torch_image_scale
+            img = torch_image_scale(img, size, size)
+        return img
 
     def flush():
         if lua:
@@ -92,11 +116,7 @@ def caption_folder(model, ix_to_word, folder, info, device, num_images=-1, batch
                           "path": path})
         batch.clear(), names.clear()
 
-    for path in files:
-        img = load_rgb(path, None if lua else size)
-        if img is not None and lua:
-            from neuraltalk.lua_checkpoint import torch_image_scale
-            img = torch_image_scale(img, size, size)
+    for path, img in read_ahead(files, read, ahead=2 * max(1, batch_size)):
         if img is None:
             continue
         batch.append(img)

@@ -9,7 +9,6 @@ import os
 
 from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
-from neuraltalk.lua_checkpoint import KIND, convert_t7
 
 
 @options
@@ -22,6 +21,7 @@ class ConvertOptions:
 def main(opt: ConvertOptions):
     if not opt.t7_path:
         raise UserError("give the neuraltalk2 .t7 checkpoint to convert")
+    from neuraltalk.lua_checkpoint import KIND, convert_t7  # here: `convert.py -h` need not import torch
     ck = convert_t7(opt.t7_path)
     out = opt.out or os.path.splitext(opt.t7_path)[0] + ".pt"
     ck.pop("kind")

@@ -13,15 +13,9 @@ import shutil
 import sys
 import time
 
-import numpy as np
-from PIL import Image
-
-from common import h5prep
 from common.cli import UserError, flag, options, parse, run
-from common.device import get_device, seed_everything
-from neuraltalk import engine
-from neuraltalk.captioner import build_captioner, caption_folder, load_checkpoint
-from neuraltalk.data import CaptionData, load_rgb
+
+# torch and the model code are imported in main(): `eval.py -h` and a bad flag answer at once
 
 VIS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vis")
 
@@ -57,9 +51,16 @@ class EvalOptions:
     output_video: str = flag("", "new: with -input_video, write the video with each frame's caption drawn "
                                  "(audio kept)")
     max_frames: int = flag(-1, "new: with -input_video, stop after this many frames (-1 = all)", min=-1)
+    precision: str = flag("auto", "the network's arithmetic: fp32, bf16 (autocast), or auto = bf16 only where the "
+                                  "CPU runs it natively (AVX512-BF16/AMX) or on a GPU, else fp32",
+                          choices=["auto", "fp32", "bf16"])
 
 
 def main(opt: EvalOptions):
+    from common.device import get_device, native_bf16, resolve_precision, seed_everything
+    from neuraltalk import engine
+    from neuraltalk.captioner import build_captioner, caption_folder, load_checkpoint
+    from neuraltalk.data import CaptionData
     if not opt.model:
         raise UserError("give -model (a .pt checkpoint from train.py or a neuraltalk2 .t7)")
     if not opt.temperature > 0:
@@ -67,10 +68,18 @@ def main(opt: EvalOptions):
                         f"lower is more conservative)")
     seed_everything(opt.seed)
     device = get_device(opt.gpuid)
+    precision = resolve_precision(opt.precision, device)
+    if precision == "bf16" and device.type == "cpu" and not native_bf16():
+        print("note: this CPU has no native bf16: -precision bf16 is emulated, far slower than fp32; "
+              "-precision auto picks fp32 here", file=sys.stderr)
     if opt.input_video:
         return caption_video_file(opt, device)
     ck = load_checkpoint(opt.model)
-    model = build_captioner(ck, device)
+    if opt.precision == "auto" and ck["cnn_info"].get("cnn_weights") == "":
+        # a random CNN's features vary by a few percent around a large mean (train.py standardises them):
+        # bf16's 0.4% rounding is a large part of that signal and changes the captions, so keep float32
+        precision = "fp32"
+    model = build_captioner(ck, device).to_inference(precision)  # the CNN only: the decoder stays float32
     sample_kw = dict(beam_size=opt.beam_size if opt.sample_max else 1, sample_max=bool(opt.sample_max),
                      temperature=opt.temperature, banned=engine.unk_columns(ck["ix_to_word"], opt.suppress_UNK))
     trained = ck.get("opt", {})  # the training options, read (never copied into `opt`)
@@ -110,6 +119,7 @@ def main(opt: EvalOptions):
 
 def caption_video_file(opt, device):
     """-input_video: every frame captioned as a file of -image_folder would be (neuraltalk/frames.py), streamed."""
+    from neuraltalk.captioner import load_checkpoint
     from neuraltalk.frames import FrameCaptioner, caption_video
     out_json = opt.output_json or os.path.splitext(os.path.basename(opt.input_video))[0] + ".jsonl"
     captioner = FrameCaptioner(load_checkpoint(opt.model), device, opt.beam_size, bool(opt.suppress_UNK),
@@ -122,22 +132,41 @@ def caption_video_file(opt, device):
 
 
 def write_vis(preds, opt):
-    """vis.json ([{image_id, caption, file_name}]) and imgs/img<k>.jpg (k from 1), with index.html alongside."""
+    """vis.json ([{image_id, caption, file_name}]) and imgs/img<k>.jpg (k from 1), with index.html alongside.
+    A JPEG is copied as it is (eval.lua's `cp`), anything else decoded and saved as JPEG."""
+    import numpy as np
+    from PIL import Image
+
+    from common import h5prep
+    from neuraltalk.data import load_rgb
     os.makedirs(os.path.join(opt.vis_dir, "imgs"), exist_ok=True)
     page = os.path.join(VIS_DIR, "index.html")
     if os.path.abspath(opt.vis_dir) != VIS_DIR:
         shutil.copy(page, os.path.join(opt.vis_dir, "index.html"))
     if opt.dump_images:
         for k, p in enumerate(preds, 1):
+            out = os.path.join(opt.vis_dir, "imgs", f"img{k}.jpg")
+            if is_jpeg(p["path"]):
+                shutil.copyfile(p["path"], out)
+                continue
             img = load_rgb(p["path"]) if os.path.isfile(p["path"]) else None  # a split's image may be elsewhere
             if img is None:
                 img = np.zeros((8, 8, 3), np.uint8)
-            Image.fromarray(img).save(os.path.join(opt.vis_dir, "imgs", f"img{k}.jpg"), quality=90)
+            Image.fromarray(img).save(out, quality=90)
     if opt.dump_json:
         keep = ("image_id", "caption", "file_name") + (("path",) if opt.dump_path else ())
         h5prep.write_json(os.path.join(opt.vis_dir, "vis.json"), [{k: p[k] for k in keep} for p in preds])
     print(f"wrote {len(preds)} captions to {opt.vis_dir}; view them with: cd {shlex.quote(opt.vis_dir)} && "
           f"{shlex.quote(os.path.basename(sys.executable))} -m http.server", file=sys.stderr)
+
+
+def is_jpeg(path):
+    """A readable file that starts as a JPEG does (FF D8 FF), whatever its name."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from common.caption_lm import LanguageModel, beam_search, caption_loss, columns_to_seq, sample_sequences
+from common.device import autocast
 
 MODELS = ("show_tell", "topdown")
 ALIASES = {"updown": "topdown", "showtell": "show_tell", "fc": "show_tell"}
@@ -286,6 +287,7 @@ class CaptionModel(nn.Module):
         self.register_buffer("fc_std", torch.ones(fc_dim))
         self.register_buffer("att_mean", torch.zeros(att_dim))
         self.register_buffer("att_std", torch.ones(att_dim))
+        self.precision = "fp32"  # the CNN's arithmetic in features(); see to_inference
 
     def set_feature_stats(self, fc_mean, fc_std, att_mean=None, att_std=None):
         with torch.no_grad():
@@ -296,10 +298,23 @@ class CaptionModel(nn.Module):
     def feature_stats(self):
         return {k: getattr(self, k).detach().cpu() for k in ("fc_mean", "fc_std", "att_mean", "att_std")}
 
+    def to_inference(self, precision="fp32"):
+        """Eval mode; at bf16/fp16 (common.device.resolve_precision) the CNN runs channels-last under
+        autocast and hands float32 features to the decoder, which stays float32."""
+        self.eval()
+        self.precision = precision
+        if precision != "fp32":
+            self.cnn.to(memory_format=torch.channels_last)
+        return self
+
     def features(self, images, finetune=False):
         """uint8 images (B, 3, H, W) -> (fc, att) through the CNN (no gradient unless fine-tuning)."""
         with torch.set_grad_enabled(finetune and torch.is_grad_enabled()):
-            return self.cnn(images)
+            if self.precision == "fp32":
+                return self.cnn(images)
+            with autocast(images.device, self.precision):
+                fc, att = self.cnn(images.contiguous(memory_format=torch.channels_last))
+            return fc.float(), None if att is None else att.float()
 
     def forward(self, fc, att=None, labels=None, ss_prob=0.0, mode="xe", **kw):
         """XE: features of B images and labels of B * seq_per_img captions (image k's at rows k*n..k*n+n-1)

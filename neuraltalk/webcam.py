@@ -9,11 +9,9 @@ Each frame is prepared (neuraltalk/frames.py) as eval.py prepares a file of -ima
 CNN's image size, centre crop; neuraltalk2 checkpoints: image.scale and its crop), so the page's caption of a
 picture is eval.py's caption of the same picture saved as a file. Nothing is written to disk.
 """
-from common import webcam
 from common.cli import UserError, flag, options, parse, run
-from common.device import get_device, seed_everything
-from neuraltalk.captioner import load_checkpoint
-from neuraltalk.frames import FrameCaptioner
+
+# torch and the model code are imported where they are used: `webcam.py -h` answers at once
 
 
 @options
@@ -33,6 +31,10 @@ class WebcamOptions:
 def main(opt: WebcamOptions):
     if not opt.model:
         raise UserError("give -model (a .pt checkpoint from train.py or a neuraltalk2 .t7)")
+    from common import webcam
+    from common.device import get_device, seed_everything
+    from neuraltalk.captioner import load_checkpoint
+    from neuraltalk.frames import FrameCaptioner
     seed_everything(opt.seed)
     device = get_device(opt.gpuid)
     captioner = FrameCaptioner(load_checkpoint(opt.model), device, opt.beam_size, bool(opt.suppress_UNK))

@@ -38,5 +38,5 @@ def test_download_model_sh_against_a_local_server(tmp_path):
     res = run_model.main(parse(run_model.RunOptions, ["-checkpoint", str(dest / "densecap-pretrained-vgg16.t7"),
                                                       "-input_image", str(FIXTURES / "lua_scene_wide.png"),
                                                       "-gpu", "-1", "-image_size", "160",
-                                                      "-output_vis_dir", str(tmp_path / "vis")]))
+                                                      "-output_vis_dir", str(tmp_path / "vis"), "-precision", "fp32"]))
     assert_matches_lua(res[0], lua_results("wide"))

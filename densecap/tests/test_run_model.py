@@ -150,7 +150,7 @@ def test_folder_loads_the_model_once_with_a_progress_bar(tiny_checkpoint, shapes
 
 
 def test_interrupted_folder_keeps_the_results_so_far(tiny_checkpoint, shapes_dir, tmp_path, monkeypatch):
-    real = run_model.run_image
+    real = run_model.detect
     calls = []
 
     def stop_at_the_second(*a, **k):
@@ -158,7 +158,7 @@ def test_interrupted_folder_keeps_the_results_so_far(tiny_checkpoint, shapes_dir
         if len(calls) == 2:
             raise KeyboardInterrupt
         return real(*a, **k)
-    monkeypatch.setattr(run_model, "run_image", stop_at_the_second)
+    monkeypatch.setattr(run_model, "detect", stop_at_the_second)
     with pytest.raises(KeyboardInterrupt):
         run(["-checkpoint", str(tiny_checkpoint), "-input_dir", str(shapes_dir), "-image_size", "128",
              "-output_vis_dir", str(tmp_path / "v")])
@@ -252,7 +252,7 @@ def test_truncated_checkpoint_is_one_line(tiny_checkpoint, tmp_path, script, mon
 
 def test_help_imports_no_torch():
     """`run_model.py -h` prints its options without importing torch (issue 21: the start-up it costs, under
-    0.8 CPU s, is measured by bench/densecap_bench.py --startup)."""
+    0.8 CPU s, is measured by bench/densecap_bench.py, its start-up line)."""
     import subprocess
     import sys
     code = ("import sys; sys.argv = ['run_model.py', '-h']\n"

@@ -42,7 +42,8 @@ def offline(two_scene_model, tmp_path_factory):
     for k, (rgb, _) in enumerate(scenes):
         Image.fromarray(big(rgb)).save(d / f"{k}.png")
     results = run_model.main(parse(run_model.RunOptions, ["-checkpoint", str(ck), "-input_dir", str(d),
-                                                          "-output_vis_dir", str(d / "vis"), *FLAGS]))
+                                                          "-output_vis_dir", str(d / "vis"), *FLAGS,
+                                                          "-precision", "fp32"]))  # the live path's (fp32)
     return sorted(results, key=lambda r: r["img_name"])
 
 

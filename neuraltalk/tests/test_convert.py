@@ -13,10 +13,9 @@ from PIL import Image
 from common import checkpoint, t7
 from common.cli import UserError, parse
 from common.testing import t7_writer
-from neuraltalk import convert
 from neuraltalk import eval as nt_eval
 from neuraltalk.captioner import build_captioner, caption_folder, load_checkpoint
-from neuraltalk.lua_checkpoint import torch_image_scale
+from neuraltalk.lua_checkpoint import convert_t7, torch_image_scale
 from neuraltalk.tests.conftest import NEURALTALK
 from neuraltalk.tests.t7_fixture import greedy_caption, image_vector, save_checkpoint
 
@@ -75,7 +74,8 @@ def test_convert_cli_then_eval_gives_the_lua_captions(tmp_path, capsys):
     ck = checkpoint.load(out, "neuraltalk")
     assert ck["config"]["caption_model"] == "show_tell" and ck["config"]["beam_search"] == "neuraltalk2"
     opt = parse(nt_eval.EvalOptions, ["-model", str(out), "-image_folder", str(FIX / "images"), "-gpuid", "-1",
-                                      "-beam_size", "1", "-suppress_UNK", "0", "-vis_dir", str(tmp_path / "vis")])
+                                      "-beam_size", "1", "-suppress_UNK", "0", "-vis_dir", str(tmp_path / "vis"),
+                                      "-precision", "fp32"])
     preds, _ = nt_eval.main(opt)
     lua = t7.load(FIX / "lua_outputs.t7")
     theirs = {f.decode(): c.decode() for f, c in zip(lua[b"files"], lua[b"train"][b"greedy_captions"])}
@@ -87,7 +87,7 @@ def test_not_a_neuraltalk2_checkpoint(tmp_path):
     p = tmp_path / "x.t7"
     t7_writer.save(p, {"protos": {"rnn": 1}, "opt": {}})
     with pytest.raises(UserError, match="not a neuraltalk2 checkpoint"):
-        convert.convert_t7(str(p))
+        convert_t7(str(p))
     (tmp_path / "y.t7").write_text("hello")
     with pytest.raises(UserError, match="not a readable Torch7"):
-        convert.convert_t7(str(tmp_path / "y.t7"))
+        convert_t7(str(tmp_path / "y.t7"))

@@ -173,3 +173,27 @@ def test_ddp_two_processes_equal_one(prepped, tmp_path):
     assert len(one["model"]) > 5 and one["model"].keys() == two["model"].keys()
     for k, v in one["model"].items():
         torch.testing.assert_close(two["model"][k], v, atol=1e-5, rtol=1e-4)
+
+
+def test_auto_keeps_fp32_for_a_random_cnn_and_bf16_really_differs(trained, tmp_path, shapes):
+    """This model's CNN is a random ResNet-18 (-cnn_weights ''): its standardised features are mostly the
+    few-percent variation that bf16 rounding swamps, so -precision auto keeps float32 for it (the same
+    captions as -precision fp32) even on a bf16-native CPU; bf16 asked for really runs the CNN in bf16.
+    (bf16 against fp32 on a trained CNN: test_lua_checkpoints.test_bf16_gives_the_fp32_captions.)"""
+    import torch
+
+    from neuraltalk.captioner import build_captioner, load_checkpoint
+    root, _ = shapes
+    caps = {}
+    for precision in ("fp32", "auto"):
+        preds, _ = run_eval("-model", str(trained), "-image_folder", str(root / "images"), "-num_images", "-1",
+                            "-beam_size", "1", "-gpuid", "-1", "-precision", precision, "-vis_dir",
+                            str(tmp_path / precision), "-dump_images", "0")
+        caps[precision] = [p["caption"] for p in preds]
+    assert len(caps["fp32"]) == 80 and caps["auto"] == caps["fp32"]
+    ck = load_checkpoint(str(trained))
+    x = torch.randint(0, 256, (2, 3, 56, 56), dtype=torch.uint8)
+    with torch.inference_mode():
+        fc32 = build_captioner(ck).features(x)[0]
+        fc16 = build_captioner(ck).to_inference("bf16").features(x)[0]
+    assert fc16.dtype == torch.float32 and 0 < (fc16 - fc32).abs().max() < 0.05 * fc32.abs().max()

@@ -39,7 +39,7 @@ def test_image_scale_and_crop_match_torch_image(lua):
 @pytest.mark.parametrize("beam", [1, 2])
 def test_eval_captions_equal_lua(tmp_path, lua, which, beam, capsys):
     opt = parse(nt_eval.EvalOptions, ["-model", str(FIX / FILES[which]), "-image_folder", str(FIX / "images"),
-                                      "-gpuid", "-1", "-beam_size", str(beam), "-suppress_UNK", "0",
+                                      "-gpuid", "-1", "-beam_size", str(beam), "-suppress_UNK", "0", "-precision", "fp32",
                                       "-vis_dir", str(tmp_path / "vis"), "-dump_images", "0"])
     preds, _ = nt_eval.main(opt)
     ours = {p["file_name"]: p["caption"] for p in preds}
@@ -71,7 +71,7 @@ def test_eval_command_on_the_lua_t7_prints_and_writes_the_lua_captions(tmp_path,
     vis = tmp_path / "vis"
     cmd = [sys.executable, str(NEURALTALK / "eval.py"), "-model", str(FIX / FILES["cpu"]), "-image_folder",
            str(FIX / "images"), "-num_images", "-1", "-beam_size", "2", "-suppress_UNK", "0", "-gpuid", "-1",
-           "-vis_dir", str(vis)]
+           "-vis_dir", str(vis), "-precision", "fp32"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(NEURALTALK.parent)))
     assert done.returncode == 0, done.stderr
     files = [f.decode() for f in lua[b"files"]]
@@ -81,3 +81,21 @@ def test_eval_command_on_the_lua_t7_prints_and_writes_the_lua_captions(tmp_path,
     printed = [line for line in done.stdout.splitlines() if line.startswith("image ")]
     assert printed == [f"image {v['image_id']}: {theirs[v['file_name']]}" for v in written]
     assert len(printed) == len(files) == len(os.listdir(vis / "imgs"))
+
+
+@pytest.mark.parametrize("beam", [1, 2])
+def test_bf16_gives_the_fp32_captions(tmp_path, lua, beam):
+    """-precision bf16 (auto on an AVX512-BF16/AMX CPU: the CNN in bf16, the decoder in float32) captions
+    the three images as float32 does, which is what neuraltalk2 computed."""
+    from common.device import native_bf16
+    if not native_bf16():
+        pytest.skip("this CPU has no native bf16 (AVX512-BF16/AMX): bf16 is emulated here, and auto picks fp32")
+    caps = {}
+    for precision in ("fp32", "bf16"):
+        opt = parse(nt_eval.EvalOptions, ["-model", str(FIX / FILES["cpu"]), "-image_folder", str(FIX / "images"),
+                                          "-gpuid", "-1", "-beam_size", str(beam), "-suppress_UNK", "0",
+                                          "-precision", precision, "-vis_dir", str(tmp_path / "vis"),
+                                          "-dump_images", "0"])
+        caps[precision] = {p["file_name"]: p["caption"] for p in nt_eval.main(opt)[0]}
+    key = b"greedy_captions" if beam == 1 else b"beam2_captions"
+    assert caps["bf16"] == caps["fp32"] == {f.decode(): c.decode() for f, c in zip(lua[b"files"], lua[b"cpu"][key])}
