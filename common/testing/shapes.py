@@ -92,11 +92,12 @@ def _tokens(text):
     return text.lower().split()
 
 
-def write_dataset(out_dir, n_images, seed=0, size=128, val_frac=0.1, test_frac=0.1):
+def write_dataset(out_dir, n_images, seed=0, size=128, val_frac=0.1, test_frac=0.1, max_shapes=3):
     """Write n_images scenes and their annotations in the Karpathy and Visual Genome formats.
 
     Returns {"images", "karpathy_json", "region_descriptions", "image_data", "splits_json"}.
-    Image ids run 1..n_images (file `images/<id>.png`); the last val_frac/test_frac of them are val/test.
+    Each scene has 1..max_shapes shapes. Image ids run 1..n_images (file `images/<id>.png`); the last
+    val_frac/test_frac of them are val/test.
     """
     rng = np.random.default_rng(seed)
     img_dir = os.path.join(out_dir, "images")
@@ -110,7 +111,7 @@ def write_dataset(out_dir, n_images, seed=0, size=128, val_frac=0.1, test_frac=0
     for i in range(n_images):
         image_id = i + 1
         split = "train" if i < n_train else ("val" if i < n_train + n_val else "test")
-        img, captions, regions = make_scene(rng, size=size)
+        img, captions, regions = make_scene(rng, size=size, max_shapes=max_shapes)
         filename = f"{image_id}.png"
         img.save(os.path.join(img_dir, filename))
         splits[split].append(image_id)
