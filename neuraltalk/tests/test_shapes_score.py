@@ -74,3 +74,31 @@ def test_bad_input_is_one_line(world, tmp_path):
                         "-regions_json", paths["region_descriptions"]], capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr.startswith("error:") and len(r.stderr.splitlines()) == 1
     assert "Traceback" not in r.stderr
+
+
+def test_vis_screenshot_shows_the_captioned_images(world, tmp_path):
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from common import browser
+    from neuraltalk import vis_screenshot
+    from neuraltalk.eval import VIS_DIR
+    browser.require_chromium()
+    paths, regions = world
+    vis = tmp_path / "vis"
+    (vis / "imgs").mkdir(parents=True)
+    shutil.copy(f"{VIS_DIR}/index.html", vis / "index.html")
+    for k in (1, 2):
+        Image.open(f"{paths['images']}/{k}.png").convert("RGB").save(vis / "imgs" / f"img{k}.jpg")
+    json.dump([{"image_id": str(k), "caption": f"caption {k}", "file_name": f"images/{k}.png"} for k in (1, 2)],
+              open(vis / "vis.json", "w"))
+    png = tmp_path / "shot.png"
+    vis_screenshot.main(parse(vis_screenshot.ScreenshotOptions, [str(vis), str(png)]))
+    shot = np.asarray(Image.open(png).convert("RGB"))
+    assert shot.shape[1] >= 900
+    # the scenes' shape colours are on the page (the cards show the images, not only the page's grey)
+    from common.testing.shapes import COLORS
+    colour = COLORS[regions[1][0]["phrase"].split()[-2]]
+    assert (np.abs(shot.astype(int) - colour).sum(-1) < 40).sum() > 500
