@@ -58,7 +58,8 @@ def _place(rng, size, max_shapes):
 
 def _captions(placed, size):
     """Five paraphrases of the scene, each naming every shape: what the shapes are and, for two or more, where
-    (left to right, or right to left; a chain of "left of" for three)."""
+    (left to right, or right to left; a chain of "left of" for three). At most 16 words (neuraltalk2's
+    default -max_length)."""
     names = [f"{c} {k}" for (_, _, _, k, c, _) in placed]
     if len(placed) == 1:
         x, y, s = placed[0][:3]
@@ -70,9 +71,11 @@ def _captions(placed, size):
     order = [names[i] for i in sorted(range(len(placed)), key=lambda i: placed[i][0] + placed[i][2] / 2)]
     chain = lambda seq, link: f" {link} ".join(f"a {n}" for n in seq)  # noqa: E731
     count = {2: "two", 3: "three"}.get(len(placed), str(len(placed)))
-    return [chain(order, "left of"), chain(order[::-1], "right of"), chain(order, "and"),
-            f"{count} shapes with a {order[0]} on the left and {chain(order[1:], 'and')}",
-            chain(order[::-1], "to the right of")]
+    rightmost_first = f"a {order[-1]} to the right of " + chain(order[-2::-1], "right of")  # <= 16 words
+    with_count = (f"{count} shapes with a {order[0]} on the left and {chain(order[1:], 'and')}" if len(order) == 2
+                  else f"{count} shapes {chain(order, 'and')}")  # <= 16 words
+    return [chain(order, "left of"), chain(order[::-1], "right of"), chain(order, "and"), with_count,
+            rightmost_first]
 
 
 def make_scene(rng: np.random.Generator, size=128, max_shapes=3):

@@ -39,8 +39,9 @@ def test_captions_name_every_shape_and_the_relation():
     for _ in range(30):
         _, captions, regions = make_scene(rng)
         names = sorted(" ".join(r["phrase"].split()[2:]) for r in regions)  # "red circle"
-        for c in captions:  # every paraphrase names every shape, once each
+        for c in captions:  # every paraphrase names every shape, once each, in at most 16 words
             words = c.split()
+            assert len(words) <= 16, c
             assert sorted(f"{w} {k}" for w, k in zip(words, words[1:]) if w in COLORS) == names, c
         left_to_right = [" ".join(r["phrase"].split()[2:]) for r in sorted(regions, key=lambda r: r["x"] + r["w"] / 2)]
         if len(regions) == 2:
@@ -49,6 +50,7 @@ def test_captions_name_every_shape_and_the_relation():
             assert captions[1] == f"a {rn} right of a {ln}"
         if len(regions) == 3:
             assert captions[0] == "a {} left of a {} left of a {}".format(*left_to_right)
+            assert captions[4] == "a {2} to the right of a {1} right of a {0}".format(*left_to_right)
 
 
 def test_write_dataset_formats(tmp_path):
