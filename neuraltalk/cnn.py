@@ -1,7 +1,10 @@
 """The CNN image encoder: an image batch -> `fc` (B, D) and `att` (B, S*S, C) features.
 
 torchvision ResNets (fc = layer4 mean, att = layer4 pooled to S x S, as the modern repos' prepro_feats)
-and VGG-16 (fc = relu7 output, as neuraltalk2; att = conv5 pooled to S x S). Pretrained weights come
+and VGG-16 (fc = relu7 output, as neuraltalk2; att = conv5 pooled to S x S); `small`, a 6-layer convnet for
+64 x 64 synthetic images (the shapes world) whose weights come from `python -m neuraltalk.shapes_cnn` (it
+learns which shape lies in each cell of an 8 x 8 grid): its fc is that grid flattened, so it keeps where
+things are (a mean over the map, as the ResNets' fc, would not). Pretrained weights come
 from `-cnn_weights`: a torchvision state_dict file, 'imagenet' (torchvision's download, needs the
 network once), or '' for a random initialisation seeded by -seed (then say so: captions from random
 features are only as good as colour and texture statistics allow).
@@ -19,7 +22,7 @@ import torchvision
 
 from common.cli import UserError
 
-CNNS = ("resnet101", "resnet50", "resnet34", "resnet18", "vgg16")
+CNNS = ("resnet101", "resnet50", "resnet34", "resnet18", "vgg16", "small")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG_MEAN = (123.68, 116.779, 103.939)
@@ -51,10 +54,54 @@ class ImageEncoder(nn.Module):
         return fc, att
 
 
+SMALL_GRID = 8  # the small CNN's output grid: 8 x 8 cells (8 pixels each on 64 x 64 images)
+
+
+class CellPositions(nn.Module):
+    """The last two channels are a place inside each cell (0..1); out, they are that place in the image (0..1):
+    (column + x) / width, (row + y) / height. So each cell's feature says where its shape is."""
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        cols = torch.arange(w, device=x.device, dtype=x.dtype).view(1, w).expand(h, w)
+        rows = torch.arange(h, device=x.device, dtype=x.dtype).view(h, 1).expand(h, w)
+        return torch.cat([x[:, :-2], (x[:, -2:-1] + cols) / w, (x[:, -1:] + rows) / h], 1)
+
+
+def small_cnn(width=16, att_size=8, out_channels=18) -> ImageEncoder:
+    """conv3x3-BatchNorm-ReLU blocks (three halving the map, two keeping it) and a 1x1 conv to out_channels per
+    cell: 64 x 64 images -> an 8 x 8 map, its last two channels the place of the cell's shape (CellPositions).
+    fc is that map flattened."""
+    chans = (3, width, 2 * width, 4 * width, 4 * width, 4 * width)
+    layers = []
+    for k, (cin, cout) in enumerate(zip(chans, chans[1:])):
+        layers += [nn.Conv2d(cin, cout, 3, stride=2 if k < 3 else 1, padding=1, bias=False), nn.BatchNorm2d(cout),
+                   nn.ReLU()]
+    body = nn.Sequential(*layers, nn.Conv2d(chans[-1], out_channels, 1), CellPositions())
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(SMALL_GRID), nn.Flatten())
+    return ImageEncoder(body, "small", SMALL_GRID * SMALL_GRID * out_channels, out_channels, att_size, fc_head=head)
+
+
 def build_cnn(name: str, weights: str = "", att_size: int = 7, seed: int = 123) -> ImageEncoder:
     if name not in CNNS:
         raise UserError(f"-cnn {name}: unknown; choose one of {', '.join(CNNS)}")
     torch.manual_seed(seed)  # a random CNN must be the same one in prepro, train and eval
+    if name == "small":
+        enc = small_cnn(att_size=att_size)
+        if weights:
+            try:
+                enc.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            except FileNotFoundError:
+                raise UserError(f"-cnn_weights {weights}: no such file") from None
+            except (RuntimeError, KeyError, ValueError) as e:
+                raise UserError(f"-cnn_weights {weights}: not small-CNN weights ({str(e).splitlines()[0][:100]})") \
+                    from None
+        else:
+            print(f"note: the small CNN is randomly initialised (seed {seed}): pass -cnn_weights from "
+                  f"python -m neuraltalk.shapes_cnn, or train it with the captioner (-finetune_cnn_after 0)",
+                  file=sys.stderr)
+        enc.eval()
+        return enc
     net = getattr(torchvision.models, name)(weights=None)
     if weights == "imagenet":
         try:

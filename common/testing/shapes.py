@@ -9,6 +9,7 @@ Genome (one box + phrase per shape) in tests and demos.
 """
 import json
 import os
+import re
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -56,7 +57,9 @@ def _place(rng, size, max_shapes):
 
 
 def _captions(placed, size):
-    """Five paraphrases of the scene: what the shapes are and, for two or more, where."""
+    """Five paraphrases of the scene, each naming every shape: what the shapes are and, for two or more, where
+    (left to right, or right to left; a chain of "left of" for three). At most 16 words (neuraltalk2's
+    default -max_length)."""
     names = [f"{c} {k}" for (_, _, _, k, c, _) in placed]
     if len(placed) == 1:
         x, y, s = placed[0][:3]
@@ -65,12 +68,14 @@ def _captions(placed, size):
         n = names[0]
         return [f"a {n}", f"a {n} on a plain background", f"there is a {n}",
                 f"a {n} in the {where}", f"a picture of a single {n}"]
-    order = sorted(range(len(placed)), key=lambda i: placed[i][0] + placed[i][2] / 2)
-    left, right = names[order[0]], names[order[-1]]
-    all_names = " and ".join(f"a {names[i]}" for i in order)
+    order = [names[i] for i in sorted(range(len(placed)), key=lambda i: placed[i][0] + placed[i][2] / 2)]
+    chain = lambda seq, link: f" {link} ".join(f"a {n}" for n in seq)  # noqa: E731
     count = {2: "two", 3: "three"}.get(len(placed), str(len(placed)))
-    return [f"a {left} left of a {right}", f"a {right} right of a {left}", all_names,
-            f"{count} shapes with a {left} on the left", f"a {right} to the right of a {left}"]
+    rightmost_first = f"a {order[-1]} to the right of " + chain(order[-2::-1], "right of")  # <= 16 words
+    with_count = (f"{count} shapes with a {order[0]} on the left and {chain(order[1:], 'and')}" if len(order) == 2
+                  else f"{count} shapes {chain(order, 'and')}")  # <= 16 words
+    return [chain(order, "left of"), chain(order[::-1], "right of"), chain(order, "and"), with_count,
+            rightmost_first]
 
 
 def make_scene(rng: np.random.Generator, size=128, max_shapes=3):
@@ -90,11 +95,12 @@ def _tokens(text):
     return text.lower().split()
 
 
-def write_dataset(out_dir, n_images, seed=0, size=128, val_frac=0.1, test_frac=0.1):
+def write_dataset(out_dir, n_images, seed=0, size=128, val_frac=0.1, test_frac=0.1, max_shapes=3):
     """Write n_images scenes and their annotations in the Karpathy and Visual Genome formats.
 
     Returns {"images", "karpathy_json", "region_descriptions", "image_data", "splits_json"}.
-    Image ids run 1..n_images (file `images/<id>.png`); the last val_frac/test_frac of them are val/test.
+    Each scene has 1..max_shapes shapes. Image ids run 1..n_images (file `images/<id>.png`); the last
+    val_frac/test_frac of them are val/test.
     """
     rng = np.random.default_rng(seed)
     img_dir = os.path.join(out_dir, "images")
@@ -108,7 +114,7 @@ def write_dataset(out_dir, n_images, seed=0, size=128, val_frac=0.1, test_frac=0
     for i in range(n_images):
         image_id = i + 1
         split = "train" if i < n_train else ("val" if i < n_train + n_val else "test")
-        img, captions, regions = make_scene(rng, size=size)
+        img, captions, regions = make_scene(rng, size=size, max_shapes=max_shapes)
         filename = f"{image_id}.png"
         img.save(os.path.join(img_dir, filename))
         splits[split].append(image_id)
@@ -160,33 +166,41 @@ def _centres(truth, name):
     return [(t[3], t[4]) for t in truth if (t[0], t[1]) == name]
 
 
-def _positions_hold(words, named, truth, size) -> bool:
-    """Every position word of the caption is true of the scene (the caption forms of `_captions`);
-    a position word in any other form counts as wrong."""
-    text = " ".join(words)
-    if not any(p in words for p in ("left", "right", "top", "bottom")):
-        return True
-    xs = lambda name: [c[0] for c in _centres(truth, name)]  # noqa: E731
-    if " left of " in f" {text} " or " right of " in f" {text} ":
-        if len(named) < 2:
-            return False
-        a, b = xs(named[0]), xs(named[1])
-        if " left of " in f" {text} ":
-            return min(a) < max(b)
-        return max(a) > min(b)
+_RELATION = re.compile(r"(?:to the )?(left|right) of a")          # between two names: "a X left of a Y"
+_EXTREME = re.compile(r"on the (left|right)(?: and a)?")           # after a name: X is the leftmost / rightmost
+_QUADRANT = re.compile(r"in the (top|bottom) (left|right)")        # after the one name of a one-shape scene
+POSITION_WORDS = ("left", "right", "top", "bottom")
+
+
+def _positions_hold(words, truth, size) -> bool:
+    """Every position word of the caption is true of the scene, read in the forms `_captions` writes, each
+    about the names around it: "a X left of a Y" / "right of" / "to the right of" (a chain of them pairwise),
+    "a X on the left" / "on the right" (X is the leftmost / rightmost shape), "a X in the top left" (the one
+    shape's quadrant). A position word in any other form counts as wrong."""
+    at = [i for i in range(len(words) - 1) if words[i] in COLORS and words[i + 1] in KINDS]
+    if not at:
+        return not any(w in POSITION_WORDS for w in words)
+    if any(w in POSITION_WORDS for w in words[:at[0]]):
+        return False
+    xs = lambda i: [c[0] for c in _centres(truth, (words[i], words[i + 1]))]  # noqa: E731
     all_x = [t[3] for t in truth]
-    if text.endswith("on the left"):
-        return len(named) >= 1 and min(xs(named[0])) == min(all_x)
-    if text.endswith("on the right"):
-        return len(named) >= 1 and max(xs(named[0])) == max(all_x)
-    for v in ("top", "bottom"):
-        for h in ("left", "right"):
-            if f"the {v} {h}" in text:
-                if len(named) != 1 or len(truth) != 1:
-                    return False
-                cx, cy = truth[0][3], truth[0][4]
-                return (cy < size / 2) == (v == "top") and (cx < size / 2) == (h == "left")
-    return False
+    for n, i in enumerate(at):
+        nxt = at[n + 1] if n + 1 < len(at) else None
+        gap = " ".join(words[i + 2:nxt])
+        if not any(w in POSITION_WORDS for w in gap.split()):
+            continue
+        if (m := _RELATION.fullmatch(gap)) and nxt is not None:
+            ok = min(xs(i)) < max(xs(nxt)) if m[1] == "left" else max(xs(i)) > min(xs(nxt))
+        elif m := _EXTREME.fullmatch(gap):
+            ok = min(xs(i)) == min(all_x) if m[1] == "left" else max(xs(i)) == max(all_x)
+        elif (m := _QUADRANT.fullmatch(gap)) and len(truth) == 1:
+            cx, cy = truth[0][3], truth[0][4]
+            ok = (cy < size / 2) == (m[1] == "top") and (cx < size / 2) == (m[2] == "left")
+        else:
+            ok = False
+        if not ok:
+            return False
+    return True
 
 
 def caption_names_scene(caption: str, regions: list[dict], size: int) -> bool:
@@ -201,7 +215,7 @@ def caption_names_scene(caption: str, regions: list[dict], size: int) -> bool:
     counts = {"single": 1, "one": 1, "two": 2, "three": 3}
     if any(w in counts and counts[w] != len(truth) for w in words):
         return False
-    return _positions_hold(words, named, truth, size)
+    return _positions_hold(words, truth, size)
 
 
 def phrase_names_region(phrase: str, region: dict) -> bool:

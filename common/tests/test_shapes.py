@@ -34,17 +34,23 @@ def test_make_scene_regions_match_pixels():
         assert np.all(a[outside] == BACKGROUND)
 
 
-def test_captions_name_the_shapes_and_relation():
+def test_captions_name_every_shape_and_the_relation():
     rng = np.random.default_rng(3)
     for _ in range(30):
         _, captions, regions = make_scene(rng)
-        for r in regions:
-            name = " ".join(r["phrase"].split()[2:])  # "red circle"
-            assert any(name in c for c in captions) or len(regions) == 3
+        names = sorted(" ".join(r["phrase"].split()[2:]) for r in regions)  # "red circle"
+        for c in captions:  # every paraphrase names every shape, once each, in at most 16 words
+            words = c.split()
+            assert len(words) <= 16, c
+            assert sorted(f"{w} {k}" for w, k in zip(words, words[1:]) if w in COLORS) == names, c
+        left_to_right = [" ".join(r["phrase"].split()[2:]) for r in sorted(regions, key=lambda r: r["x"] + r["w"] / 2)]
         if len(regions) == 2:
-            left, right = sorted(regions, key=lambda r: r["x"] + r["w"] / 2)
-            ln, rn = (" ".join(r["phrase"].split()[2:]) for r in (left, right))
+            ln, rn = left_to_right
             assert captions[0] == f"a {ln} left of a {rn}"
+            assert captions[1] == f"a {rn} right of a {ln}"
+        if len(regions) == 3:
+            assert captions[0] == "a {} left of a {} left of a {}".format(*left_to_right)
+            assert captions[4] == "a {2} to the right of a {1} right of a {0}".format(*left_to_right)
 
 
 def test_write_dataset_formats(tmp_path):
@@ -71,17 +77,26 @@ def test_write_dataset_formats(tmp_path):
     assert json.load(open(again["region_descriptions"])) == vg
 
 
-def test_the_world_s_own_captions_score_right_exactly_when_they_name_every_shape():
-    # the generator's captions are the independent truth for colours, counts and positions: each one is
-    # scored right unless it names fewer shapes than the scene holds ("two shapes with a X on the left")
-    from common.testing.shapes import caption_names_scene, named_shapes
+def test_the_world_s_own_captions_score_right_and_wrong_on_the_mirrored_scene_where_they_say_where():
+    # the generator's captions are the independent truth for colours, counts and positions: each one is scored
+    # right on its scene; on the scene mirrored left-right (same shapes, sides swapped) exactly those with
+    # position words are wrong (scenes with two equal shapes, or a shape on the middle line, left out)
+    from common.testing.shapes import POSITION_WORDS, caption_names_scene
     rng = np.random.default_rng(5)
     seen = set()
     for _ in range(80):
         _, captions, regions = make_scene(rng)
+        mirrored = [dict(r, x=128 - r["x"] - r["w"]) for r in regions]
+        names = [r["phrase"].split()[2:] for r in regions]
+        centres = sorted(r["x"] + r["w"] / 2 for r in regions)
+        clear = (len(set(map(tuple, names))) == len(names) and 64 not in centres
+                 and len(set(centres)) == len(centres))
         for c in captions:
-            assert caption_names_scene(c, regions, 128) == (len(named_shapes(c)) == len(regions)), (c, regions)
-            seen.add(caption_names_scene(c, regions, 128))
+            assert caption_names_scene(c, regions, 128), (c, regions)
+            if clear:
+                says_where = any(w in POSITION_WORDS for w in c.split())
+                assert caption_names_scene(c, mirrored, 128) == (not says_where), (c, mirrored)
+                seen.add(says_where)
     assert seen == {True, False}
 
 
@@ -93,6 +108,10 @@ def test_caption_scoring_rejects_wrong_colour_shape_count_and_side():
     assert caption_names_scene("a red circle left of a blue square", two, 128)
     assert caption_names_scene("a blue square to the right of a red circle", two, 128)
     assert caption_names_scene("two shapes with a red circle on the left", two, 128) is False  # names one of two
+    assert caption_names_scene("two shapes with a red circle on the left and a blue square", two, 128)
+    assert not caption_names_scene("two shapes with a blue square on the left and a red circle", two, 128)
+    assert not caption_names_scene("a red circle and a blue square on the left", two, 128)  # the square is not
+    assert not caption_names_scene("a red circle left of a blue square in the top right", two, 128)  # 2 shapes
     assert not caption_names_scene("a blue square left of a red circle", two, 128)   # sides swapped
     assert not caption_names_scene("a red square left of a blue square", two, 128)   # wrong kind
     assert not caption_names_scene("a red circle and a blue square and a red circle", two, 128)  # invented
@@ -101,6 +120,18 @@ def test_caption_scoring_rejects_wrong_colour_shape_count_and_side():
     assert caption_names_scene("a red circle in the bottom left", one, 128)
     assert not caption_names_scene("a red circle in the top left", one, 128)
     assert not caption_names_scene("a yellow circle to the right of a yellow circle", one, 128)
+    assert not caption_names_scene("a red circle on the left side", one, 128)  # a form the world never writes
+    green_mid = {"x": 50, "y": 50, "w": 20, "h": 20, "phrase": "a small green triangle"}
+    three = [red_left, green_mid, blue_right]  # left to right: red circle, green triangle, blue square
+    assert caption_names_scene("a red circle left of a green triangle left of a blue square", three, 128)
+    assert caption_names_scene("a blue square to the right of a green triangle to the right of a red circle",
+                               three, 128)
+    assert not caption_names_scene("a red circle left of a blue square left of a green triangle", three, 128)
+    assert not caption_names_scene("a green triangle left of a red circle left of a blue square", three, 128)
+    assert caption_names_scene("three shapes with a red circle on the left and a green triangle and a blue "
+                               "square", three, 128)
+    assert not caption_names_scene("three shapes with a green triangle on the left and a red circle and a "
+                                   "blue square", three, 128)
     assert phrase_names_region("a large red circle", red_left)
     assert phrase_names_region("a red circle", red_left)
     assert not phrase_names_region("a small red circle", red_left)
