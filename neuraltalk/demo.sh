@@ -13,6 +13,7 @@
 #     = the share whose caption names every shape with its colour and kind, and its place where it says one.
 set -euo pipefail
 PY=${PY:-python}
+export OMP_NUM_THREADS=1  # one thread: the same floating-point sums, so the same captions, on any core count
 DEMO=${DEMO:-$(pwd)/demo_out}
 OUT="$DEMO/neuraltalk"
 ITERS=600
