@@ -14,7 +14,6 @@ ECCV 2016); `decode` turns them into ab by the annealed mean, which stays muted 
 from dataclasses import dataclass
 
 import numpy as np
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
