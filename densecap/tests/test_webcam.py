@@ -24,7 +24,6 @@ from common.cli import UserError, parse
 from common.webcam import LiveServer
 from densecap import run_model
 from densecap import webcam as dc_webcam
-from densecap.checkpoints import load_model
 
 DENSECAP = Path(__file__).resolve().parents[1]
 SIDE = 256  # the camera's picture: a 64 x 64 scene scaled 4x
@@ -49,9 +48,10 @@ def offline(two_scene_model, tmp_path_factory):
 
 
 def live_model(ck, *extra):
-    model, itos, _ = load_model(ck)
-    return dc_webcam.LiveDenseCap(model, itos, parse(dc_webcam.WebcamOptions, ["-checkpoint", str(ck), *FLAGS,
-                                                                               *extra]))
+    """The model as webcam.py loads it (once, channels-last, -precision fp32)."""
+    opt = parse(dc_webcam.WebcamOptions, ["-checkpoint", str(ck), *FLAGS, "-precision", "fp32", *extra])
+    model, itos, _ = dc_webcam.load_live_model(opt, torch.device("cpu"))
+    return dc_webcam.LiveDenseCap(model, itos, opt)
 
 
 def test_model_path_gives_run_model_results(two_scene_model, offline):
