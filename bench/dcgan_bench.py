@@ -34,7 +34,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import ROOT, git_rev, machine, write_section  # noqa: E402
 
 OUT = os.path.join(ROOT, "bench", "out", "dcgan")
-SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
+sys.path.insert(0, ROOT)
+from common.datasets import data_root  # noqa: E402
+
+SHARED = str(data_root())  # TORCH_CLASSICS_DATA, else ../shared/data beside the repository, else data/
 FACES_SIZE, FACES_WIDTH = 32, 32  # the anime-faces run: fineSize = loadSize (96x96 scaled, no crop), ngf = ndf
 LUA_S_PER_BATCH = (2.7, 3.6)  # dcgan.torch main.lua on this kind of machine, batch 64 at 64x64
 
