@@ -5,8 +5,10 @@
 set -euo pipefail
 PY=${PY:-python}
 DEMO=${DEMO:-$(pwd)/demo_out}
+case "$PY" in */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")";; esac  # relative paths: from here
+mkdir -p "$DEMO/densecap"
+DEMO="$(cd "$DEMO" && pwd)"
 OUT="$DEMO/densecap"
-mkdir -p "$OUT"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 cd "$(dirname "$0")"   # run the scripts from inside densecap/, as the original ran `th train.lua`
 
