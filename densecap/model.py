@@ -52,6 +52,7 @@ class ModelConfig:
     std: float = 0.01
     region_code_norm: bool = False  # new: LayerNorm on the region code before the language model
     region_code_standardize: bool = False  # new: per-feature running standardization of the region code (first)
+    lm_input: str = "fc7"           # new: fc7 (the original) | roi: the language model reads the RoI features
 
     @classmethod
     def from_options(cls, opt, **given):
@@ -192,9 +193,15 @@ class DenseCapModel(nn.Module):
         # region_code_standardize scales each feature by its own spread instead: the LayerNorm scales the
         # whole code by its overall spread, so the colour of a shape, which sits in low-variance features of
         # fc7, stays too small for the LSTM to pick up (an LM trained on fixed shapes codes: 29% vs 94% right)
-        norm = [RunningStandardize(cfg.fc_dim)] if cfg.region_code_standardize else []
-        norm += [nn.LayerNorm(cfg.fc_dim)] if cfg.region_code_norm else []
-        self.lm_encoder = nn.Sequential(*norm, nn.Linear(cfg.fc_dim, cfg.input_encoding_size), nn.ReLU(inplace=True))
+        # lm_input "roi": the language model reads the 7x7 RoI features through its own Linear instead of fc7,
+        # a path that the box and objectness losses do not train (on the shapes world they wash the colour
+        # out of fc6/fc7: linear probes read it from the RoI features at 98%, from the trained fc7 at 49%)
+        if cfg.lm_input not in ("fc7", "roi"):
+            raise ValueError(f"unknown lm_input {cfg.lm_input!r} (fc7 or roi)")
+        code_dim = cfg.fc_dim if cfg.lm_input == "fc7" else channels * 7 * 7
+        norm = [RunningStandardize(code_dim)] if cfg.region_code_standardize else []
+        norm += [nn.LayerNorm(code_dim)] if cfg.region_code_norm else []
+        self.lm_encoder = nn.Sequential(*norm, nn.Linear(code_dim, cfg.input_encoding_size), nn.ReLU(inplace=True))
         # one LSTM layer, no dropout: DenseCapModel.lua never passes drop_prob to its LanguageModel
         self.lm = LanguageModel(cfg.vocab_size, cfg.input_encoding_size, cfg.rnn_size, 1, 0.0, cfg.seq_length)
         for p in self.conv_net1.parameters():
@@ -236,7 +243,8 @@ class DenseCapModel(nn.Module):
             if ok.any():
                 losses["end_box_reg_loss"] = cfg.end_box_reg_weight * F.smooth_l1_loss(trans[ok], target_trans[ok])
             labels = gt_labels[pos_gt_idx]
-            logits = self.lm(self.lm_encoder(pos_codes), labels)
+            lm_codes = pos_codes if cfg.lm_input == "fc7" else roi_feats[:num_pos].flatten(1)
+            logits = self.lm(self.lm_encoder(lm_codes), labels)
             # torch-rnn's TemporalCrossEntropyCriterion: summed over time, averaged over the batch
             tokens = (labels > 0).sum() + labels.shape[0]  # the words plus one END per region
             per_region = self.lm.loss(logits, labels) * tokens / labels.shape[0]
@@ -291,6 +299,7 @@ class DenseCapModel(nn.Module):
             keep = box_utils.nms(final, scores, final_nms_thresh)
         else:
             keep = scores.argsort(descending=True)
-        final, scores, codes = final[keep], scores[keep], codes[keep]
+        final, scores = final[keep], scores[keep]
+        codes = codes[keep] if self.cfg.lm_input == "fc7" else roi_feats[keep].flatten(1).float()
         seqs = self.lm.sample(self.lm_encoder(codes))[0] if captions else None
         return final, scores, seqs

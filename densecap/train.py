@@ -40,6 +40,9 @@ class TrainOptions:
                                     "trunks trained from scratch at high learning rates)")
     region_code_standardize: int = flag(0, "new: 1 = standardize each feature of the region codes (running "
                                            "mean and variance) before the language model")
+    lm_input: str = flag("fc7", "new: what the language model reads: fc7 (the original) or roi (the 7x7 RoI "
+                                "features through its own Linear, a path the box losses do not train)",
+                         choices=["fc7", "roi"])
     anchor_scale: float = flag(1.0, "scale of the 12 anchors (LocalizationLayer's anchor_scale)")
     backend: str = flag("cudnn", "accepted for compatibility (PyTorch chooses its own kernels)")
     rpn_hidden_dim: int = flag(512, "accepted for compatibility: never read by the original either "

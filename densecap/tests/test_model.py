@@ -217,3 +217,36 @@ def test_region_code_standardize_sits_before_the_language_model():
     model = DenseCapModel(cfg)
     assert type(model.lm_encoder[0]).__name__ == "RunningStandardize"
     assert type(DenseCapModel(tiny_config()).lm_encoder[0]).__name__ == "Linear"
+
+
+def test_lm_input_roi_reads_the_roi_features_on_a_path_the_box_losses_do_not_train():
+    """-lm_input roi: the language model's encoder takes the 7x7 RoI features (C*49 values), the caption loss
+    reaches neither fc6/fc7 nor the box heads, the box and objectness losses never reach the encoder, and
+    forward_test captions each kept box from the RoI features of its proposal (worked out here step by step)."""
+    torch.manual_seed(0)
+    cfg = tiny_config(lm_input="roi", region_code_standardize=True, drop_prob=0.0)
+    model = DenseCapModel(cfg)
+    assert model.lm_encoder[1].in_features == cfg.tiny_channels * 7 * 7
+    assert DenseCapModel(tiny_config()).lm_encoder[0].in_features == cfg.fc_dim  # the default is the original's
+    image = torch.randn(1, 3, 64, 64) * 50
+    gt = torch.tensor([[20.0, 20, 24, 24], [44, 40, 30, 30]])
+    labels = torch.tensor([[1, 2, 4, 5, 0], [1, 3, 4, 6, 0]])
+    losses = model.forward_train(image, gt, labels, generator=torch.Generator().manual_seed(0))
+    caption, boxes = losses.pop("captioning_loss"), sum(losses.values())
+    enc = model.lm_encoder[1].weight
+    g = torch.autograd.grad(caption, [enc, model.recog_base[0].weight, model.box_reg.weight], allow_unused=True)
+    assert g[0].abs().sum() > 0 and g[1] is None and g[2] is None
+    assert torch.autograd.grad(boxes, [enc, model.recog_base[0].weight], allow_unused=True)[0] is None
+    with pytest.raises(ValueError, match="lm_input"):
+        DenseCapModel(tiny_config(lm_input="fc6"))
+
+    model.eval()
+    final, scores, seqs = model.forward_test(image, 0.7, 0.3, 20)
+    with torch.no_grad():
+        roi, props, _ = model.localization.forward_test(model.extract_features(image), (64, 64), 0.7, 20)
+        codes = model.recog_base(roi.flatten(1))
+        s = model.objectness(codes).squeeze(1)
+        b, _ = box_utils.clip_boxes(box_utils.apply_box_transform(props, model.box_reg(codes)), 64, 64)
+        keep = box_utils.nms(b, s, 0.3)
+        ref = model.lm.sample(model.lm_encoder(roi[keep].flatten(1)))[0]
+    assert len(keep) > 1 and torch.equal(seqs, ref) and torch.allclose(final, b[keep])

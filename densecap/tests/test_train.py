@@ -354,7 +354,7 @@ def test_every_architecture_flag_reaches_the_config_and_the_checkpoint_rebuilds_
                  input_encoding_size=10, rnn_size=14, drop_prob=0.25, sampler_batch_size=16,
                  sampler_high_thresh=0.6, sampler_low_thresh=0.2, train_remove_outbounds_boxes=0,
                  mid_box_reg_weight=0.5, mid_objectness_weight=0.25, end_box_reg_weight=0.75,
-                 end_objectness_weight=0.125, captioning_weight=2.0, box_reg_decay=1e-3)
+                 end_objectness_weight=0.125, captioning_weight=2.0, box_reg_decay=1e-3, lm_input="roi")
     argv = [a for k, v in given.items() for a in (f"-{k}", str(v))] + ["-region_code_norm", "1"]
     cfg = ModelConfig.from_options(parse(train.TrainOptions, argv), vocab_size=7, seq_length=9)
     assert cfg == ModelConfig(vocab_size=7, seq_length=9, region_code_norm=True, **given)
