@@ -240,6 +240,8 @@ For scale: the original Lua/Torch code took about 22 minutes for this image on C
 """
     write_section("densecap", body)
     print(body)
+    import live_bench  # the webcam pages' model path (densecap's and neuraltalk's), its own BENCHMARKS section
+    live_bench.main([])
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ class ColorizeOptions:
     precision: str = flag("auto", "the network's arithmetic: fp32, bf16 (autocast), or auto = bf16 only where the "
                                   "CPU runs it natively (AVX512-BF16/AMX) or on a GPU, else fp32",
                           choices=["auto", "fp32", "bf16"])
+    temperature: float = flag(0, "new, for a net trained with -loss classify: the annealed-mean temperature of its "
+                                 "ab distribution (1 = the mean: muted where unsure; lower = more vivid); 0 = the "
+                                 "model's own (train.py -temperature)", min=0)
     io_threads: int = flag(1, "folder runs: threads that read the next photos and write the previous ones while the "
                               "network works (0 = one photo at a time)", min=0, max=8)
     smooth: float = flag(0.8, "new, video: share of the previous frame's chroma and global features kept where the "
@@ -66,6 +69,11 @@ class Colorizer:
                   "190x on an AVX2 CPU); -precision auto picks fp32 here", file=sys.stderr)
         self.net, ck = pipeline.load_model(opt.model, self.device)
         self.net = pipeline.to_precision(self.net, self.device, self.precision)
+        if opt.temperature:
+            if not self.net.config.ab_grid:
+                raise UserError(f"-temperature: {opt.model} regresses ab (trained without -loss classify); "
+                                f"it has no distribution to anneal")
+            self.net.config.temperature = opt.temperature
         self.mean = float(ck["mean"])
         self.recombine = opt.recombine or ck.get("recombine", "yuv")
         self.style = None

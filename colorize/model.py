@@ -8,9 +8,12 @@
 The low-level network is shared (one set of weights) by the full-resolution and the 224x224 global paths.
 Layer sizes are the paper's, so the published colornet.t7 maps one to one (see lua_checkpoint.py); `width`
 divides every channel count and `global_size` shrinks the global input, for small test networks.
+New (`ab_grid`): the last layer can instead give one logit per in-gamut ab bin (Zhang, Isola and Efros,
+ECCV 2016); `decode` turns them into ab by the annealed mean, which stays muted where the net is unsure.
 """
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -22,6 +25,22 @@ class ColorNetConfig:
     global_size: int = 224   # side of the global path's input (a multiple of 32)
     n_classes: int = 0       # classification head outputs (205 for Places); 0 = no head
     batch_norm: bool = False  # BatchNorm after each convolution (the paper trains with it)
+    ab_grid: int = 0         # 0 = regress ab (the paper's sigmoid); N = classify into in-gamut ab bins N apart
+    temperature: float = 0.38  # annealed-mean temperature decoding a classifying net (Zhang et al.; 1 = the mean)
+
+
+def ab_bins(grid):
+    """Centres (K x 2, Lab a and b) of the ab grid cells `grid` apart whose centre is a displayable sRGB colour
+    at some lightness (grid 10: 226 bins; Zhang et al. keep 313, counting cells that are partly in gamut)."""
+    r = np.arange(-110, 111, grid, dtype=np.float64)
+    ab = np.stack(np.meshgrid(r, r, indexing="ij"), -1).reshape(-1, 2)
+    fy = (np.linspace(0, 100, 201)[:, None] + 16) / 116                   # every L, every (a, b): Lab -> XYZ
+    f = np.stack([fy + ab[:, 0] / 500, np.broadcast_to(fy, (201, len(ab))), fy - ab[:, 1] / 200], -1)
+    xyz = np.where(f > 6 / 29, f ** 3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * np.array([0.95047, 1.0, 1.08883])
+    rgb = xyz @ np.array([[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560],
+                          [0.0556434, -0.2040259, 1.0572252]]).T            # linear sRGB, in [0, 1] iff in gamut
+    inside = ((rgb >= 0) & (rgb <= 1)).all(-1).any(0)
+    return ab[inside].astype(np.float32)
 
 
 def conv(cin, cout, stride=1, bn=False, kernel=3):
@@ -58,7 +77,25 @@ class ColorNet(nn.Module):
         self.color = nn.Sequential(conv(c(256), c(128), 1, bn), nn.Upsample(scale_factor=2, mode="nearest"),
                                    conv(c(128), c(64), 1, bn), conv(c(64), c(64), 1, bn),
                                    nn.Upsample(scale_factor=2, mode="nearest"), conv(c(64), c(32), 1, bn),
-                                   nn.Conv2d(c(32), 2, 3, 1, 1), nn.Sigmoid())
+                                   *self.head(c(32)))
+
+    def head(self, cin):
+        """The last layer: 2 channels through a sigmoid (ab / 200 + 0.5), or one logit per ab bin (a 1x1
+        convolution, as Zhang et al.'s; a 3x3 one into 226 channels would cost 9x as much)."""
+        if not self.config.ab_grid:
+            return [nn.Conv2d(cin, 2, 3, 1, 1), nn.Sigmoid()]
+        self.register_buffer("ab_bins", torch.from_numpy(ab_bins(self.config.ab_grid)))  # saved with the weights
+        return [nn.Conv2d(cin, len(self.ab_bins), 1)]
+
+    def decode(self, out, temperature=0.0):
+        """forward's first output -> ab in [0, 1] (B x 2 x h x w): a regressing net's as it is; a classifying
+        net's annealed mean, softmax(log p / T) = softmax(logits / T) times the bin centres. T = 1 is the mean
+        of the predicted distribution: an unsure pixel (probability spread over opposite colours) comes out
+        muted; lower T moves towards the most likely bin (more vivid, and bolder where it is wrong)."""
+        if not self.config.ab_grid:
+            return out
+        p = torch.softmax(out.float() / (temperature or self.config.temperature), 1)
+        return torch.einsum("bkhw,kc->bchw", p, self.ab_bins.float()) / 200 + 0.5
 
     def global_features(self, x_global, low=None):
         """(256-d global vector, 512-d feature the classifier reads) for a global_size x global_size input."""
@@ -67,7 +104,8 @@ class ColorNet(nn.Module):
         return self.global_out(h), h
 
     def forward(self, x, x_global=None, global_feats=None):
-        """x: B x 1 x H x W luminance (H, W multiples of 8) -> (ab in [0, 1] at H/2 x W/2, class logits or None).
+        """x: B x 1 x H x W luminance (H, W multiples of 8) -> (ab in [0, 1] at H/2 x W/2, or ab-bin logits with
+        ab_grid (see decode), and class logits or None).
 
         x_global (B x 1 x S x S, S = global_size) defaults to x itself when x is S x S (training: the low-level
         features are then computed once) or x resized to S x S; global_feats overrides both (-style_image).

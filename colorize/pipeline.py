@@ -196,6 +196,7 @@ def predict_ab(net, x2, device, x1=None, global_feats=None, precision="fp32"):
         x1 = imageops.scale(x2, S, S)  # colorize.lua: X1 = image.scale(X2, 224, 224)
     with autocast(torch.device(device), precision if next(net.parameters()).dtype == torch.float32 else "fp32"):
         out, _ = net(_as_input(x2, net, device), None if x1 is None else _as_input(x1, net, device), global_feats)
+        out = net.decode(out)  # a classifying net's ab bins -> their annealed mean (a regressing net: unchanged)
     return out[0].float().cpu().numpy()
 
 

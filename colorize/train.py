@@ -7,6 +7,9 @@
 The paper's recipe: ADADELTA, 224x224 crops of 256x256 photos with flips, loss = colour MSE (Frobenius,
 per image) + 1/300 x classification cross-entropy. Validation PSNR is measured each epoch on held-out
 photos through the same pipeline colorize.py uses.
+New: `-loss classify` trains the classification loss of Zhang, Isola and Efros (ECCV 2016) instead: one logit
+per in-gamut ab bin, soft-encoded targets, class rebalancing (`-rebalance`), annealed-mean decoding
+(`-temperature`, stored in the checkpoint for colorize.py).
 """
 import dataclasses
 import errno
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from skimage.color import rgb2lab
 from tqdm import tqdm
 
 from colorize import data, metrics, pipeline
@@ -46,7 +50,15 @@ class TrainOptions:
     learning_rate: float = flag(1.0, "learning rate (ADADELTA's is a multiplier, 1.0 as the paper)")
     optimizer: str = flag("adadelta", "adadelta (the paper) or adam", choices=["adadelta", "adam"])
     loss: str = flag("l2", "l2: the paper's MSE on ab; weighted: MSE weighted by 1 + 3 x true chroma / 100, "
-                           "which pushes against greyish averages", choices=["l2", "weighted"])
+                           "which pushes against greyish averages; classify: new, Zhang et al.'s cross-entropy over "
+                           "226 in-gamut ab bins 10 apart (soft-encoded targets, -rebalance, -temperature)",
+                     choices=["l2", "weighted", "classify"])
+    rebalance: float = flag(0.5, "-loss classify: class rebalancing, lambda of Zhang et al.: pixel weights "
+                                 "1 / ((1 - lambda) p + lambda / K) of the training photos' smoothed ab-bin "
+                                 "frequencies p, mean weight 1; 1 = no rebalancing", min=0, max=1)
+    temperature: float = flag(0.38, "-loss classify: annealed-mean temperature colorize.py decodes with, stored in "
+                                    "the model (Zhang et al.: 0.38; 1 = the mean of the distribution, muted where "
+                                    "the net is unsure)", min=0.01, max=10)
     width: int = flag(1, "divide every channel count by this (1 = the paper's 42M-parameter network)", min=1)
     global_size: int = flag(0, "global path input side; 0 = image_size (the paper trains at 224 only)", min=0)
     batch_norm: int = flag(1, "1 = BatchNorm after each convolution, as the paper trains")
@@ -75,12 +87,59 @@ def split_files(opt):
     return pick(train), pick(val), classes
 
 
-def color_loss(pred, target, kind):
+def color_loss(pred, target, kind, classify=None):
+    """The colour loss of a batch; classify = (soft_encoding(bins), rebalancing weights) for -loss classify."""
+    if kind == "classify":
+        return classify_loss(pred, target, *classify)
     err = (pred.float() - target) ** 2
     if kind == "weighted":
         chroma = ((target - 0.5) * 200).norm(dim=1, keepdim=True)
         err = err * (1 + 3 * chroma / 100)
     return err.flatten(1).sum(1).mean()  # the paper's Frobenius norm per image
+
+
+def soft_encoding(bins, sigma=5.0):
+    """Zhang et al.'s soft-encoded targets, tabulated for every ab on a 1-unit grid over [-110, 110]^2 (a look-up
+    per pixel instead of a search over the bins: 0.44 -> 0.01 CPU s a demo step) -> (the 5 nearest bins, nearest
+    first; their weights, a Gaussian of sigma Lab units normalised to sum 1), each 221^2 x 5."""
+    r = torch.arange(-110, 111, dtype=torch.float32)
+    ab = torch.stack(torch.meshgrid(r, r, indexing="ij"), -1).reshape(-1, 2)
+    d2, near = (torch.cdist(ab, bins.float().cpu()) ** 2).topk(5, dim=1, largest=False)
+    return near.to(bins.device), torch.softmax(-d2 / (2 * sigma ** 2), 1).to(bins.device)
+
+
+def classify_loss(logits, target, encoding, weights):
+    """Zhang et al.'s multinomial loss: each pixel's true ab (rounded to 1 Lab unit) soft-encoded over its 5
+    nearest bins, cross-entropy against the predicted distribution, weighted by the rebalancing weight of the
+    nearest bin, summed per image (as the colour MSE), averaged over the batch."""
+    B, K = logits.shape[:2]
+    ab = ((target.float() - 0.5) * 200).round().clamp(-110, 110).long() + 110
+    cell = (ab[:, 0] * 221 + ab[:, 1]).flatten()
+    near, q = encoding[0][cell], encoding[1][cell]
+    logp = torch.log_softmax(logits.float(), 1).permute(0, 2, 3, 1).reshape(-1, K)
+    ce = -(q * logp.gather(1, near)).sum(1) * weights[near[:, 0]]
+    return ce.view(B, -1).sum(1).mean()
+
+
+def rebalancing_weights(train_set, bins, lam, sigma=5.0, max_photos=1000, seed=0):
+    """Zhang et al.'s class rebalancing -> (weight per bin, frequency per bin): every 2nd pixel's nearest bin over
+    up to max_photos training photos (a seeded choice), smoothed by a Gaussian of sigma Lab units over the bins,
+    mixed with the uniform distribution by lam and inverted; scaled so that the expected weight is 1."""
+    bins = bins.double()
+    counts = torch.zeros(len(bins), dtype=torch.float64)
+    for i in sorted(np.random.default_rng(seed).permutation(len(train_set))[:max_photos].tolist()):
+        rgb = train_set.photo(i)
+        if rgb is None:
+            continue
+        ab = torch.from_numpy(rgb2lab(rgb[::2, ::2])[..., 1:].reshape(-1, 2))
+        for chunk in ab.split(65536):
+            counts += torch.bincount(torch.cdist(chunk, bins).argmin(1), minlength=len(bins))
+    if not counts.sum():
+        raise UserError("no usable colour photos in the training data")
+    smooth = torch.exp(-torch.cdist(bins, bins) ** 2 / (2 * sigma ** 2)) @ (counts / counts.sum())
+    p = smooth / smooth.sum()
+    w = 1 / ((1 - lam) * p + lam / len(bins))
+    return (w / (p * w).sum()).float(), p.float()
 
 
 @torch.no_grad()
@@ -155,9 +214,15 @@ def build_model(opt, ck, classes, device):
     converted original: its classifier is dropped when the classes differ, its stored mean kept)."""
     if ck is None:
         config = ColorNetConfig(width=opt.width, global_size=opt.global_size or opt.image_size,
-                                n_classes=len(classes), batch_norm=bool(opt.batch_norm))
+                                n_classes=len(classes), batch_norm=bool(opt.batch_norm),
+                                ab_grid=10 if opt.loss == "classify" else 0, temperature=opt.temperature)
         return ColorNet(config).to(device), config, MEAN
     config = dataclasses.replace(ColorNetConfig(**ck["config"]), n_classes=len(classes))
+    if bool(config.ab_grid) != (opt.loss == "classify"):
+        kind = "classifies ab bins (-loss classify)" if config.ab_grid else "regresses ab (-loss l2 or weighted)"
+        raise UserError(f"-init_from {opt.init_from}: that network {kind}; train it with the same kind of -loss")
+    if config.ab_grid:
+        config.temperature = opt.temperature
     model = ColorNet(config)
     same_head = ck["config"].get("n_classes") == len(classes)
     model.load_state_dict({k: v for k, v in ck["model"].items() if same_head or not k.startswith("classifier.")},
@@ -190,12 +255,13 @@ def get_batch(train_set, opt, it, per_epoch, rank, world, device):
     return torch.stack(xs).to(device), torch.stack(ts).to(device), torch.tensor(ls).to(device)
 
 
-def train_step(net, optimizer, batch, opt, amp, it):
-    """Colour loss (+ 1/300 x classification cross-entropy with class subfolders), one optimizer step -> loss."""
+def train_step(net, optimizer, batch, opt, amp, it, classify=None):
+    """Colour loss (+ 1/300 x classification cross-entropy with class subfolders), one optimizer step -> loss.
+    classify: -loss classify's (soft_encoding table, rebalancing weight per ab bin)."""
     x, target, labels = batch
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
         pred, logits = net(x)
-        loss = color_loss(pred, target, opt.loss)
+        loss = color_loss(pred, target, opt.loss, classify)
         if logits is not None:
             loss = loss + F.cross_entropy(logits.float(), labels) / 300
     (value,) = agree(loss.item(), device=x.device)  # the mean over the processes: all stop on a NaN together
@@ -237,6 +303,12 @@ def main(opt: TrainOptions):
     optimizer = make_optimizer(opt, model)
     progress = resume(opt, ck, optimizer, log)
     log(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {device}")
+    classify = None
+    if opt.loss == "classify":
+        weights, p = rebalancing_weights(train_set, model.ab_bins.cpu(), opt.rebalance, seed=opt.seed)
+        classify = soft_encoding(model.ab_bins), weights.to(device)
+        log(f"-loss classify: {len(p)} ab bins, {int((p > 1e-4).sum())} seen in the training photos; rebalancing "
+            f"lambda {opt.rebalance}: weights {weights.min():.2f} to {weights.max():.2f}")
 
     clock = Clock(opt.max_time, opt.max_cpu_time)  # the budgets count this process; cpu_seconds all the runs
 
@@ -256,7 +328,7 @@ def main(opt: TrainOptions):
     with bar, StopOnSignal() as signal_stop:
         while progress.it < opt.max_iters:
             batch = get_batch(train_set, opt, progress.it, per_epoch, rank, world, device)
-            loss = train_step(net, optimizer, batch, opt, amp, progress.it)
+            loss = train_step(net, optimizer, batch, opt, amp, progress.it, classify)
             progress.it += 1
             it = progress.it
             progress.history["train_loss"].append(round(loss, 5))

@@ -9,6 +9,7 @@ in memory, ~20 GB for 13k images), bad images are skipped with a warning and cou
 run resumes: the work goes to OUTPUT.partial (flushed after every image) and is renamed to -output_h5
 only when every image is done; running the same command again continues where it stopped.
 """
+import dataclasses
 import hashlib
 import os
 import sys
@@ -33,6 +34,9 @@ class ExtractOptions:
     max_images: int = flag(0, "use only the first this many lines of -input_txt (0 = all)", min=0)
     output_h5: str = flag("", "the HDF5 file to write (/feats, /boxes, /num_boxes, /valid, /paths)")
     gpu: int = flag(0, "GPU to use; -1 = CPU")
+    precision: str = flag("auto", "the network's arithmetic: fp32, bf16 (autocast; the codes are then bf16 values "
+                                  "stored as float32), or auto = bf16 only where the CPU runs it natively "
+                                  "(AVX512-BF16/AMX) or on a GPU, else fp32", choices=["auto", "fp32", "bf16"])
     use_cudnn: int = flag(1, "accepted for compatibility (PyTorch picks cuDNN itself)")
 
 
@@ -40,18 +44,27 @@ def region_codes(model, image, rpn_nms_thresh=0.7, final_nms_thresh=0.4, num_pro
     """The model's test path, keeping the recognition codes (DenseCapModel:extractFeatures).
 
     image (1, 3, H, W) model input -> (final boxes (K, 4) xcycwh, scores (K,), fc7 codes (K, D), the proposal
-    boxes (K, 4) the codes were pooled from), sorted by score after the final NMS; as forward_test."""
+    boxes (K, 4) the codes were pooled from), sorted by score after the final NMS; as forward_test, at the
+    model's precision (to_inference: the trunk and fc6/fc7 in bf16/fp16 autocast, the rest float32)."""
     import torch
     from torchvision.ops import nms
 
+    from common.device import autocast
     from densecap import box_utils
     H, W = image.shape[-2:]
     if min(H, W) < 32:  # as forward_test: smaller than the trunk's stride, pad with the mean colour
         image = torch.nn.functional.pad(image, (0, max(0, 32 - W), 0, max(0, 32 - H)))
+    precision = getattr(model, "precision", "fp32")
+    if precision != "fp32":
+        image = image.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        feats = model.extract_features(image)
+        with autocast(image.device, precision):
+            feats = model.extract_features(image)
+        feats = feats.float().contiguous()
         roi_feats, proposals, _ = model.localization.forward_test(feats, (H, W), rpn_nms_thresh, num_proposals)
-        codes = model.recog_base(roi_feats.flatten(1))
+        with autocast(image.device, precision):
+            codes = model.recog_base(roi_feats.flatten(1))
+        codes = codes.float()
         scores = model.objectness(codes).squeeze(1)
         final, _ = box_utils.clip_boxes(box_utils.apply_box_transform(proposals, model.box_reg(codes)), H, W)
         if final_nms_thresh > 0:
@@ -82,7 +95,8 @@ def read_list(opt):
 
 def signature(paths, opt, dim):
     """What a partial file must match to be resumed: the image list and every setting that changes a row."""
-    keys = ("checkpoint", "image_size", "rpn_nms_thresh", "final_nms_thresh", "num_proposals", "boxes_per_image")
+    keys = ("checkpoint", "image_size", "rpn_nms_thresh", "final_nms_thresh", "num_proposals", "boxes_per_image",
+            "precision")
     text = "\n".join(paths) + "\n" + repr([getattr(opt, k) for k in keys]) + f"\n{dim}"
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -135,7 +149,7 @@ def extract_one(model, path, opt, device):
 
 
 def main(opt: ExtractOptions, err=None):
-    from common.device import get_device
+    from common.device import get_device, native_bf16, resolve_precision
     from densecap.checkpoints import load_model
     err = err or sys.stderr
     paths = read_list(opt)
@@ -145,9 +159,15 @@ def main(opt: ExtractOptions, err=None):
     if os.path.exists(opt.output_h5):
         raise UserError(f"{opt.output_h5}: already exists; delete it or choose another -output_h5")
     device = get_device(opt.gpu, "-gpu -1")
+    precision = resolve_precision(opt.precision, device)
+    if precision == "bf16" and device.type == "cpu" and not native_bf16():
+        print("note: this CPU has no native bf16: -precision bf16 is emulated, far slower than fp32; "
+              "-precision auto picks fp32 here", file=err)
     model, _, _ = load_model(opt.checkpoint, device, mmap=True)
+    model.to_inference(precision)
     M, D = opt.boxes_per_image, model.cfg.fc_dim
     partial = opt.output_h5 + ".partial"
+    opt = dataclasses.replace(opt, precision=precision)  # what ran, in the resume signature (not "auto")
     f = open_output(partial, paths, M, D, signature(paths, opt, D), err)
     skipped, t0, n_run = 0, time.process_time(), 0
     try:
@@ -173,7 +193,7 @@ def main(opt: ExtractOptions, err=None):
     os.replace(partial, opt.output_h5)
     print(f"wrote {opt.output_h5}: {len(paths) - n_skipped} image(s) x {M} boxes x {D}"
           + (f"; skipped {n_skipped} unreadable image(s)" if n_skipped else "")
-          + f"; {(time.process_time() - t0) / max(n_run, 1):.2f} CPU s per image", file=err)
+          + f"; {(time.process_time() - t0) / max(n_run, 1):.2f} CPU s per image ({precision})", file=err)
     return opt.output_h5
 
 

@@ -159,14 +159,13 @@ def write_results(results, opt, err):
     return path
 
 
-def run_video(opt, err):
+def run_video(opt, device, precision, err):
     """-input_video: every frame through the model (densecap/frames.py), streamed; -> number of frames."""
-    from common.device import get_device
     from densecap.checkpoints import load_model
     from densecap.frames import run_video as run_frames
     out_json = opt.output_json or os.path.splitext(os.path.basename(opt.input_video))[0] + ".jsonl"
-    device = get_device(opt.gpu, "-gpu -1")
-    model, idx_to_token, _ = load_model(opt.checkpoint, device)
+    model, idx_to_token, _ = load_model(opt.checkpoint, device, mmap=True)
+    model.to_inference(precision)
     t0 = time.process_time()
     n = run_frames(model, idx_to_token, opt.input_video, out_json, opt.output_video, opt, device, err)
     print(f"{n} frame(s) -> {out_json}" + (f" and {opt.output_video}" if opt.output_video else "")
@@ -186,14 +185,14 @@ def main(opt: RunOptions, err=None):
     err = err or sys.stderr
     if opt.threads > 0:
         torch.set_num_threads(opt.threads)
-    if opt.input_video:
-        return run_video(opt, err)
-    paths = image_paths(opt)
+    paths = [] if opt.input_video else image_paths(opt)
     device = get_device(opt.gpu, "-gpu -1")
     precision = resolve_precision(opt.precision, device)
     if precision == "bf16" and device.type == "cpu" and not native_bf16():
         print("note: this CPU has no native bf16: -precision bf16 is emulated, far slower than fp32; "
               "-precision auto picks fp32 here", file=err)
+    if opt.input_video:
+        return run_video(opt, device, precision, err)
     model, idx_to_token, _ = load_model(opt.checkpoint, device, mmap=True)
     model.to_inference(precision)
     for d in (opt.output_vis_dir if opt.output_vis else "", opt.output_dir):

@@ -57,10 +57,11 @@ class EvalOptions:
 
 
 def main(opt: EvalOptions):
-    from common.device import get_device, native_bf16, resolve_precision, seed_everything
+    from common.device import get_device, seed_everything
     from neuraltalk import engine
     from neuraltalk.captioner import build_captioner, caption_folder, load_checkpoint
     from neuraltalk.data import CaptionData
+    from neuraltalk.frames import live_precision
     if not opt.model:
         raise UserError("give -model (a .pt checkpoint from train.py or a neuraltalk2 .t7)")
     if not opt.temperature > 0:
@@ -68,17 +69,11 @@ def main(opt: EvalOptions):
                         f"lower is more conservative)")
     seed_everything(opt.seed)
     device = get_device(opt.gpuid)
-    precision = resolve_precision(opt.precision, device)
-    if precision == "bf16" and device.type == "cpu" and not native_bf16():
-        print("note: this CPU has no native bf16: -precision bf16 is emulated, far slower than fp32; "
-              "-precision auto picks fp32 here", file=sys.stderr)
-    if opt.input_video:
-        return caption_video_file(opt, device)
     ck = load_checkpoint(opt.model)
-    if opt.precision == "auto" and ck["cnn_info"].get("cnn_weights") == "":
-        # a random CNN's features vary by a few percent around a large mean (train.py standardises them):
-        # bf16's 0.4% rounding is a large part of that signal and changes the captions, so keep float32
-        precision = "fp32"
+    # auto: bf16 where the CPU runs it natively, but float32 for a random-weight CNN (bf16 changes its captions)
+    precision = live_precision(opt.precision, ck, device)
+    if opt.input_video:
+        return caption_video_file(opt, ck, device, precision)
     model = build_captioner(ck, device).to_inference(precision)  # the CNN only: the decoder stays float32
     sample_kw = dict(beam_size=opt.beam_size if opt.sample_max else 1, sample_max=bool(opt.sample_max),
                      temperature=opt.temperature, banned=engine.unk_columns(ck["ix_to_word"], opt.suppress_UNK))
@@ -117,13 +112,12 @@ def main(opt: EvalOptions):
     return preds, stats
 
 
-def caption_video_file(opt, device):
+def caption_video_file(opt, ck, device, precision):
     """-input_video: every frame captioned as a file of -image_folder would be (neuraltalk/frames.py), streamed."""
-    from neuraltalk.captioner import load_checkpoint
     from neuraltalk.frames import FrameCaptioner, caption_video
     out_json = opt.output_json or os.path.splitext(os.path.basename(opt.input_video))[0] + ".jsonl"
-    captioner = FrameCaptioner(load_checkpoint(opt.model), device, opt.beam_size, bool(opt.suppress_UNK),
-                               bool(opt.sample_max), opt.temperature)
+    captioner = FrameCaptioner(ck, device, opt.beam_size, bool(opt.suppress_UNK),
+                               bool(opt.sample_max), opt.temperature, precision=precision)
     t0 = time.process_time()
     n = caption_video(captioner, opt.input_video, out_json, opt.output_video, opt.max_frames)
     print(f"{n} frame(s) captioned -> {out_json}" + (f" and {opt.output_video}" if opt.output_video else "")

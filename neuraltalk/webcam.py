@@ -26,6 +26,9 @@ class WebcamOptions:
     max_side: int = flag(640, "frames larger than this (longest side) are scaled down before captioning", min=16)
     seed: int = flag(123, "random number generator seed to use")
     gpuid: int = flag(0, "which gpu to use. -1 = use CPU")
+    precision: str = flag("auto", "the CNN's arithmetic: fp32, bf16 (autocast), or auto = bf16 only where the CPU "
+                                  "runs it natively (AVX512-BF16/AMX) or on a GPU, else fp32 (and fp32 for a "
+                                  "random-weight CNN, as eval.py)", choices=["auto", "fp32", "bf16"])
 
 
 def main(opt: WebcamOptions):
@@ -34,10 +37,12 @@ def main(opt: WebcamOptions):
     from common import webcam
     from common.device import get_device, seed_everything
     from neuraltalk.captioner import load_checkpoint
-    from neuraltalk.frames import FrameCaptioner
+    from neuraltalk.frames import FrameCaptioner, live_precision
     seed_everything(opt.seed)
     device = get_device(opt.gpuid)
-    captioner = FrameCaptioner(load_checkpoint(opt.model), device, opt.beam_size, bool(opt.suppress_UNK))
+    ck = load_checkpoint(opt.model)
+    captioner = FrameCaptioner(ck, device, opt.beam_size, bool(opt.suppress_UNK),
+                               precision=live_precision(opt.precision, ck, device))
     webcam.serve(captioner, "neuraltalk", opt.host, opt.port, max_side=opt.max_side)
 
 

@@ -278,3 +278,109 @@ def test_sizes_of_zero_are_refused_where_declared(flag, tmp_path, capsys):
         parse(train.TrainOptions, ["-data_dir", str(tmp_path), flag, "0"])
     err = capsys.readouterr().err
     assert e.value.code != 0 and flag in err and "Traceback" not in err
+
+
+def test_ab_bins_are_the_in_gamut_grid_cells():
+    import warnings
+
+    from skimage.color import lab2rgb, rgb2lab
+
+    from colorize.model import ab_bins
+    bins = ab_bins(10)
+    assert len(bins) == 226 and not (bins % 10).any()
+    # a bin is kept iff some lightness shows it unclipped: check each grid cell with skimage's own conversion
+    L = np.linspace(0, 100, 201)
+    for a in range(-110, 111, 30):
+        for b in range(-110, 111, 20):
+            lab = np.stack([L, np.full_like(L, a), np.full_like(L, b)], -1)[None]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rgb = lab2rgb(lab, channel_axis=-1)  # clipped to [0, 1]: an in-gamut colour survives the trip
+            shown = (np.abs(rgb2lab(rgb) - lab).max(-1) < 0.5).any()
+            assert shown == any((bins == (a, b)).all(1)), (a, b)
+
+
+def test_classify_loss_is_the_rebalanced_soft_encoded_cross_entropy():
+    from colorize.model import ColorNet, ColorNetConfig
+    torch.manual_seed(0)
+    net = ColorNet(ColorNetConfig(width=16, global_size=32, ab_grid=10))
+    bins = net.ab_bins.double()
+    logits = torch.randn(2, len(bins), 4, 5)
+    # whole Lab units (the table's look-up is then exact), with no tie for the nearest and the 5th nearest bin
+    cand = torch.randint(-60, 61, (400, 2)).double()
+    d = torch.sort(torch.cdist(cand, bins) ** 2, 1).values
+    ab = cand[(d[:, 0] < d[:, 1] - 1e-6) & (d[:, 4] < d[:, 5] - 1e-6)][:40].T.reshape(2, 2, 4, 5).transpose(0, 1)
+    weights = torch.rand(len(bins)) + 0.5
+    loss = train.classify_loss(logits, (ab / 200 + 0.5).float(), train.soft_encoding(net.ab_bins), weights)
+    want = 0.0
+    for i in range(2):  # pixel by pixel: the 5 nearest bins, Gaussian weights of sigma 5, the nearest's weight
+        for y in range(4):
+            for x in range(5):
+                d2 = ((bins - ab[i, :, y, x]) ** 2).sum(1)
+                near = torch.argsort(d2, stable=True)[:5]
+                q = torch.exp(-d2[near] / 50)
+                q = q / q.sum()
+                logp = torch.log_softmax(logits[i, :, y, x].double(), 0)
+                want += -(q * logp[near]).sum().item() * weights[near[0]].item()
+    assert loss.item() == pytest.approx(want / 2, rel=1e-5)
+
+
+def test_rebalancing_weights_favour_rare_colours_with_mean_one(tmp_path):
+    from skimage.color import rgb2lab
+
+    from colorize import data
+    from colorize.model import ab_bins
+    d = tmp_path / "p"
+    d.mkdir()
+    rgb = np.full((40, 40, 3), 128, np.uint8)
+    rgb[:, :10] = (200, 30, 30)  # a quarter red, the rest gray
+    Image.fromarray(rgb).save(d / "a.png")
+    bins = torch.from_numpy(ab_bins(10))
+    crops = data.PhotoCrops(sorted(d.iterdir()), None, 32, 0.45)
+    w, p = train.rebalancing_weights(crops, bins, 0.5)
+    assert p.sum().item() == pytest.approx(1) and (p * w).sum().item() == pytest.approx(1, rel=1e-5)
+    red_ab = tuple(rgb2lab(np.array([[[200, 30, 30]]], np.uint8))[0, 0, 1:])
+    gray, red = [int(torch.cdist(torch.tensor([ab], dtype=torch.float32), bins).argmin())
+                 for ab in ((0.0, 0.0), red_ab)]
+    assert p[gray] > p[red] > 0 and w[red] > w[gray]
+    want = 1 / (0.5 * p + 0.5 / len(bins))  # Zhang et al.'s formula, then the expected weight scaled to 1
+    torch.testing.assert_close(w, want / (p * want).sum(), rtol=1e-5, atol=0)
+    w1, _ = train.rebalancing_weights(crops, bins, 1.0)  # lambda 1: no rebalancing
+    torch.testing.assert_close(w1, torch.ones_like(w1))
+
+
+def test_loss_classify_trains_decodes_and_anneals(tmp_path, capsys):
+    d = photos(tmp_path / "flat", 4)
+    path = train_main("-data_dir", d, "-checkpoint_dir", tmp_path / "cv", "-max_iters", 6, "-loss", "classify",
+                      "-temperature", "0.5", "-optimizer", "adam", "-learning_rate", "0.001", *TINY)
+    assert "-loss classify: 226 ab bins" in capsys.readouterr().out
+    ck = checkpoint.load(path, "colorize")
+    assert ck["config"]["ab_grid"] == 10 and ck["config"]["temperature"] == 0.5
+    net, _ = pipeline.load_model(path, torch.device("cpu"))
+    x2 = np.random.default_rng(0).random((32, 40)).astype(np.float32) - 0.45
+    with torch.no_grad():
+        logits, _ = net(torch.from_numpy(x2)[None, None])
+    for t in (0.5, 1.0):  # the annealed mean, computed here from the logits
+        net.config.temperature = t
+        p = torch.softmax(logits[0] / t, 0)
+        want = (p[:, None] * net.ab_bins[:, :, None, None]).sum(0) / 200 + 0.5
+        np.testing.assert_allclose(pipeline.predict_ab(net, x2, "cpu"), want.numpy(), atol=1e-5)
+    with pytest.raises(UserError, match="same kind of -loss"):
+        train_main("-data_dir", d, "-checkpoint_dir", tmp_path / "cv2", "-init_from", path, "-max_iters", 7, *TINY)
+
+
+def test_colorize_temperature_flag_sets_the_decoding_and_refuses_a_regressing_net(tiny_pt, tmp_path):
+    from colorize import colorize
+    Image.fromarray(photo(5)[..., 0]).save(tmp_path / "g.png")
+    with pytest.raises(UserError, match="-temperature: .* regresses ab"):
+        colorize.main(parse(colorize.ColorizeOptions, [str(tmp_path / "g.png"), str(tmp_path / "o.png"),
+                                                        "-model", str(tiny_pt), "-temperature", "1"]))
+    path = train_main("-data_dir", photos(tmp_path / "flat", 3), "-checkpoint_dir", tmp_path / "cv", "-max_iters", 2,
+                      "-loss", "classify", *TINY)
+    outs = []
+    for t in ("0", "0.38", "1"):  # 0 = the model's own (0.38, train.py's default)
+        out = tmp_path / f"o{t}.png"
+        colorize.main(parse(colorize.ColorizeOptions, [str(tmp_path / "g.png"), str(out), "-model", path,
+                                                        "-temperature", t, "-precision", "fp32"]))
+        outs.append(np.asarray(Image.open(out)))
+    assert (outs[0] == outs[1]).all() and (outs[0] != outs[2]).any()

@@ -16,7 +16,8 @@ from densecap.localization import roi_features_grid
 def opts(txt, out, ck, *extra):
     return parse(extract_features.ExtractOptions,
                  ["-input_txt", str(txt), "-output_h5", str(out), "-checkpoint", str(ck), "-gpu", "-1",
-                  "-image_size", "160", "-num_proposals", "40", "-boxes_per_image", "8", *map(str, extra)])
+                  "-image_size", "160", "-num_proposals", "40", "-boxes_per_image", "8", "-precision", "fp32",
+                  *map(str, extra)])
 
 
 @pytest.fixture
@@ -102,6 +103,33 @@ def test_rows_are_on_disk_as_they_are_done_and_an_interrupted_run_resumes(tiny_c
     (tmp_path / "other.h5.partial").write_bytes(b"not hdf5")
     extract_features.main(opts(txt, out2, tiny_checkpoint))
     assert "starting it again" in capsys.readouterr().err and out2.exists()
+
+
+def test_bf16_codes_are_the_fp32_codes_to_bf16_rounding(tiny_checkpoint, images, tmp_path, capsys):
+    """-precision bf16 (auto on an AVX512-BF16/AMX CPU; emulated, slowly, elsewhere): this random model's
+    near-tied scores may reorder its boxes, but the boxes are fp32's and each one's code is fp32's code of the
+    same box to within bf16's rounding; a resumed run never mixes the two precisions."""
+    txt, paths = images
+    rows = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.h5"
+        extract_features.main(opts(txt, out, tiny_checkpoint, "-precision", precision))
+        assert f"({precision})" in capsys.readouterr().err
+        with h5py.File(out) as f:
+            rows[precision] = [(f["boxes"][i, :f["num_boxes"][i]], f["feats"][i, :f["num_boxes"][i]]) for i in (0, 2, 4)]
+    matched = total = 0
+    for (b32, c32), (b16, c16) in zip(rows["fp32"], rows["bf16"]):
+        total += len(b16)
+        for box, code in zip(b16, c16):
+            d = np.abs(b32 - box).max(1)
+            if d.min() < 1.0:   # the same box (original-image pixels)
+                matched += 1
+                ref = c32[d.argmin()]
+                assert 0 < np.abs(code - ref).max() < 0.05 * np.abs(ref).max()   # bf16 ran, and rounds only
+    assert total > 0 and matched >= 0.75 * total
+    sig = [extract_features.signature(["a.png"], opts(txt, "o.h5", tiny_checkpoint, "-precision", p), 64)
+           for p in ("fp32", "bf16")]
+    assert sig[0] != sig[1]
 
 
 def test_bad_arguments_are_one_line(tiny_checkpoint, tmp_path):

@@ -113,3 +113,24 @@ def test_progress_bar_on_a_terminal(two_scene_model, tmp_path):
     clip, err = clip_of(scenes, tmp_path / "in.mp4", 2), Terminal()
     frames.run_video(model, itos, clip, str(tmp_path / "f.jsonl"), opt=parse(run_model.RunOptions, FLAGS), err=err)
     assert "densecap" in err.getvalue() and "4/4" in err.getvalue()
+
+
+def test_precision_reaches_the_video_path(two_scene_model, tmp_path, monkeypatch):
+    """-precision applies to -input_video as to images: bf16 runs the trunk and fc6/fc7 in bf16 (emulated on
+    CPUs without it), and still names each scene as fp32 does."""
+    ck, scenes = two_scene_model
+    clip = clip_of(scenes, tmp_path / "in.mp4", 1)
+    seen = []
+    from densecap.model import DenseCapModel
+
+    def spy(self, precision="fp32"):
+        seen.append(precision)
+        return original(self, precision)
+    original = DenseCapModel.to_inference
+    monkeypatch.setattr(DenseCapModel, "to_inference", spy)
+    caps = {}
+    for p in ("fp32", "bf16"):
+        run(ck, "-input_video", clip, "-output_json", tmp_path / f"{p}.jsonl", "-precision", p)
+        caps[p] = [json.loads(line)["captions"][0] for line in (tmp_path / f"{p}.jsonl").read_text().splitlines()]
+    assert seen == ["fp32", "bf16"]
+    assert caps["bf16"] == caps["fp32"] == [scenes[0][1], scenes[1][1]]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from common import browser, video
@@ -23,7 +24,6 @@ from common.cli import UserError, parse
 from common.webcam import LiveServer
 from densecap import run_model
 from densecap import webcam as dc_webcam
-from densecap.checkpoints import load_model
 
 DENSECAP = Path(__file__).resolve().parents[1]
 SIDE = 256  # the camera's picture: a 64 x 64 scene scaled 4x
@@ -48,9 +48,10 @@ def offline(two_scene_model, tmp_path_factory):
 
 
 def live_model(ck, *extra):
-    model, itos, _ = load_model(ck)
-    return dc_webcam.LiveDenseCap(model, itos, parse(dc_webcam.WebcamOptions, ["-checkpoint", str(ck), *FLAGS,
-                                                                               *extra]))
+    """The model as webcam.py loads it (once, channels-last, -precision fp32)."""
+    opt = parse(dc_webcam.WebcamOptions, ["-checkpoint", str(ck), *FLAGS, "-precision", "fp32", *extra])
+    model, itos, _ = dc_webcam.load_live_model(opt, torch.device("cpu"))
+    return dc_webcam.LiveDenseCap(model, itos, opt)
 
 
 def test_model_path_gives_run_model_results(two_scene_model, offline):
@@ -70,6 +71,22 @@ def test_model_path_gives_run_model_results(two_scene_model, offline):
         r = json.loads(urllib.request.urlopen(req, timeout=20).read())
     assert r["captions"] == offline[1]["captions"][:3] and len(r["boxes"]) == 3
     assert (r["width"], r["height"]) == (SIDE, SIDE)
+
+
+def test_bf16_gives_the_fp32_top_captions(two_scene_model, offline):
+    """-precision bf16 (what auto picks on an AVX512-BF16/AMX CPU; emulated, slowly, on others) answers each
+    camera picture with run_model.py's fp32 top caption and nearly its boxes; fp32 is run_model.py's exactly."""
+    ck, scenes = two_scene_model
+    for precision in ("fp32", "bf16"):
+        opt = parse(dc_webcam.WebcamOptions, ["-checkpoint", str(ck), *FLAGS, "-precision", precision])
+        model, itos, ran = dc_webcam.load_live_model(opt, torch.device("cpu"))
+        assert ran == precision and model.precision == precision
+        live = dc_webcam.LiveDenseCap(model, itos, opt)
+        for (rgb, phrase), res in zip(scenes, offline):
+            r = live.describe(big(rgb))
+            assert r["captions"][0] == res["captions"][0] == phrase
+            np.testing.assert_allclose(r["boxes"][0], np.array(res["boxes"][0]) * SIDE / 64,
+                                       atol=2e-3 if precision == "fp32" else 0.05 * SIDE)
 
 
 def test_page_with_a_fake_camera_shows_the_captions(two_scene_model, offline, tmp_path):

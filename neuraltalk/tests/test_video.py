@@ -87,3 +87,21 @@ def test_bad_video_arguments_are_one_line(trained_captioner, shapes, tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         run_eval(trained_captioner, "-input_video", clip, "-output_json", tmp_path / "no" / "c.jsonl")
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_precision_reaches_the_video_path(trained_captioner, shapes, tmp_path, monkeypatch):
+    """-precision applies to -input_video as to -image_folder (auto = fp32 for this random-CNN model)."""
+    clip = clip_of(shapes, tmp_path / "in.mp4", 1)
+    seen = []
+
+    class Spy(frames.FrameCaptioner):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            seen.append(self.precision)
+    monkeypatch.setattr(frames, "FrameCaptioner", Spy)
+    caps = {}
+    for p in ("auto", "bf16"):
+        run_eval(trained_captioner, "-input_video", clip, "-output_json", tmp_path / f"{p}.jsonl", "-precision", p)
+        caps[p] = [json.loads(line)["caption"] for line in (tmp_path / f"{p}.jsonl").read_text().splitlines()]
+    assert seen == ["fp32", "bf16"]
+    assert len(caps["auto"]) == 2 and all(caps["auto"])

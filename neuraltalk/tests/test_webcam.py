@@ -134,6 +134,26 @@ def test_page_with_a_fake_camera_shows_the_captions(trained, camera_pictures, tm
     assert by_picture[0].count(cap_a) > len(by_picture[0]) / 2 or by_picture[1].count(cap_b) > len(by_picture[1]) / 2
 
 
+def test_bf16_gives_the_fp32_captions_of_neuraltalk2():
+    """-precision bf16 (auto on an AVX512-BF16/AMX CPU; emulated, slowly, on others): the live path captions
+    the three frames of the Lua-written neuraltalk2 fixture (a trained CNN) as fp32 does, which is what
+    neuraltalk2's own code computed; auto keeps fp32 for a random-weight CNN, as eval.py."""
+    from common import t7
+    from neuraltalk.frames import live_precision
+    fix = NEURALTALK / "tests" / "lua" / "fixtures"
+    lua = t7.load(fix / "lua_outputs.t7")
+    ck = load_checkpoint(fix / "model_id1-501-1448236541.t7_cpu.t7")
+    frames = [np.asarray(Image.open(fix / "images" / n.decode()).convert("RGB")) for n in lua[b"files"]]
+    caps = {}
+    for precision in ("fp32", "bf16"):
+        live = FrameCaptioner(ck, beam_size=1, suppress_UNK=False, precision=precision)
+        assert live.model.precision == precision
+        caps[precision] = [live.caption(rgb) for rgb in frames]
+    assert caps["bf16"] == caps["fp32"] == [c.decode() for c in lua[b"cpu"][b"greedy_captions"]]
+    random_cnn = {"cnn_info": {"cnn_weights": ""}}
+    assert live_precision("auto", random_cnn, "cpu") == "fp32" and live_precision("bf16", random_cnn, "cpu") == "bf16"
+
+
 def test_command_serves_the_page_on_loopback(trained):
     """python neuraltalk/webcam.py -model X -port 0: prints the address, serves, Ctrl-C stops it cleanly."""
     env = dict(os.environ, PYTHONPATH=str(NEURALTALK.parent), OMP_NUM_THREADS="1")
