@@ -4,8 +4,6 @@ The reading itself is charrnn/lua_checkpoint.py; sample.py and train.py -init_fr
 """
 import sys
 
-from charrnn.lua_checkpoint import load_t7
-from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
 
 
@@ -14,6 +12,11 @@ class ConvertOptions:
     """Convert an original char-rnn .t7 checkpoint (CPU or GPU) into a torch-classics .pt checkpoint."""
     input: str = flag(None, "the .t7 checkpoint written by char-rnn's train.lua", positional=True)
     output: str = flag(None, "where to write the .pt checkpoint (default: input with .pt)", positional=True)
+
+
+# the heavy imports come after the options: `-h` is answered before them (common.cli.options)
+from charrnn.lua_checkpoint import load_t7
+from common import checkpoint
 
 
 def main(opt: ConvertOptions):

@@ -29,4 +29,6 @@ def main(path):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2 or sys.argv[1:2] and sys.argv[1].startswith("-"):
+        sys.exit("usage: python -m charrnn.demo_corpus [OUT.txt]  (default: data/pydocs/input.txt)")
     main(sys.argv[1] if len(sys.argv) > 1 else "data/pydocs/input.txt")

@@ -44,4 +44,6 @@ def main(root="data"):
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] and sys.argv[1].startswith("-"):
+        sys.exit(f"usage: python -m charrnn.download_data [FOLDER]  (default: data; fetches {', '.join(CORPORA)})")
     run(main, *sys.argv[1:2])

@@ -7,12 +7,7 @@
 import sys
 import time
 
-import torch
-
-from charrnn.loader import tokenize
-from charrnn.sampler import Draws, TextOut, load_model, stepper
 from common.cli import UserError, flag, options, parse, run
-from common.device import get_device
 
 SEPARATOR = "--------------------------"
 
@@ -34,6 +29,14 @@ class SampleOptions:
                                f"another with a {SEPARATOR} line between them", min=1)
     threads: int = flag(1, "new: torch CPU threads (one is fastest for one character at a time; more can help "
                            "big models or many -num_samples)", min=1)
+
+
+# the heavy imports come after the options: `-h` is answered before them (common.cli.options)
+import torch
+
+from charrnn.loader import tokenize
+from charrnn.sampler import Draws, TextOut, load_model, stepper
+from common.device import get_device
 
 
 def check(opt: SampleOptions, err):

@@ -9,19 +9,7 @@ import os
 import sys
 import time
 
-import torch
-import torch.distributed as dist
-import torch.nn.functional as F
-from tqdm import tqdm
-
-from charrnn.loader import BatchLoader, prepare
-from charrnn.lua_checkpoint import load_t7
-from charrnn.model import Config, LanguageModel, detach_state
-from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
-from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
-from common.signals import StopOnSignal
-from common.training import Clock, agree, check_loss
 
 
 @options
@@ -71,6 +59,21 @@ class TrainOptions:
     threads: int = flag(0, "new: torch CPU threads; 0 = torch's default (all cores, shared out under torchrun). "
                            "On a busy machine 1 is often faster", min=0)
     opencl: int = flag(0, "accepted for compatibility; OpenCL is not supported (CUDA/MPS/CPU are)", min=0, max=1)
+
+
+# the heavy imports come after the options: `-h` is answered before them (common.cli.options)
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from charrnn.loader import BatchLoader, prepare
+from charrnn.lua_checkpoint import load_t7
+from charrnn.model import Config, LanguageModel, detach_state
+from common import checkpoint
+from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
+from common.signals import StopOnSignal
+from common.training import Clock, agree, check_loss
 
 
 @dataclasses.dataclass

@@ -12,12 +12,7 @@ talks with the vocabulary it was trained on.
 import os
 import sys
 
-import torch
-
-from chatbot.bot import Chatbot
-from chatbot.metrics import score
 from common.cli import UserError, flag, options, parse, run
-from common.device import get_device
 
 PROMPT, ANSWER = "you> ", "neuralconvo> "
 
@@ -40,6 +35,14 @@ class EvalOpts:
     threads: int = flag(0, "CPU threads for torch (0 = torch's default)", min=0)
     cuda: bool = flag(False, "use CUDA (same as -gpuid 0)")
     gpuid: int = flag(-1, "GPU id, -1 = CPU", min=-1)
+
+
+# the heavy imports come after the options: `-h` is answered before them (common.cli.options)
+import torch
+
+from chatbot.bot import Chatbot
+from chatbot.metrics import score
+from common.device import get_device
 
 
 def answer(bot, text, history=(), debug=False):

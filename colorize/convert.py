@@ -8,8 +8,6 @@ import sys
 if os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
     del sys.path[0]  # run as a script: this folder's colorize.py must not hide the colorize package
 
-from colorize.lua_checkpoint import load_t7
-from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
 
 
@@ -18,6 +16,11 @@ class ConvertOptions:
     """Convert the published colornet.t7 (or colornet_imagenet.t7) into a torch-classics .pt model."""
     input: str = flag(None, "the .t7 model (colornet.t7 as download_model.sh fetches it)", positional=True)
     output: str = flag(None, "where to write the .pt (default: input with .pt)", positional=True)
+
+
+# the heavy imports come after the options: `-h` is answered before them (common.cli.options)
+from colorize.lua_checkpoint import load_t7
+from common import checkpoint
 
 
 def main(opt: ConvertOptions):

@@ -21,20 +21,8 @@ from pathlib import Path
 if os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
     del sys.path[0]  # run as a script: this folder's colorize.py must not hide the colorize package
 
-import numpy as np
-import torch
-import torch.distributed as dist
-import torch.nn.functional as F
-from skimage.color import rgb2lab
-from tqdm import tqdm
 
-from colorize import data, metrics, pipeline
-from colorize.model import ColorNet, ColorNetConfig
-from common import checkpoint
 from common.cli import UserError, flag, options, parse, run
-from common.device import seed_everything
-from common.signals import StopOnSignal
-from common.training import Clock, agree, check_loss
 
 MEAN = 0.45  # luminance mean subtracted from the input (the original stores its own in colornet.t7)
 
@@ -73,6 +61,22 @@ class TrainOptions:
     amp: int = flag(1, "mixed precision (bfloat16 autocast): 1 on a GPU, 2 on the CPU too, 0 off")
     seed: int = flag(123, "random seed")
     print_every: int = flag(10, "iterations between loss lines", min=1)
+
+
+# the heavy imports come after the options: `-h` is answered before them (common.cli.options)
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from skimage.color import rgb2lab
+from tqdm import tqdm
+
+from colorize import data, metrics, pipeline
+from colorize.model import ColorNet, ColorNetConfig
+from common import checkpoint
+from common.device import seed_everything
+from common.signals import StopOnSignal
+from common.training import Clock, agree, check_loss
 
 
 def split_files(opt):

@@ -45,6 +45,8 @@ def options(cls):
             if positional:
                 meta.setdefault("type", f.type)  # argparse-dataclass would read nargs as a list type
             f.metadata = MappingProxyType(meta)
+    if cls.__module__ == "__main__" and any(a in ("-h", "--help") for a in sys.argv[1:]):
+        parse(cls)  # a script's -h is answered here (argparse prints it and exits): before its heavy imports
     return cls
 
 

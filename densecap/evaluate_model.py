@@ -10,14 +10,7 @@ silently ignored), -num_proposals is honoured.
 import json
 import sys
 
-import numpy as np
-import torch
-
 from common.cli import UserError, flag, options, parse, run
-from common.device import get_device
-from densecap.checkpoints import load_model
-from densecap.evaluation import DenseCaptioningEvaluator, eval_split
-from densecap.loader import DataLoader
 
 
 @options
@@ -40,6 +33,16 @@ class EvalOptions:
     output_json: str = flag("", "new: write the results here")
     shapes_accuracy: int = flag(0, "new: 1 = also print the shapes world's caption accuracy (share of GT boxes "
                                    "matched at IoU 0.5 by a detection naming the shape) and precision")
+
+
+# the heavy imports come after the options: `-h` is answered before them (common.cli.options)
+import numpy as np
+import torch
+
+from common.device import get_device
+from densecap.checkpoints import load_model
+from densecap.evaluation import DenseCaptioningEvaluator, eval_split
+from densecap.loader import DataLoader
 
 
 def random_box_baseline(model_boxes_per_image, loader, split, image_ixs, seed):

@@ -25,6 +25,8 @@ def screenshot(vis_dir, out_png, keys="t", width=384):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) not in (3, 4) or sys.argv[1].startswith("-"):
+        sys.exit("usage: python -m densecap.screenshot VIS_DIR OUT.png [KEYS]")
     if missing_reason():
         sys.exit(f"no screenshot: {missing_reason()}")
     # optional third argument: viewer keys to press first (e.g. "ddtsss": two images on, captions drawn)

@@ -11,20 +11,7 @@ import math
 import os
 import sys
 
-import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
-
-from common.checkpoint import remove_stale_temporaries
 from common.cli import UserError, flag, options, parse, run
-from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
-from common.signals import StopOnSignal
-from common.training import Clock, agree, check_loss
-from densecap.checkpoints import load_model, save_model
-from densecap.evaluation import eval_split
-from densecap.loader import DataLoader
-from densecap.model import DenseCapModel, ModelConfig, load_torchvision_vgg16
 
 
 @options
@@ -97,6 +84,22 @@ class TrainOptions:
     max_time: float = flag(0, "new: stop (evaluate and save) after this many wall-clock seconds; 0 = no limit", min=0)
     max_cpu_time: float = flag(0, "new: stop (evaluate and save) after this many CPU seconds of this process; "
                                   "0 = no limit", min=0)
+
+
+# the heavy imports come after the options: `-h` is answered before them (common.cli.options)
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from common.checkpoint import remove_stale_temporaries
+from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
+from common.signals import StopOnSignal
+from common.training import Clock, agree, check_loss
+from densecap.checkpoints import load_model, save_model
+from densecap.evaluation import eval_split
+from densecap.loader import DataLoader
+from densecap.model import DenseCapModel, ModelConfig, load_torchvision_vgg16
 
 
 def build_model(opt, loader, log):
