@@ -16,9 +16,9 @@ predictions can only lower the mean squared error (convexity), and a centred win
 a shot as much averaging as the rest, where a running (causal) average gives them little. Averaging the global
 features instead changes the network's output nonlinearly and cost PSNR when measured (BENCHMARKS.md).
 -smooth 0 colorizes each frame on its own, exactly as colorize.py colorizes that frame saved as a photo.
-Frames are decoded, colorized and encoded in order, holding at most 2 x -smooth_window + 1 frames (each frame is
-written -smooth_window frames after it is read): memory does not grow with the video's length (common/video.py,
-PyAV); the input's audio is kept.
+Frames are decoded, colorized and encoded in order, each written -smooth_window (N) frames after it is read; held
+are the full-resolution luminance of at most N + 1 frames and the chroma-size maps of 2N + 1: memory does not grow
+with the video's length (common/video.py, PyAV); the input's audio is kept.
 """
 import sys
 from collections import deque
@@ -44,7 +44,7 @@ def luminance(rgb):
 class Frame:
     index: int
     shot: int
-    y: np.ndarray      # full-resolution luminance (H x W in [0, 1]), recombined with the chroma when written
+    y: np.ndarray      # full-resolution luminance (H x W in [0, 1]), recombined with the chroma; None once written
     ab: np.ndarray     # the network's own chroma of this frame (2 x h x w in [0, 1])
     y_ab: np.ndarray   # the luminance at the chroma's size (h x w), for the motion gate
 
@@ -57,8 +57,8 @@ class VideoColorizer:
             ...
     """
 
-    def __init__(self, net, mean, device, recombine="yuv", max_side=0, precision="fp32", smooth=0.8,
-                 scene_cut=0.08, style=None, window=4):
+    def __init__(self, net, mean, device, recombine="yuv", max_side=0, precision="fp32", smooth=0.9,
+                 scene_cut=0.08, style=None, window=8):
         self.net, self.mean, self.device, self.recombine = net, mean, torch.device(device), recombine
         self.max_side, self.precision, self.smooth, self.scene_cut, self.style = \
             max_side, precision, smooth, scene_cut, style
@@ -80,8 +80,7 @@ class VideoColorizer:
     def _predict(self, y):
         """The network's chroma of one frame on its own, as colorize.py computes it for a photo."""
         x2 = pipeline.prepare(y, self.mean, self.max_side)
-        g = None if self.style is None else self.style
-        ab = pipeline.predict_ab(self.net, x2, self.device, global_feats=g, precision=self.precision)
+        ab = pipeline.predict_ab(self.net, x2, self.device, global_feats=self.style, precision=self.precision)
         return ab, imageops.scale(x2, ab.shape[2], ab.shape[1])
 
     def push(self, rgb):
@@ -115,6 +114,7 @@ class VideoColorizer:
             if not final and newest.shot == cur.shot and newest.index < cur.index + self.window:
                 return   # the frames after it in its shot are not all read yet
             rgb = self._blend(cur)
+            cur.y = None   # written: only its chroma-size maps stay, for the next frames' windows
             self.written += 1
             while self._buf and self._buf[0].index < self.written - self.window:
                 self._buf.popleft()   # no frame still to write needs it

@@ -123,7 +123,7 @@ def test_window_is_the_motion_gated_mean_of_its_shot(tiny_pt):
 
 
 def test_frames_come_out_in_order_with_memory_bounded_by_the_window(tiny_pt):
-    """40 frames, window 3: never more than 7 frames held; each frame is written 3 frames after it is read (at once
+    """40 frames, window 3: never more than 7 frames held (4 at full size); each frame is written 3 frames after it is read (at once
     when a cut ends its shot; the rest at the end), in order: the output's luminance is its input's."""
     net, ck = pipeline.load_model(tiny_pt, "cpu")
     rng = np.random.default_rng(4)
@@ -134,6 +134,7 @@ def test_frames_come_out_in_order_with_memory_bounded_by_the_window(tiny_pt):
     for k, f in enumerate(frames):
         new = vc.push(f)
         held = max(held, len(vc._buf))
+        assert sum(f.y is not None for f in vc._buf) <= 4   # full-size luminance only of frames not yet written
         for _ in new:
             ready_at[len(out)] = k
             out.append(_)
