@@ -123,8 +123,9 @@ def test_window_is_the_motion_gated_mean_of_its_shot(tiny_pt):
 
 
 def test_frames_come_out_in_order_with_memory_bounded_by_the_window(tiny_pt):
-    """40 frames, window 3: never more than 7 frames held (4 at full size); each frame is written 3 frames after it is read (at once
-    when a cut ends its shot; the rest at the end), in order: the output's luminance is its input's."""
+    """40 frames, window 3: never more than 7 frames held (4 at full size); each frame is written 3 frames after
+    it is read (at once when a cut ends its shot; the rest at the end), in order: the output's luminance is its
+    input's."""
     net, ck = pipeline.load_model(tiny_pt, "cpu")
     rng = np.random.default_rng(4)
     a, b = scene("astronaut"), scene("coffee")
