@@ -12,9 +12,10 @@ average over a bounded window:
   - a scene cut (mean |delta Y| of 32x32 thumbnails above -scene_cut) starts a new shot: no frame of another
     shot is averaged in.
 Why centred and why only the chroma: on a steady shot the truth does not change, so averaging the per-frame
-predictions can only lower the mean squared error (convexity), and a centred window gives the first frames of
-a shot as much averaging as the rest, where a running (causal) average gives them little. Averaging the global
-features instead changes the network's output nonlinearly and cost PSNR when measured (BENCHMARKS.md).
+chroma cannot raise its mean squared error (convexity), and a centred window gives the first frames of a shot
+as much averaging as the rest, where a running (causal) average gives them little. Averaging the global
+features as well moves the network's output nonlinearly, by an amount and sign that depend on the model (the
+previous default, causal averages of both, measured -0.04 to +0.008 dB PSNR on static clips; BENCHMARKS.md).
 -smooth 0 colorizes each frame on its own, exactly as colorize.py colorizes that frame saved as a photo.
 Frames are decoded, colorized and encoded in order, each written -smooth_window (N) frames after it is read; held
 are the full-resolution luminance of at most N + 1 frames and the chroma-size maps of 2N + 1: memory does not grow
