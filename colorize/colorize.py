@@ -47,8 +47,11 @@ class ColorizeOptions:
                                  "model's own (train.py -temperature)", min=0)
     io_threads: int = flag(1, "folder runs: threads that read the next photos and write the previous ones while the "
                               "network works (0 = one photo at a time)", min=0, max=8)
-    smooth: float = flag(0.8, "new, video: share of the previous frame's chroma and global features kept where the "
-                              "picture did not change, within a shot (0 = each frame on its own; colorize/video.py)")
+    smooth: float = flag(0.9, "new, video: each frame's chroma is a mean over its shot's frames up to -smooth_window "
+                              "before and after it, a frame d away weighted smooth^d where the picture did not "
+                              "change (less where it moved); 0 = each frame on its own (colorize/video.py)")
+    smooth_window: int = flag(8, "new, video: N, the frames before and after each frame in that mean (output is "
+                                 "written N frames after input is read; 2N+1 frames held)", min=0, max=30)
     scene_cut: float = flag(0.08, "new, video: a mean luminance change (0..1) between frames above this starts a "
                                   "new shot (no smoothing across it)")
     max_frames: int = flag(-1, "new, video: stop after this many frames (-1 = all)", min=-1)

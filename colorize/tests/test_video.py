@@ -1,5 +1,6 @@
 """colorize.py in.mp4 out.mp4: per-frame colorization equals the photo path, shots split at scene cuts, chroma
-smoothed within a shot (less flicker, the same picture), audio kept, bad input one line."""
+averaged over a centred window within a shot (less flicker, PSNR not lower), frames written in order with memory
+bounded by the window, audio kept, bad input one line."""
 import numpy as np
 import pytest
 import skimage.data
@@ -29,7 +30,8 @@ def opts(*args):
 
 
 def test_each_frame_alone_is_the_photo_path(tiny_pt, tmp_path):
-    """-smooth 0: every frame is colorized as colorize.py colorizes the same frame saved as a photo."""
+    """-smooth 0: every frame is colorized as colorize.py colorizes the same frame saved as a photo, and written
+    as soon as it is read."""
     rng = np.random.default_rng(0)
     frames = [noisy(scene("astronaut"), rng) for _ in range(3)]
     col = colorize.Colorizer(opts("x.png", "y.png", "-model", tiny_pt, "-gpu", -1))
@@ -37,7 +39,10 @@ def test_each_frame_alone_is_the_photo_path(tiny_pt, tmp_path):
     for k, rgb in enumerate(frames):
         Image.fromarray(rgb).save(tmp_path / f"{k}.png")
         col(tmp_path / f"{k}.png", tmp_path / f"{k}_out.png")
-        np.testing.assert_array_equal(vc(rgb), np.asarray(Image.open(tmp_path / f"{k}_out.png")))
+        out = vc.push(rgb)
+        assert len(out) == 1
+        np.testing.assert_array_equal(out[0], np.asarray(Image.open(tmp_path / f"{k}_out.png")))
+    assert vc.finish() == []
 
 
 def test_scene_cuts_start_new_shots():
@@ -50,32 +55,95 @@ def test_scene_cuts_start_new_shots():
     assert cuts == [0, 5]
 
 
+def chroma_run(vc, frames):
+    """-> (output frames, the chroma of each as written, Lab units)."""
+    out, abs_ = [], []
+    for rgb in vc.run(frames):
+        out.append(rgb)
+        abs_.append((2 * vc.ab - 1) * 100)
+    return out, abs_
+
+
 def test_smoothing_steadies_the_chroma_and_keeps_the_picture(tiny_pt):
     """On a static-camera clip with noise, and on one with a cut: the network's chroma (ab, Lab units) moves
-    less than half as much between frames with -smooth 0.8 (not counting the cut); the output's flicker
-    (mean |delta ab| of the RGB frames; here mostly uint8 rounding, this tiny random model's colours are faint)
-    does not rise, and PSNR against the colour frames stays within 0.05 dB."""
+    less than half as much between frames with the default -smooth 0.9 -smooth_window 8 (not counting the cut);
+    the output's flicker (mean |delta ab| of the RGB frames; here mostly uint8 rounding, this tiny random model's
+    colours are faint) does not rise, and PSNR against the clean colour frames does not fall."""
     net, ck = pipeline.load_model(tiny_pt, "cpu")
     rng = np.random.default_rng(1)
     a, b = scene("astronaut"), scene("coffee")
-    for name, truth in {"static": [a] * 8, "cut": [a] * 4 + [b] * 4}.items():
+    for name, truth in {"static": [a] * 10, "cut": [a] * 5 + [b] * 5}.items():
         frames = [noisy(t, rng, 4) for t in truth]
         res = {}
-        for smooth in (0, 0.8):
-            vc = cvideo.VideoColorizer(net, ck["mean"], "cpu", "lab", smooth=smooth)
-            out, moves, prev = [], [], None
-            for k, f in enumerate(frames):
-                out.append(vc(f))
-                ab = (2 * vc.ab - 1) * 100
-                if prev is not None and k not in vc.cuts:
-                    moves.append(np.abs(ab - prev).mean())
-                prev = ab
-            assert vc.cuts == ([0] if name == "static" else [0, 4])
+        for smooth in (0, 0.9):
+            vc = cvideo.VideoColorizer(net, ck["mean"], "cpu", "lab", smooth=smooth, window=8)
+            out, abs_ = chroma_run(vc, frames)
+            assert len(out) == len(frames) and vc.cuts == ([0] if name == "static" else [0, 5])
+            moves = [np.abs(abs_[k] - abs_[k - 1]).mean() for k in range(1, len(out)) if k not in vc.cuts]
+            chroma_mse = np.mean([((ab - (2 * cvideo.VideoColorizer(net, ck["mean"], "cpu", smooth=0)._predict(
+                cvideo.luminance(t))[0] - 1) * 100) ** 2).mean() for ab, t in zip(abs_, truth)])
             res[smooth] = (np.mean(moves), metrics.flicker(out, vc.cuts),
-                           np.mean([metrics.psnr(o, t) for o, t in zip(out, truth)]))
-        assert res[0.8][0] < 0.5 * res[0][0], (name, res)
-        assert res[0.8][1] <= res[0][1], (name, res)
-        assert res[0.8][2] > res[0][2] - 0.05, (name, res)
+                           np.mean([metrics.psnr(o, t) for o, t in zip(out, truth)]), chroma_mse)
+        assert res[0.9][0] < 0.5 * res[0][0], (name, res)
+        assert res[0.9][1] <= res[0][1], (name, res)
+        # PSNR: here the chroma barely moves (0.03 ab units), so it is uint8 rounding that decides, within 1e-3 dB
+        # (bench/colorize_bench.py measures the real gain with a trained model); the chroma itself comes closer to
+        # what the network gives the clean frame (the average cancels the noise)
+        assert res[0.9][2] > res[0][2] - 1e-3, (name, res)
+        assert res[0.9][3] < res[0][3], (name, res)
+
+
+def test_window_is_the_motion_gated_mean_of_its_shot(tiny_pt):
+    """Each written frame's chroma is the mean of its shot's per-frame chroma up to `window` frames away, a frame d
+    away weighted smooth^d x exp(-|delta Y| / MOTION) per pixel (recomputed here from the per-frame run)."""
+    net, ck = pipeline.load_model(tiny_pt, "cpu")
+    rng = np.random.default_rng(3)
+    a, b = scene("astronaut"), scene("coffee")
+    frames = [noisy(a, rng, 6) for _ in range(6)] + [noisy(b, rng, 6) for _ in range(3)]
+    frames[2][24:48, 32:64] = 255   # something moves in: a white patch in frame 2 only (not a cut)
+    per = cvideo.VideoColorizer(net, ck["mean"], "cpu", "lab", smooth=0)
+    pred, ylo = zip(*[per._predict(cvideo.luminance(f)) for f in frames])
+    shot = [0] * 6 + [1] * 3
+    smooth, window = 0.7, 2
+    vc = cvideo.VideoColorizer(net, ck["mean"], "cpu", "lab", smooth=smooth, window=window)
+    _, got = chroma_run(vc, frames)
+    assert vc.cuts == [0, 6]
+    for k in range(len(frames)):
+        num, den = np.zeros_like(pred[k]), np.zeros_like(ylo[k])
+        for j in range(len(frames)):
+            if shot[j] == shot[k] and abs(j - k) <= window:
+                w = smooth ** abs(j - k) * np.exp(-np.abs(ylo[j] - ylo[k]) / cvideo.MOTION)
+                num, den = num + w * pred[j], den + w
+        np.testing.assert_allclose(got[k], (2 * num / den - 1) * 100, atol=1e-3)
+    # the patch is not smeared into frames 1 and 3 (the gate), nor is shot 2 averaged with shot 1
+    patch = (slice(None), slice(13, 23), slice(17, 31))
+    for k in (1, 3):
+        assert np.abs(got[k][patch] - (2 * np.asarray(pred[k])[patch] - 1) * 100).max() < 0.5
+    assert not np.allclose(got[5], got[6], atol=1)
+
+
+def test_frames_come_out_in_order_with_memory_bounded_by_the_window(tiny_pt):
+    """40 frames, window 3: never more than 7 frames held (4 at full size); each frame is written 3 frames after
+    it is read (at once when a cut ends its shot; the rest at the end), in order: the output's luminance is its
+    input's."""
+    net, ck = pipeline.load_model(tiny_pt, "cpu")
+    rng = np.random.default_rng(4)
+    a, b = scene("astronaut"), scene("coffee")
+    frames = [noisy(a if k < 20 else b, rng) for k in range(40)]
+    vc = cvideo.VideoColorizer(net, ck["mean"], "cpu", "yuv", smooth=0.8, window=3)
+    out, held, ready_at = [], 0, {}
+    for k, f in enumerate(frames):
+        new = vc.push(f)
+        held = max(held, len(vc._buf))
+        assert sum(f.y is not None for f in vc._buf) <= 4   # full-size luminance only of frames not yet written
+        for _ in new:
+            ready_at[len(out)] = k
+            out.append(_)
+    out += vc.finish()
+    assert held <= 7 and len(out) == 40 and vc.cuts == [0, 20]
+    assert [ready_at[j] for j in (0, 10, 16, 17, 18, 19, 20, 30, 36)] == [3, 13, 19, 20, 20, 20, 23, 33, 39]
+    for o, i in zip(out, frames):
+        assert np.abs(cvideo.luminance(o) - cvideo.luminance(i)).mean() < 0.01
 
 
 def test_flicker_is_mean_delta_ab():
@@ -103,8 +171,11 @@ def test_command_colorizes_a_video_with_its_audio(tiny_pt, tmp_path, capsys):
     assert n == 3 and len(list(video.frames(tmp_path / "few.mkv"))) == 3
 
 
-def test_bad_video_arguments_are_one_line(tiny_pt, tmp_path):
+def test_bad_video_arguments_are_one_line(tiny_pt, tmp_path, capsys):
     src = video.make_clip(tmp_path / "in.mp4", lambda k: scene("astronaut"), 2)
+    with pytest.raises(SystemExit):   # a bound the parser checks: one line on stderr, exit status 2
+        opts(src, tmp_path / "o.mp4", "-smooth_window", 31)
+    assert "-smooth_window must be >= 0 and <= 30" in capsys.readouterr().err
     for args, match in ((["-smooth", 1], "-smooth"), (["-scene_cut", 0], "-scene_cut")):
         with pytest.raises(UserError, match=match):
             colorize.main(opts(src, tmp_path / "o.mp4", "-model", tiny_pt, *args))
