@@ -223,6 +223,27 @@ def test_embedding_each_image_once_equals_expanding_first(name):
     assert once.shape == (6, 8, 10) and torch.allclose(once, first, atol=1e-6)
 
 
+def test_topdown_teacher_forcing_equals_stepping_the_core():
+    """TopDown's batched XE forward (teacher_forced) against `core` called step by step, values and gradients."""
+    from neuraltalk.model import CaptionConfig, build_model
+
+    torch.manual_seed(0)
+    m = build_model(CaptionConfig("topdown", 9, 12, 8, 16, 16, 1, 0.0, 6, 10)).train()
+    fc, att, labels = torch.randn(3, 12), torch.randn(3, 4, 8), torch.randint(0, 10, (6, 6))
+    fast = m(fc, att, labels, seq_per_img=2)
+    fast_grads = torch.autograd.grad(m.loss(fast, labels), list(m.parameters()))
+    consts = tuple(c.repeat_interleave(2, 0) for c in m.prepare(fc, att))
+    tokens = torch.cat([labels.new_full((6, 1), m.end_ix), (labels - 1).clamp(min=0)], 1)
+    state, steps = m.zero_state(consts[0]), [torch.zeros(6, 10)]
+    for t in range(tokens.size(1)):
+        out, state = m.core(tokens[:, t], state, consts)
+        steps.append(out)
+    slow = torch.stack(steps, 1)
+    slow_grads = torch.autograd.grad(m.loss(slow, labels), list(m.parameters()))
+    assert fast.shape == (6, 8, 10) and torch.allclose(fast, slow, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(fast_grads, slow_grads))
+
+
 def test_att_hid_size_sizes_the_attention_and_survives_the_checkpoint(prepped, tmp_path, capsys):
     from neuraltalk import eval as nt_eval
     from neuraltalk.captioner import build_captioner
