@@ -21,8 +21,8 @@ import torch.nn.functional as F
 import torchvision
 
 from common.cli import UserError
+from neuraltalk.choices import CNNS  # noqa: F401 (also imported from here)
 
-CNNS = ("resnet101", "resnet50", "resnet34", "resnet18", "vgg16", "small")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG_MEAN = (123.68, 116.779, 103.939)

@@ -12,17 +12,8 @@ where it stopped when started again with the same flags.
 import os
 import sys
 
-import h5py
-import numpy as np
-import torch
-from tqdm import tqdm
-
-from common import h5prep
-from common.captions import build_vocab, ix_to_word_of, word_to_ix_of
 from common.cli import UserError, flag, options, parse, run
-from common.device import get_device
-from neuraltalk.cnn import CNNS, build_cnn, fingerprint, to_tensor_batch
-from neuraltalk.data import assign_splits, center_crop, encode_labels, load_rgb, read_dataset_json, split_counts
+from neuraltalk.choices import CNNS
 
 
 @options
@@ -47,6 +38,19 @@ class PreproOptions:
     batch_size: int = flag(16, "images per CNN batch", min=1)
     seed: int = flag(123, "seed for the split shuffle and a randomly initialised CNN")
     gpuid: int = flag(-1, "GPU for the CNN; -1 = CPU")
+
+
+# the heavy imports come after the options: `-h` is answered before them (common.cli.options)
+import h5py
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from common import h5prep
+from common.captions import build_vocab, ix_to_word_of, word_to_ix_of
+from common.device import get_device
+from neuraltalk.cnn import build_cnn, fingerprint, to_tensor_batch
+from neuraltalk.data import assign_splits, center_crop, encode_labels, load_rgb, read_dataset_json, split_counts
 
 
 def main(opt: PreproOptions):

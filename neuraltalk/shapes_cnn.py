@@ -11,17 +11,7 @@ import json
 import os
 import time
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
 from common.cli import UserError, flag, options, parse, run
-from common.testing.shapes import COLORS, KINDS
-from neuraltalk.cnn import SMALL_GRID, small_cnn, to_tensor_batch
-from neuraltalk.data import load_rgb
-
-CLASSES = [f"{c} {k}" for c in COLORS for k in KINDS]  # + "nothing" = len(CLASSES)
-IMAGE_SIZE = SMALL_GRID * 8  # 64: what the small CNN's 8 x 8 grid is made for
 
 
 @options
@@ -33,6 +23,19 @@ class ShapesCNNOptions:
     batch_size: int = flag(32, "images per iteration", min=1)
     learning_rate: float = flag(3e-3, "Adam learning rate")
     seed: int = flag(123, "seed for the initialisation and the batch order")
+
+
+# the heavy imports come after the options: `-h` is answered before them (common.cli.options)
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common.testing.shapes import COLORS, KINDS
+from neuraltalk.cnn import SMALL_GRID, small_cnn, to_tensor_batch
+from neuraltalk.data import load_rgb
+
+CLASSES = [f"{c} {k}" for c in COLORS for k in KINDS]  # + "nothing" = len(CLASSES)
+IMAGE_SIZE = SMALL_GRID * 8  # 64: what the small CNN's 8 x 8 grid is made for
 
 
 def _load(path):

@@ -16,21 +16,8 @@ import os
 import shlex
 import sys
 
-import numpy as np
-import torch
-import torch.distributed as dist
-from tqdm import tqdm
-
-from common import checkpoint, h5prep
 from common.cli import UserError, flag, options, parse, run
-from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
-from common.signals import StopOnSignal
-from common.training import Clock, agree, check_loss
-from neuraltalk import engine
-from neuraltalk.cnn import build_cnn, fingerprint
-from neuraltalk.data import CaptionData
-from neuraltalk.model import ALIASES, MODELS, CaptionConfig, CaptionModel, build_model, canonical, config_of_checkpoint
-from neuraltalk.rewards import CiderD
+from neuraltalk.choices import ALIASES, MODELS
 
 KIND = "neuraltalk"
 
@@ -97,6 +84,23 @@ class TrainOptions:
     seed: int = flag(123, "random number generator seed to use")
     gpuid: int = flag(0, "which gpu to use. -1 = use CPU")
     threads: int = flag(0, "new: torch CPU threads (0 = torch's default)", min=0)
+
+
+# the heavy imports come after the options: `-h` is answered before them (common.cli.options)
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from common import checkpoint, h5prep
+from common.device import close_distributed, init_distributed, rng_state, seed_everything, set_rng_state
+from common.signals import StopOnSignal
+from common.training import Clock, agree, check_loss
+from neuraltalk import engine
+from neuraltalk.cnn import build_cnn, fingerprint
+from neuraltalk.data import CaptionData
+from neuraltalk.model import CaptionConfig, CaptionModel, build_model, canonical, config_of_checkpoint
+from neuraltalk.rewards import CiderD
 
 
 @dataclasses.dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FOLDERS = ("charrnn", "colorize", "densecap")
+FOLDERS = ("charrnn", "colorize", "densecap", "neuraltalk")
 SKIP = {"colorize/demo.py"}  # make demo's own helper (`python -m colorize.demo photos DIR`), no options class
 
 
