@@ -376,8 +376,8 @@ ends: {", ".join("%.1f" % r["load_avg"] for v in stages.values() for r in v)}: C
 more processes than cores, through the caches). Loading and resizing the image
 (`loader.load_image`, JPEG decode + the original's bilinear scale): {min(r['load_s'] for v in stages.values() for r in v):.3f} s.
 Captioning is the {fw['boxes']} boxes the final NMS keeps, never the 1000 proposals; with random weights every
-caption runs all 15 steps (a trained model's end after 4-6 words, and `greedy_captions` then drops them from
-the batch).
+caption runs all 15 steps, the most there is (Visual Genome's phrases are about 5 words: a trained model's
+captions end early, and `greedy_captions` drops each from the batch when it ends).
 
 | stage | {" | ".join(precisions)} |
 |---|{"---:|" * len(precisions)}
@@ -385,7 +385,7 @@ the batch).
 
 The same fp32 image without `keep_freed_memory` (glibc then maps and unmaps every block over 32 MB, so each
 activation is faulted in afresh): {nf['minflt']:,} page faults and {nf['sys_s']:.2f} s of system time per image; with it
-{fw['minflt']:,} faults, {fw['sys_s']:.2f} s (user time {nf['user_s']:.2f} and {fw['user_s']:.2f} s).
+{fw['minflt']:,} faults, {fw['sys_s']:.2f} s (user time without and with: {nf['user_s']:.2f} and {fw['user_s']:.2f} s).
 {estimate}
 `run_model.py` on the image, as the script runs (`main()` in a fresh process: checkpoint loading with
 `mmap=True` onto a meta-device model, decoding and resizing, the network, results.json; imports not counted):
