@@ -64,24 +64,21 @@ def nms(boxes, scores, thresh, max_boxes=-1):
     return _nms_first(xyxy, scores.float(), thresh, max_boxes)
 
 
-def _nms_first(xyxy, scores, thresh, max_boxes, chunk=2048):
+def _nms_first(xyxy, scores, thresh, max_boxes):
     """The first `max_boxes` that greedy NMS keeps, without running it over all boxes (the RPN's ~16,000
-    at 720 px, of which it wants 1000): best-first chunks, each cleared against the boxes kept so far
-    (the same IoU test as torchvision's kernel, IoU > thresh drops) and then NMS-ed within itself."""
+    at 720 px, of which it wants 1000). Greedy NMS decides a box by the better boxes alone, so NMS over
+    the best m boxes keeps exactly the first boxes NMS over all of them keeps: start with m = 4 x
+    max_boxes and, while that keeps too few, retry with m scaled by the shortfall (torchvision's kernel
+    only, so these are the boxes torchvision.ops.nms over all keeps, in order)."""
     order = scores.argsort(descending=True, stable=True)
-    kept = []
-    kept_boxes = xyxy.new_zeros(0, 4)
-    for start in range(0, len(order), chunk):
-        idx = order[start:start + chunk]
-        if len(kept_boxes):
-            idx = idx[(torchvision.ops.box_iou(xyxy[idx], kept_boxes) <= thresh).all(1)]
-        # within the chunk, rank by position in `order` (never re-sort ties differently)
-        k = idx[torchvision.ops.nms(xyxy[idx], -torch.arange(len(idx), dtype=torch.float32), thresh)]
-        kept.append(k)
-        kept_boxes = torch.cat([kept_boxes, xyxy[k]])
-        if len(kept_boxes) >= max_boxes:
-            break
-    return torch.cat(kept)[:max_boxes]
+    m = min(len(order), 4 * max_boxes)
+    while True:
+        idx = order[:m]
+        # rank by position in `order` (the kernel never re-sorts ties differently)
+        keep = torchvision.ops.nms(xyxy[idx], -torch.arange(m, dtype=torch.float32), thresh)
+        if len(keep) >= max_boxes or m == len(order):
+            return idx[keep[:max_boxes]]
+        m = min(len(order), int(1.2 * m * max_boxes / max(len(keep), 1)) + 1)
 
 
 def inside_image(boxes, height, width):

@@ -151,6 +151,7 @@ def extract_one(model, path, opt, device):
 def main(opt: ExtractOptions, err=None):
     from common.device import get_device, native_bf16, resolve_precision
     from densecap.checkpoints import load_model
+    from densecap.run_model import keep_freed_memory
     err = err or sys.stderr
     paths = read_list(opt)
     out_dir = os.path.dirname(os.path.abspath(opt.output_h5))
@@ -163,6 +164,7 @@ def main(opt: ExtractOptions, err=None):
     if precision == "bf16" and device.type == "cpu" and not native_bf16():
         print("note: this CPU has no native bf16: -precision bf16 is emulated, far slower than fp32; "
               "-precision auto picks fp32 here", file=err)
+    keep_freed_memory()
     model, _, _ = load_model(opt.checkpoint, device, mmap=True)
     model.to_inference(precision)
     M, D = opt.boxes_per_image, model.cfg.fc_dim

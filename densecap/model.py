@@ -301,5 +301,25 @@ class DenseCapModel(nn.Module):
             keep = scores.argsort(descending=True)
         final, scores = final[keep], scores[keep]
         codes = codes[keep] if self.cfg.lm_input == "fc7" else roi_feats[keep].flatten(1).float()
-        seqs = self.lm.sample(self.lm_encoder(codes))[0] if captions else None
+        seqs = greedy_captions(self.lm, self.lm_encoder(codes)) if captions else None
         return final, scores, seqs
+
+
+def greedy_captions(lm, feats):
+    """lm.sample(feats)[0] (greedy word ids (B, seq_length), 0 from END on), with each region dropped from
+    the batch once its caption has ended: the original's captions are 4-6 words of at most 15, so most of
+    the LSTM steps and 10,000-word logit layers sample_sequences runs for finished captions are skipped.
+    Each region's steps are its own, so its words are the same (the log-probabilities are not computed)."""
+    logprobs, state = lm.start(feats)
+    seq = torch.zeros(feats.shape[0], lm.seq_length, dtype=torch.long, device=feats.device)
+    rows = torch.arange(feats.shape[0], device=feats.device)  # the regions still in the batch
+    for t in range(lm.seq_length):
+        ix = logprobs.max(1).indices
+        going = (ix != lm.end_ix).nonzero().squeeze(1)
+        seq[rows[going], t] = ix[going] + 1  # column k is word k + 1
+        if t == lm.seq_length - 1 or len(going) == 0:
+            break
+        if len(going) < len(rows):
+            rows, ix, state = rows[going], ix[going], tuple(s[going] for s in state)
+        logprobs, state = lm.step(ix, state)
+    return seq

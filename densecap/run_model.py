@@ -59,6 +59,26 @@ class RunOptions:
                           choices=["auto", "fp32", "bf16"])
 
 
+def keep_freed_memory():
+    """Let freed tensors' memory be reused instead of handed back to the OS (glibc only; elsewhere a no-op).
+
+    glibc serves every block over 32 MB (a VGG-16 activation at 720 px is 88 MB, the RoI features 100 MB)
+    with its own mmap and unmaps it on free, so each image faults ~280,000 fresh zeroed pages: 0.8-1.2 CPU s
+    of system time per image at 1000 proposals (AVX2 EPYC), more than anything but the trunk and fc6/fc7.
+    Raising the mmap and trim thresholds keeps that memory in the heap: the peak stays about the same, but
+    it is not returned between images. -> whether it was applied."""
+    import ctypes
+    import platform
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
 def image_paths(opt):
     """The first of -input_image / -input_dir / -input_split that is set, as in run_model.lua."""
     if opt.input_image:
@@ -186,6 +206,7 @@ def main(opt: RunOptions, err=None):
     if opt.threads > 0:
         torch.set_num_threads(opt.threads)
     paths = [] if opt.input_video else image_paths(opt)
+    keep_freed_memory()
     device = get_device(opt.gpu, "-gpu -1")
     precision = resolve_precision(opt.precision, device)
     if precision == "bf16" and device.type == "cpu" and not native_bf16():

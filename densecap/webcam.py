@@ -88,6 +88,8 @@ def main(opt: WebcamOptions):
     if opt.threads > 0:
         torch.set_num_threads(opt.threads)
     device = get_device(opt.gpu, "-gpu -1")
+    from densecap.run_model import keep_freed_memory
+    keep_freed_memory()
     model, idx_to_token, _ = load_live_model(opt, device)
     webcam.serve(LiveDenseCap(model, idx_to_token, opt, device), "densecap", opt.host, opt.port,
                  max_side=opt.max_side, send_side=min(opt.image_size, opt.max_side))

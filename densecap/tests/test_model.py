@@ -250,3 +250,69 @@ def test_lm_input_roi_reads_the_roi_features_on_a_path_the_box_losses_do_not_tra
         keep = box_utils.nms(b, s, 0.3)
         ref = model.lm.sample(model.lm_encoder(roi[keep].flatten(1)))[0]
     assert len(keep) > 1 and torch.equal(seqs, ref) and torch.allclose(final, b[keep])
+
+
+def test_nms_that_stops_at_max_boxes_keeps_the_first_boxes_nms_over_all_keeps():
+    """box_utils.nms(..., max_boxes) runs torchvision's NMS on the best boxes only (retrying with more when
+    they keep too few): its boxes are the first max_boxes of NMS over every box, in order, ties included."""
+    import torchvision
+    g = torch.Generator().manual_seed(0)
+    centres = torch.rand(40, 2, generator=g) * 600            # clustered, as RPN boxes are: many suppressed
+    pick = torch.randint(40, (6000,), generator=g)
+    xy = centres[pick] + torch.randn(6000, 2, generator=g) * 12
+    wh = 30 + torch.rand(6000, 2, generator=g) * 120
+    boxes = torch.cat([xy, wh], 1)
+    scores = torch.rand(6000, generator=g)
+    scores[::7] = scores[3]                                   # ties: the lower index goes first, as torchvision
+    xyxy = box_utils.xcycwh_to_x1y1x2y2(boxes)
+    for thresh in (0.3, 0.7):
+        full = torchvision.ops.nms(xyxy, scores, thresh)
+        for m in (1, 50, 300, 1400):                          # 1400 x 4 < 6000: the best-m path
+            ours = box_utils.nms(boxes, scores, thresh, m)
+            assert torch.equal(ours, full[:m]), (thresh, m)
+    assert len(torchvision.ops.nms(xyxy[scores.argsort(descending=True)[:1200]], scores[scores.argsort(
+        descending=True)[:1200]], 0.3)) < 300                 # so m = 4 x 300 kept too few: the retry ran
+
+
+def test_greedy_captions_drop_finished_regions_and_give_the_same_words():
+    """forward_test's greedy_captions == LanguageModel.sample's greedy words, on captions of many lengths
+    (a finished region leaves the batch; the others' steps are unchanged)."""
+    from common.caption_lm import LanguageModel
+    from densecap.model import greedy_captions
+    torch.manual_seed(0)
+    lm = LanguageModel(30, 16, 16, 1, 0.0, 15).eval()
+    with torch.no_grad():
+        lm.logit.bias[30] += 0.03                                 # END now and then: lengths 0 to 15
+    feats = torch.randn(200, 16) * 3
+    with torch.inference_mode():
+        ref = lm.sample(feats)[0]
+        ours = greedy_captions(lm, feats)
+    lengths = (ref > 0).sum(1)
+    assert lengths.min() == 0 and lengths.max() == 15 and len(lengths.unique()) > 5
+    assert torch.equal(ours, ref)
+
+
+def test_keep_freed_memory_stops_page_faults_on_reallocation():
+    """run_model's keep_freed_memory (glibc): a freed 100 MB tensor's pages are reused by the next one instead
+    of being unmapped and faulted in afresh (25,600 pages of 4 KB). In its own process: it is process-wide."""
+    import platform
+    import subprocess
+    import sys
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    code = """if 1:
+        import resource, torch
+        from densecap.run_model import keep_freed_memory
+        x = torch.randn(1, 64, 480, 720)                  # conv1's output at 720 px: 88 MB
+        def faults():                                     # page faults of an op whose output was freed before
+            torch.relu(x)
+            n = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            torch.relu(x)
+            return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - n
+        before = faults()
+        applied = keep_freed_memory()
+        print(before, applied, min(faults() for _ in range(8)))  # the heap grows to hold it, then reuses it
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, applied, after = out.stdout.split()
+    assert applied == "True" and int(before) > 20_000 and int(after) < 1_000, out.stdout
