@@ -207,7 +207,6 @@ class DenseCapModel(nn.Module):
         for p in self.conv_net1.parameters():
             p.requires_grad_(False)
         self.precision = "fp32"  # forward_test's arithmetic; see to_inference
-        self.channels_last = False  # the trunk's layout; to_inference makes it channels-last
 
     def extract_features(self, image):
         with torch.no_grad():
@@ -256,16 +255,13 @@ class DenseCapModel(nn.Module):
     def to_inference(self, precision="fp32"):
         """Ready for forward_test at `precision` (fp32 | bf16 | fp16, as common.device.resolve_precision
         gives it): eval mode; for bf16/fp16 the conv trunk and fc6/fc7 keep their weights in that dtype
-        (autocast would cast fc6's 100M weights on every image). The trunk runs channels-last at every
-        precision (oneDNN's faster layout: VGG-16 at 720x480 in fp32 3.77 -> 3.10 CPU s on an AVX2 CPU)."""
+        (autocast would cast fc6's 100M weights on every image) and the trunk runs channels-last."""
         self.eval()
-        self.precision, self.channels_last = precision, True
-        for part in (self.conv_net1, self.conv_net2):
-            part.to(memory_format=torch.channels_last)
+        self.precision = precision
         if precision != "fp32":
             dtype = torch.bfloat16 if precision == "bf16" else torch.float16
             for part in (self.conv_net1, self.conv_net2, self.recog_base):
-                part.to(dtype=dtype)
+                part.to(dtype=dtype, memory_format=torch.channels_last)
         return self
 
     @torch.inference_mode()
@@ -283,7 +279,7 @@ class DenseCapModel(nn.Module):
         if min(H, W) < 32:  # smaller than the trunk's stride (or the anchors): pad with the mean colour (0)
             image = F.pad(image, (0, max(0, 32 - W), 0, max(0, 32 - H)))
         precision = getattr(self, "precision", "fp32")
-        if getattr(self, "channels_last", False):
+        if precision != "fp32":
             image = image.contiguous(memory_format=torch.channels_last)
         with autocast(image.device, precision):
             feats = self.extract_features(image)
