@@ -136,8 +136,9 @@ def test_command_serves_the_page_on_loopback(two_scene_model):
     ck, _ = two_scene_model
     env = dict(os.environ, PYTHONPATH=str(DENSECAP.parent), OMP_NUM_THREADS="1")
     p = subprocess.Popen([sys.executable, str(DENSECAP / "webcam.py"), "-checkpoint", str(ck), "-port", "0",
-                          "-gpu", "-1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
+                          "-gpu", "-1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C works even
+    try:  # when the suite runs in the background (which starts with SIGINT ignored)
         line = p.stdout.readline()
         assert "open http://127.0.0.1:" in line, (line, p.stderr.read() if p.poll() is not None else "")
         url = line.split("open ")[1].split()[0]

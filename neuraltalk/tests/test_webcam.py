@@ -158,8 +158,9 @@ def test_command_serves_the_page_on_loopback(trained):
     """python neuraltalk/webcam.py -model X -port 0: prints the address, serves, Ctrl-C stops it cleanly."""
     env = dict(os.environ, PYTHONPATH=str(NEURALTALK.parent), OMP_NUM_THREADS="1")
     p = subprocess.Popen([sys.executable, str(NEURALTALK / "webcam.py"), "-model", str(trained), "-port", "0",
-                          "-gpuid", "-1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
+                          "-gpuid", "-1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C works even
+    try:  # when the suite runs in the background (which starts with SIGINT ignored)
         line = p.stdout.readline()
         assert "open http://127.0.0.1:" in line, (line, p.stderr.read() if p.poll() is not None else "")
         url = line.split("open ")[1].split()[0]
