@@ -66,7 +66,6 @@ class TrainOptions:
 # the heavy imports come after the options: `-h` is answered before them (common.cli.options)
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from skimage.color import rgb2lab
 from tqdm import tqdm
@@ -74,7 +73,7 @@ from tqdm import tqdm
 from colorize import data, metrics, pipeline
 from colorize.model import ColorNet, ColorNetConfig
 from common import checkpoint
-from common.device import seed_everything
+from common.device import close_distributed, init_distributed, seed_everything
 from common.signals import StopOnSignal
 from common.training import Clock, agree, check_loss
 
@@ -168,17 +167,6 @@ class Progress:
     it: int = 0
     history: dict = dataclasses.field(default_factory=lambda: {"train_loss": [], "val_psnr": []})
     cpu_before: float = 0.0  # CPU seconds of the runs this one resumes
-
-
-def start_processes(gpu):
-    """-> (world size, rank, device): one process, or one of torchrun's (NCCL on GPUs, gloo on the CPU)."""
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    if world == 1:
-        return world, rank, pipeline.get_device(gpu)
-    use_cuda = gpu >= 0 and torch.cuda.is_available()
-    dist.init_process_group("nccl" if use_cuda else "gloo")
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if use_cuda else torch.device("cpu")
-    return world, rank, device
 
 
 def check_options(opt, world):
@@ -292,7 +280,7 @@ def save_checkpoint(opt, model, config, mean, classes, optimizer, progress, cpu_
 
 
 def main(opt: TrainOptions):
-    world, rank, device = start_processes(opt.gpu)
+    device, rank, world = init_distributed(opt.gpu, "-gpu -1")  # under torchrun: gloo on CPU, nccl on GPU
     log = print if rank == 0 else (lambda *a, **k: None)
     check_options(opt, world)
     seed_everything(opt.seed)
@@ -355,8 +343,7 @@ def main(opt: TrainOptions):
     log(f"trained {progress.it} iterations, {progress.cpu_before + clock.cpu():.0f} CPU seconds in all")
     save()
     path = os.path.join(opt.checkpoint_dir, f"colornet_iter{progress.it}.pt")
-    if world > 1:
-        dist.destroy_process_group()
+    close_distributed()
     signal_stop.exit_if_stopped(f"resume with -init_from {path}")
     if signalled:
         sys.exit(130)  # another process was signalled
