@@ -14,7 +14,7 @@ from densecap import frames, run_model
 from densecap.checkpoints import load_model
 
 SIDE = 256
-FLAGS = ["-image_size", "64", "-num_proposals", "10", "-gpu", "-1", "-num_to_draw", "3"]
+FLAGS = ["-image_size", "64", "-num_proposals", "10", "-gpu", "-1", "-num_to_draw", "3", "-precision", "fp32"]  # as describe()
 
 
 def big(rgb):
