@@ -23,6 +23,13 @@ def torch_to_charrnn_gates(t: torch.Tensor) -> torch.Tensor:
     return torch.cat([i, f, o, g], dim=0)
 
 
+def lstm_cell(gates, c):
+    """nn.LSTMCell's update from its summed input products (gates in PyTorch's order i, f, g, o) -> (h, c)."""
+    i, f, g, o = gates.chunk(4, 1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
 class LSTM(nn.Module):
     """A stack of LSTM layers over (B, T, in) with char-rnn's init; state is a (h, c) pair of (L, B, H)."""
 

@@ -311,6 +311,7 @@ def greedy_captions(lm, feats):
     the LSTM steps and 10,000-word logit layers sample_sequences runs for finished captions are skipped.
     Each region's steps are its own, so its words are the same (the log-probabilities are not computed)."""
     logprobs, state = lm.start(feats)
+    step = lm.decode_step()
     seq = torch.zeros(feats.shape[0], lm.seq_length, dtype=torch.long, device=feats.device)
     rows = torch.arange(feats.shape[0], device=feats.device)  # the regions still in the batch
     for t in range(lm.seq_length):
@@ -321,5 +322,5 @@ def greedy_captions(lm, feats):
             break
         if len(going) < len(rows):
             rows, ix, state = rows[going], ix[going], tuple(s[going] for s in state)
-        logprobs, state = lm.step(ix, state)
+        logprobs, state = step(ix, state)
     return seq
