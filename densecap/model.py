@@ -310,8 +310,8 @@ def greedy_captions(lm, feats):
     the batch once its caption has ended: the original's captions are 4-6 words of at most 15, so most of
     the LSTM steps and 10,000-word logit layers sample_sequences runs for finished captions are skipped.
     Each region's steps are its own, so its words are the same (the log-probabilities are not computed)."""
-    logprobs, state = lm.start(feats)
     step = lm.decode_step()
+    logprobs, state = lm.start(feats, step)
     seq = torch.zeros(feats.shape[0], lm.seq_length, dtype=torch.long, device=feats.device)
     rows = torch.arange(feats.shape[0], device=feats.device)  # the regions still in the batch
     for t in range(lm.seq_length):

@@ -134,6 +134,35 @@ def test_greedy_sample_matches_lua_loop_and_beam1():
         assert (lps[b, len(ref):] == 0).all()
 
 
+def test_decode_step_is_step_and_follows_the_weights():
+    """eval-mode decode_step: step's arithmetic on rearranged weights, kept between decodes without autograd
+    and rebuilt when a parameter changes in place (an optimizer step) or autograd is on (gradients flow)."""
+    lm = make_lm(num_layers=2, seq_length=6, seed=3).eval()
+    feats = torch.randn(3, E)
+    with torch.no_grad():
+        for rows in (feats[:1], feats):  # one row and several take different matmuls
+            want, got = lm.start(rows), lm.start(rows, lm.decode_step())
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        logprobs, state = lm.start(feats)
+        ix = logprobs.argmax(1)
+        want, (wh, wc) = lm.step(ix, state)
+        got, (gh, gc) = lm.decode_step()(ix, state)
+        torch.testing.assert_close(lm.decode_step()(ix[:1], tuple(s[:1] for s in state))[0], want[:1], atol=1e-5,
+                                   rtol=1e-5)
+        assert lm._decode_key is not None
+        kept = lm._decode_weights
+        lm.decode_step()
+        assert lm._decode_weights is kept  # the same weights: nothing rearranged again
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close((gh, gc), (wh, wc), atol=1e-6, rtol=1e-5)
+        lm.logit.weight.mul_(2)  # as an optimizer's in-place update
+        torch.testing.assert_close(lm.decode_step()(ix, state)[0], lm.step(ix, state)[0], atol=1e-5, rtol=1e-5)
+        assert lm._decode_weights is not kept
+    out, _ = lm.decode_step()(ix, state)  # autograd on: built from the parameters, so gradients reach them
+    out.sum().backward()
+    assert lm.logit.weight.grad.abs().sum() > 0 and lm.lstm.rnn.weight_hh_l1.grad.abs().sum() > 0
+
+
 def sequence_logprob(lm, feat, tokens):
     """log P(tokens then END, or tokens cut at seq_length) by teacher forcing."""
     labels = torch.tensor([tokens + [0] * (lm.seq_length - len(tokens))])
