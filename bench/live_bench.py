@@ -165,7 +165,7 @@ for _ in range(3):
     tc.append(time.process_time() - c0)
 with torch.inference_mode():
     trunk_macs = macs(trunk_module if page == "densecap" else live.model.cnn,
-                      (lambda: model.extract_features(x)) if page == "densecap" else (lambda: live.model.cnn(x)))
+                      lambda: trunk(x))
     all_macs = full_macs(frames[0])
 a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
 a @ b

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from common.caption_lm import LanguageModel, beam_search, caption_loss, columns_to_seq, sample_sequences
 from common.device import autocast
+from common.lstm import lstm_cell
 from neuraltalk.choices import ALIASES, MODELS  # noqa: F401 (also imported from here)
 
 
@@ -40,8 +41,9 @@ class ShowTell(nn.Module):
         feats = self.img_embed(fc)
         if beam_size > 1:
             feats = feats.repeat_interleave(beam_size, 0)
-        logprobs, state = self.lm.start(feats)
-        return decode(self.lm.step, state, logprobs, self.seq_length, self.vocab_size, beam_size, sample_max,
+        step = self.lm.decode_step()
+        logprobs, state = self.lm.start(feats, step)
+        return decode(step, state, logprobs, self.seq_length, self.vocab_size, beam_size, sample_max,
                       temperature, banned, self.lua_beam)
 
     def loss(self, logits, labels):
@@ -87,13 +89,20 @@ class TopDown(nn.Module):
         h_lang, c_lang = self.lang_lstm(torch.cat([att_res, h_att], 1), (h_lang, c_lang))
         return self.logit(self.drop(h_lang)), (h_att, c_att, h_lang, c_lang)
 
-    def teacher_forced(self, tokens, consts):
+    def teacher_forced(self, tokens, consts, steps=None):
         """The XE forward without scheduled sampling: `core` step by step, with what does not depend on the
         previous step done once for the whole sequence (the word embeddings, their and the image's share of
         the attention LSTM's input, the output layer), and each LSTM's two input products as one matmul.
-        The same arithmetic as calling `core` T+1 times (test_train checks it), about 1.6x faster on a CPU."""
+        `steps` (B,): how many steps each row needs (the loss reads a caption's words and its first END, no
+        further); rows are sorted longest first and each step runs only the rows still going, so a batch of
+        mixed lengths costs its mean length, not its longest. Positions past a row's steps are zeros. The same
+        arithmetic as calling `core` T+1 times where the loss looks (test_train checks values and gradients)."""
         fc_emb, att_emb, p_att = consts
         B, H = fc_emb.shape
+        T1 = tokens.size(1)
+        steps = tokens.new_full((B,), T1) if steps is None else steps.clamp(1, T1)
+        steps, order = steps.sort(descending=True, stable=True)
+        tokens, fc_emb, att_emb, p_att = tokens[order], fc_emb[order], att_emb[order], p_att[order]
         a, g = self.att_lstm, self.lang_lstm
         w_h_lang, w_fc, w_word = a.weight_ih.split([H, H, a.input_size - 2 * H], 1)
         pre = F.linear(self.embed(tokens), w_word) + F.linear(fc_emb, w_fc, a.bias_ih + a.bias_hh).unsqueeze(1)
@@ -102,15 +111,20 @@ class TopDown(nn.Module):
         b_lang = g.bias_ih + g.bias_hh
         w_alpha = self.alpha_net.weight.squeeze(0)
         h_att = c_att = h_lang = c_lang = fc_emb.new_zeros(B, H)
+        active = (steps.unsqueeze(0) > torch.arange(T1, device=steps.device).unsqueeze(1)).sum(1).tolist()
         outs = []
-        for t in range(tokens.size(1)):
-            h_att, c_att = _lstm_gates(pre[:, t] + F.linear(torch.cat([h_lang, h_att], 1), w_att), c_att)
-            scores = torch.tanh(p_att + self.h2att(h_att).unsqueeze(1)) @ w_alpha + self.alpha_net.bias
-            att_res = torch.bmm(F.softmax(scores, 1).unsqueeze(1), att_emb).squeeze(1)
-            h_lang, c_lang = _lstm_gates(F.linear(torch.cat([att_res, h_att, h_lang], 1), w_lang, b_lang), c_lang)
+        for t, b in enumerate(active):
+            h_att, c_att, h_lang, c_lang = h_att[:b], c_att[:b], h_lang[:b], c_lang[:b]
+            h_att, c_att = lstm_cell(pre[:b, t] + F.linear(torch.cat([h_lang, h_att], 1), w_att), c_att)
+            scores = torch.tanh(p_att[:b] + self.h2att(h_att).unsqueeze(1)) @ w_alpha + self.alpha_net.bias
+            att_res = torch.bmm(F.softmax(scores, 1).unsqueeze(1), att_emb[:b]).squeeze(1)
+            h_lang, c_lang = lstm_cell(F.linear(torch.cat([att_res, h_att, h_lang], 1), w_lang, b_lang), c_lang)
             outs.append(h_lang)
-        logits = self.logit(self.drop(torch.stack(outs, 1)))
-        return torch.cat([logits.new_zeros(B, 1, logits.size(2)), logits], 1)  # step 0: neuraltalk2's image step
+        logits = self.logit(self.drop(torch.cat(outs)))  # (sum of active, V+1): only what the loss reads
+        rows = torch.cat([order[:b] for b in active])
+        cols = torch.cat([torch.full((b,), t + 1, dtype=torch.long) for t, b in enumerate(active)]).to(rows.device)
+        out = logits.new_zeros(B, T1 + 1, logits.size(1))  # step 0: neuraltalk2's image step
+        return out.index_put((rows, cols), logits)
 
     def zero_state(self, fc):
         z = fc.new_zeros(fc.size(0), self.lang_lstm.hidden_size)
@@ -124,7 +138,8 @@ class TopDown(nn.Module):
         consts = tuple(c.repeat_interleave(seq_per_img, 0) for c in self.prepare(fc, att))
         tokens = torch.cat([labels.new_full((B, 1), self.end_ix), (labels - 1).clamp(min=0)], 1)
         if ss_prob <= 0 or not self.training:
-            return self.teacher_forced(tokens, consts)
+            last = ((labels > 0) * torch.arange(1, T + 1, device=labels.device)).amax(1)  # past the last word
+            return self.teacher_forced(tokens, consts, steps=last + 1)  # ... and one step more, for END
         state = self.zero_state(consts[0])
         logits = [fc.new_zeros(B, self.vocab_size + 1)]  # no image step: a placeholder keeps neuraltalk2's layout
         for t in range(T + 1):
@@ -154,13 +169,6 @@ class TopDown(nn.Module):
 
     def loss(self, logits, labels):
         return caption_loss(logits, labels, self.vocab_size)
-
-
-def _lstm_gates(gates, c):
-    """nn.LSTMCell's update from its summed input products (gates in PyTorch's order i, f, g, o)."""
-    i, f, g, o = gates.chunk(4, 1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
 
 
 def decode(step, state, logprobs, seq_length, end_ix, beam_size=1, sample_max=True, temperature=1.0, banned=(),
@@ -333,9 +341,17 @@ class CaptionModel(nn.Module):
 
     def to_inference(self, precision="fp32"):
         """Eval mode; at bf16/fp16 (common.device.resolve_precision) the CNN runs channels-last under
-        autocast and hands float32 features to the decoder, which stays float32."""
+        autocast and hands float32 features to the decoder, which stays float32 (in bf16 a random-weight
+        9,568-word decoder's beam-2 captions changed on 5 of 8 frames). The CNN's convolution and linear weights
+        are kept in that dtype, the values autocast would compute from them on every call (VGG-16's fc6 alone
+        is 103M weights: 0.08 of the 0.11 s a bf16 head took per frame on a 2-core EPYC)."""
         self.eval()
         self.precision = precision
+        if precision != "fp32":
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+            for m in self.cnn.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    m.to(dtype)
         self.cnn.to(memory_format=torch.channels_last)  # faster at fp32 too: ResNet-18 -24% CPU on AVX2 (BENCHMARKS)
         self.channels_last = True
         return self
