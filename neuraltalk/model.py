@@ -89,20 +89,13 @@ class TopDown(nn.Module):
         h_lang, c_lang = self.lang_lstm(torch.cat([att_res, h_att], 1), (h_lang, c_lang))
         return self.logit(self.drop(h_lang)), (h_att, c_att, h_lang, c_lang)
 
-    def teacher_forced(self, tokens, consts, steps=None):
+    def teacher_forced(self, tokens, consts):
         """The XE forward without scheduled sampling: `core` step by step, with what does not depend on the
         previous step done once for the whole sequence (the word embeddings, their and the image's share of
         the attention LSTM's input, the output layer), and each LSTM's two input products as one matmul.
-        `steps` (B,): how many steps each row needs (the loss reads a caption's words and its first END, no
-        further); rows are sorted longest first and each step runs only the rows still going, so a batch of
-        mixed lengths costs its mean length, not its longest. Positions past a row's steps are zeros. The same
-        arithmetic as calling `core` T+1 times where the loss looks (test_train checks values and gradients)."""
+        The same arithmetic as calling `core` T+1 times (test_train checks it), about 1.6x faster on a CPU."""
         fc_emb, att_emb, p_att = consts
         B, H = fc_emb.shape
-        T1 = tokens.size(1)
-        steps = tokens.new_full((B,), T1) if steps is None else steps.clamp(1, T1)
-        steps, order = steps.sort(descending=True, stable=True)
-        tokens, fc_emb, att_emb, p_att = tokens[order], fc_emb[order], att_emb[order], p_att[order]
         a, g = self.att_lstm, self.lang_lstm
         w_h_lang, w_fc, w_word = a.weight_ih.split([H, H, a.input_size - 2 * H], 1)
         pre = F.linear(self.embed(tokens), w_word) + F.linear(fc_emb, w_fc, a.bias_ih + a.bias_hh).unsqueeze(1)
@@ -111,20 +104,15 @@ class TopDown(nn.Module):
         b_lang = g.bias_ih + g.bias_hh
         w_alpha = self.alpha_net.weight.squeeze(0)
         h_att = c_att = h_lang = c_lang = fc_emb.new_zeros(B, H)
-        active = (steps.unsqueeze(0) > torch.arange(T1, device=steps.device).unsqueeze(1)).sum(1).tolist()
         outs = []
-        for t, b in enumerate(active):
-            h_att, c_att, h_lang, c_lang = h_att[:b], c_att[:b], h_lang[:b], c_lang[:b]
-            h_att, c_att = lstm_cell(pre[:b, t] + F.linear(torch.cat([h_lang, h_att], 1), w_att), c_att)
-            scores = torch.tanh(p_att[:b] + self.h2att(h_att).unsqueeze(1)) @ w_alpha + self.alpha_net.bias
-            att_res = torch.bmm(F.softmax(scores, 1).unsqueeze(1), att_emb[:b]).squeeze(1)
+        for t in range(tokens.size(1)):
+            h_att, c_att = lstm_cell(pre[:, t] + F.linear(torch.cat([h_lang, h_att], 1), w_att), c_att)
+            scores = torch.tanh(p_att + self.h2att(h_att).unsqueeze(1)) @ w_alpha + self.alpha_net.bias
+            att_res = torch.bmm(F.softmax(scores, 1).unsqueeze(1), att_emb).squeeze(1)
             h_lang, c_lang = lstm_cell(F.linear(torch.cat([att_res, h_att, h_lang], 1), w_lang, b_lang), c_lang)
             outs.append(h_lang)
-        logits = self.logit(self.drop(torch.cat(outs)))  # (sum of active, V+1): only what the loss reads
-        rows = torch.cat([order[:b] for b in active])
-        cols = torch.cat([torch.full((b,), t + 1, dtype=torch.long) for t, b in enumerate(active)]).to(rows.device)
-        out = logits.new_zeros(B, T1 + 1, logits.size(1))  # step 0: neuraltalk2's image step
-        return out.index_put((rows, cols), logits)
+        logits = self.logit(self.drop(torch.stack(outs, 1)))
+        return torch.cat([logits.new_zeros(B, 1, logits.size(2)), logits], 1)  # step 0: neuraltalk2's image step
 
     def zero_state(self, fc):
         z = fc.new_zeros(fc.size(0), self.lang_lstm.hidden_size)
@@ -138,8 +126,7 @@ class TopDown(nn.Module):
         consts = tuple(c.repeat_interleave(seq_per_img, 0) for c in self.prepare(fc, att))
         tokens = torch.cat([labels.new_full((B, 1), self.end_ix), (labels - 1).clamp(min=0)], 1)
         if ss_prob <= 0 or not self.training:
-            last = ((labels > 0) * torch.arange(1, T + 1, device=labels.device)).amax(1)  # past the last word
-            return self.teacher_forced(tokens, consts, steps=last + 1)  # ... and one step more, for END
+            return self.teacher_forced(tokens, consts)
         state = self.zero_state(consts[0])
         logits = [fc.new_zeros(B, self.vocab_size + 1)]  # no image step: a placeholder keeps neuraltalk2's layout
         for t in range(T + 1):
